@@ -1,0 +1,85 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "gpuledger",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "gpuledger", targets: ["gpuledger"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
+    ],
+    targets: [
+        // Pure core: records, validation, the fast record parser, time and money. No I/O.
+        .target(name: "GPULedgerCore", swiftSettings: strict),
+        // PostgreSQL: embedded cluster, migrations, keys, ingest.
+        .target(
+            name: "GPULedgerStore",
+            dependencies: [
+                "GPULedgerCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        // HTTP API: routes, auth, errors to responses.
+        .target(
+            name: "GPULedgerAPI",
+            dependencies: [
+                "GPULedgerCore", "GPULedgerStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The thin executable: command-line parsing and wiring.
+        .executableTarget(
+            name: "gpuledger",
+            dependencies: [
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CSV", package: "CSV.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "GPULedgerTestSupport",
+            dependencies: [
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerAPI",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "gpuledger-bench-ingest",
+            dependencies: ["GPULedgerCore"],
+            path: "Benchmarks/IngestBenchmark",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "GPULedgerCoreTests", dependencies: ["GPULedgerCore"], swiftSettings: strict),
+        .testTarget(
+            name: "GPULedgerIntegrationTests",
+            dependencies: [
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerAPI", "GPULedgerTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

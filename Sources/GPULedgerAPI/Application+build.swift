@@ -1,0 +1,63 @@
+import GPULedgerCore
+import GPULedgerStore
+import Hummingbird
+import Logging
+import PostgresNIO
+
+/// Everything the service is configured with (flags, then environment, then defaults).
+public struct AppConfiguration: Sendable {
+    public var host: String = "127.0.0.1"
+    public var port: Int = 8080
+    /// Largest ingest body, in bytes (default 64 MiB).
+    public var maxBodyBytes: Int = 64 * 1024 * 1024
+    public var maxRecordsPerRequest: Int = 100_000
+    /// Accelerator names from `pricing/`; nil accepts any name.
+    public var knownAccelerators: Set<String>?
+    /// Where `admin.key` is written on first start.
+    public var dataDirectory: String = ".gpuledger"
+    /// Apply migrations before serving.
+    public var migrateOnStart: Bool = true
+
+    public init() {}
+}
+
+/// The routes, on the given stores. Tests build the same router.
+public func buildRouter(configuration: AppConfiguration, database: Database, migrator: Migrator) -> Router<AppRequestContext> {
+    let router = Router(context: AppRequestContext.self)
+    router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: ErrorMiddleware())
+    HealthController(database: database, migrator: migrator).addRoutes(to: router)
+    let keys = KeyStore(database: database)
+    let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
+    UsageController(usage: UsageStore(database: database), configuration: configuration).addRoutes(to: v1)
+    return router
+}
+
+/// The whole service on a `PostgresClient` that the application runs as one of its services.
+/// Before the server starts it migrates the database and, on a database without keys, creates
+/// the first admin key in `<data-dir>/admin.key`.
+public func buildApplication(
+    configuration: AppConfiguration, client: PostgresClient, migrator: Migrator, logger: Logger
+) -> some ApplicationProtocol {
+    let database = Database(client: client, logger: logger)
+    let router = buildRouter(configuration: configuration, database: database, migrator: migrator)
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gpuledger"),
+        services: [client],
+        logger: logger
+    )
+    let dataDirectory = configuration.dataDirectory
+    let migrate = configuration.migrateOnStart
+    app.beforeServerStarts {
+        if migrate {
+            let applied = try await migrator.migrate(database)
+            if !applied.isEmpty { logger.info("migrations applied", metadata: ["versions": .string(applied.joined(separator: ","))]) }
+        }
+        let file = dataDirectory + "/admin.key"
+        if try await KeyStore(database: database).bootstrapAdminKey(file: file) != nil {
+            logger.notice("no API keys existed: created the first admin key and wrote it to \(file) (mode 0600); it is not shown again")
+        }
+    }
+    return app
+}

@@ -1,0 +1,93 @@
+import Foundation
+import GPULedgerCore
+import GPULedgerStore
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// Outermost: gives every request an id (`X-Request-Id`, or a new one), puts it in the logger's
+/// metadata and the response header, and logs one line per request.
+struct RequestLogMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let id = request.headers[.xRequestID].flatMap { Self.isSafe($0) ? $0 : nil } ?? Self.newID()
+        context.requestID = id
+        context.logger[metadataKey: "request_id"] = .string(id)
+        let start = ContinuousClock.now
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            // ErrorMiddleware maps everything; this is only reached for errors thrown while mapping.
+            response = try AppError.from(error).response(from: request, context: context)
+        }
+        response.headers[.xRequestID] = id
+        let elapsed = ContinuousClock.now - start
+        var metadata: Logger.Metadata = [
+            "method": .string(request.method.rawValue),
+            "path": .string(request.uri.path),
+            "status": .stringConvertible(response.status.code),
+            "duration_ms": .string(String(format: "%.2f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
+        ]
+        if let route = context.endpointPath { metadata["route"] = .string(route) }
+        if let principal = context.principal { metadata["key_id"] = .stringConvertible(principal.keyID) }
+        context.logger.info("request", metadata: metadata)
+        return response
+    }
+
+    static func isSafe(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 128 && s.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
+    static func newID() -> String {
+        var rng = SystemRandomNumberGenerator()
+        let n = rng.next() as UInt64
+        return String(n, radix: 16)
+    }
+}
+
+/// Maps every error to the contract's error shape, in one place.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let mapped = AppError.from(error)
+            if mapped.status.code >= 500 {
+                context.logger.error("request failed", metadata: ["error": .string(String(describing: error))])
+            }
+            return try mapped.response(from: request, context: context)
+        }
+    }
+}
+
+/// `Authorization: Bearer <key>` on every `/v1` route: 401 without a known key.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let keys: KeyStore
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization] else {
+            throw AppError.unauthorized("an API key is required: Authorization: Bearer <key>")
+        }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw AppError.unauthorized("the Authorization header must be: Bearer <key>")
+        }
+        let key = parts[1].trimmingCharacters(in: .whitespaces)
+        guard let principal = try await keys.authenticate(key) else {
+            throw AppError.unauthorized("unknown or revoked API key")
+        }
+        var context = context
+        context.principal = principal
+        return try await next(request, context)
+    }
+}
+
+extension HTTPField.Name {
+    static let xRequestID = Self("X-Request-Id")!
+}

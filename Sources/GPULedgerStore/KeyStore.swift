@@ -1,0 +1,129 @@
+import Crypto
+import Foundation
+import GPULedgerCore
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// API keys: random, shown once, stored as SHA-256 hashes.
+public struct KeyStore: Sendable {
+    public struct NewKey: Sendable {
+        /// The secret itself: shown once, never stored.
+        public var key: String
+        public var id: Int64
+        public var prefix: String
+    }
+
+    public enum KeyError: Error, CustomStringConvertible {
+        case invalid(String)
+        public var description: String {
+            switch self { case .invalid(let m): return m }
+        }
+    }
+
+    let db: Database
+    var logger: Logger { db.logger }
+
+    public init(database: Database) {
+        self.db = database
+    }
+
+    /// `gpl_` and 64 hex digits: 256 random bits from the system's secure generator.
+    static func generateKey() -> String {
+        var rng = SystemRandomNumberGenerator()
+        var out = "gpl_"
+        for _ in 0..<4 {
+            let word = rng.next() as UInt64
+            out += String(word, radix: 16).leftPadded(to: 16)
+        }
+        return out
+    }
+
+    static func hash(_ key: String) -> ByteBuffer { ByteBuffer(bytes: SHA256.hash(data: Data(key.utf8))) }
+
+    public func create(role: Role, tenant: String?, name: String?) async throws -> NewKey {
+        switch (role, tenant) {
+        case (.tenant, nil):
+            throw KeyError.invalid("a tenant key needs --tenant")
+        case (.admin, .some), (.finance, .some):
+            throw KeyError.invalid("--tenant applies only to the ingest and tenant roles; \(role.rawValue) keys see every tenant")
+        default: break
+        }
+        if let tenant, !UsageRecord.isValidTenant(tenant) {
+            throw KeyError.invalid("--tenant \(tenant) is not a valid tenant name (^[a-z0-9][a-z0-9._-]{0,62}$)")
+        }
+        let key = Self.generateKey()
+        let prefix = String(key.prefix(12))
+        let keyName = name ?? "\(role.rawValue)\(tenant.map { "-" + $0 } ?? "")"
+        let hash = Self.hash(key)
+        let logger = self.logger
+        return try await db.withConnection { conn in
+            let rows = try await conn.query("""
+                INSERT INTO api_keys (name, role, tenant, key_hash, key_prefix)
+                VALUES (\(keyName), \(role.rawValue), \(tenant), \(hash), \(prefix))
+                RETURNING id
+                """, logger: logger)
+            var id: Int64 = 0
+            for try await v in rows.decode(Int64.self) { id = v }
+            return NewKey(key: key, id: id, prefix: prefix)
+        }
+    }
+
+    /// The key's holder, or nil when the key is unknown or revoked.
+    public func authenticate(_ key: String) async throws -> Principal? {
+        guard key.hasPrefix("gpl_"), key.utf8.count <= 256 else { return nil }
+        let hash = Self.hash(key)
+        let logger = self.logger
+        return try await db.withConnection { conn in
+            let rows = try await conn.query(
+                "SELECT id, name, role, tenant FROM api_keys WHERE key_hash = \(hash) AND revoked_at IS NULL",
+                logger: logger)
+            for try await (id, name, role, tenant) in rows.decode((Int64, String, String, String?).self) {
+                guard let role = Role(rawValue: role) else { return nil }
+                return Principal(keyID: id, name: name, role: role, tenant: tenant)
+            }
+            return nil
+        }
+    }
+
+    /// On a database with no keys, creates one admin key and writes it to `file` (mode 0600).
+    /// Returns the key when it was created now. Safe when two instances start together.
+    public func bootstrapAdminKey(file: String) async throws -> String? {
+        let logger = self.logger
+        return try await db.withTransaction { tx -> String? in
+                try await tx.query("SELECT pg_advisory_xact_lock(\(Migrator.lockKey + 1))", logger: logger)
+                var count = 0
+                for try await n in try await tx.query("SELECT count(*)::int FROM api_keys", logger: logger).decode(Int.self) {
+                    count = n
+                }
+                guard count == 0 else { return nil }
+                let key = Self.generateKey()
+                try await tx.query("""
+                    INSERT INTO api_keys (name, role, tenant, key_hash, key_prefix)
+                    VALUES ('first admin key', 'admin', NULL, \(Self.hash(key)), \(String(key.prefix(12))))
+                    """, logger: logger)
+                try Self.writeSecret(key + "\n", to: file)
+                return key
+        }
+    }
+
+    /// Writes a secret file readable by its owner only.
+    static func writeSecret(_ text: String, to path: String) throws {
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw StoreError.configuration("cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        fchmod(fd, 0o600)
+        let bytes = Array(text.utf8)
+        guard write(fd, bytes, bytes.count) == bytes.count else {
+            throw StoreError.configuration("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,72 @@
+import PostgresNIO
+
+/// The store's own errors; the API maps them to HTTP statuses in one place.
+public enum StoreError: Error, CustomStringConvertible {
+    /// The database cannot be reached (down, restarting, refusing connections).
+    case unavailable(String)
+    /// A setup problem the operator must fix (missing binaries, bad data directory, bad URL).
+    case configuration(String)
+    /// A migration failed or the schema is not what this build expects.
+    case migration(String)
+    /// A unique key refused a row (SQLSTATE 23505).
+    case uniqueViolation(String)
+    /// Anything else from the database: a bug on our side, not the client's.
+    case database(String)
+
+    public var description: String {
+        switch self {
+        case .unavailable(let m): return "database unavailable: \(m)"
+        case .configuration(let m): return m
+        case .migration(let m): return "migration failed: \(m)"
+        case .uniqueViolation(let m): return "duplicate key: \(m)"
+        case .database(let m): return "database error: \(m)"
+        }
+    }
+
+    /// Classifies any error thrown by PostgresNIO.
+    public static func from(_ error: any Error) -> any Error {
+        if error is StoreError { return error }
+        if let t = error as? PostgresTransactionError {
+            if let e = t.beginError { return from(e) }
+            if let e = t.closureError { return from(e) }
+            if let e = t.commitError { return from(e) }
+            if let e = t.rollbackError { return from(e) }
+        }
+        if let p = error as? PSQLError {
+            switch p.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown:
+                return StoreError.unavailable(String(describing: p.code))
+            case .server:
+                let state = p.serverInfo?[.sqlState] ?? ""
+                let message = p.serverInfo?[.message] ?? ""
+                // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions.
+                if state.hasPrefix("57P") || state.hasPrefix("08") {
+                    return StoreError.unavailable("\(state) \(message)")
+                }
+                if state == "23505" { return StoreError.uniqueViolation(message) }
+                return StoreError.database("\(state) \(message)")
+            default:
+                return StoreError.database(String(describing: p.code))
+            }
+        }
+        if error is CancellationError { return error }
+        // Connection attempts that fail below PostgresNIO (connection refused, no such socket, timeouts).
+        let text = String(describing: error)
+        if text.contains("connect") || text.contains("Connect") || text.contains("refused") || text.contains("timeout")
+            || text.contains("No such file") {
+            return StoreError.unavailable(text)
+        }
+        return error
+    }
+
+    public var isUniqueViolation: Bool {
+        if case .uniqueViolation = self { return true }
+        return false
+    }
+}
+
+/// Runs a store operation and classifies what it throws.
+@inlinable
+func classified<T>(_ body: () async throws -> T) async throws -> T {
+    do { return try await body() } catch { throw StoreError.from(error) }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import GPULedgerStore
+import Logging
+import PostgresNIO
+
+/// A fresh database per test, cloned from a template migrated once per test process.
+///
+/// The server is `GPULEDGER_TEST_DATABASE_URL` when set (for example CI's own PostgreSQL);
+/// otherwise an embedded cluster under `/tmp/gpuledger-test-<uid>`, made with the same code as
+/// `gpuledger serve`'s embedded default (fsync off: test data need not survive a power cut),
+/// started once, and stopped when the test process exits.
+public struct TestDatabase: Sendable {
+    public let name: String
+    public let configuration: PostgresClient.Configuration
+
+    public static let logger: Logger = {
+        var l = Logger(label: "gpuledger-test")
+        l.logLevel = ProcessInfo.processInfo.environment["GPULEDGER_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
+        return l
+    }()
+
+    /// A new, migrated, empty database.
+    public static func create() async throws -> TestDatabase {
+        try await Server.shared.value.createDatabase()
+    }
+
+    /// A client for this database (not yet running).
+    public func makeClient() -> PostgresClient {
+        PostgresClient(configuration: configuration, backgroundLogger: Self.logger)
+    }
+
+    /// Runs `body` with a running client on this database.
+    public func withDatabase<T: Sendable>(_ body: @escaping @Sendable (Database) async throws -> T) async throws -> T {
+        let client = makeClient()
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await client.run(); return nil }
+            defer { group.cancelAll() }
+            return try await body(Database(client: client, logger: Self.logger))
+        }
+    }
+
+    /// The migrations folder of this checkout.
+    public static var migrationsDirectory: String { Migrator.defaultDirectory() }
+
+    /// The shared server of this test process.
+    public static func server() async throws -> Server { try await Server.shared.value }
+
+    public final class Server: Sendable {
+        static let shared = Task { try await Server.start() }
+
+        let base: PostgresClient.Configuration
+        let admin: PostgresClient
+        let template: String
+        let counter = Counter()
+        /// The embedded cluster, when the tests run one.
+        public let cluster: EmbeddedPostgres?
+
+        init(base: PostgresClient.Configuration, admin: PostgresClient, template: String, cluster: EmbeddedPostgres?) {
+            self.base = base
+            self.admin = admin
+            self.template = template
+            self.cluster = cluster
+        }
+
+        static func start() async throws -> Server {
+            let logger = TestDatabase.logger
+            var base: PostgresClient.Configuration
+            var cluster: EmbeddedPostgres?
+            if let url = ProcessInfo.processInfo.environment["GPULEDGER_TEST_DATABASE_URL"], !url.isEmpty {
+                base = try DatabaseURL.configuration(from: url)
+            } else {
+                let dir = "/tmp/gpuledger-test-\(getuid())"
+                let c = EmbeddedPostgres(dataDirectory: dir, extraSettings: ["fsync = off", "synchronous_commit = off", "full_page_writes = off", "max_connections = 300"], logger: logger)
+                if try await c.start() {
+                    TestClusterShutdown.register(c)
+                }
+                cluster = c
+                base = c.clientConfiguration(database: "postgres")
+            }
+            base.applyServiceDefaults(maxConnections: 4)
+            var adminConfig = base
+            adminConfig.database = "postgres"
+            let admin = PostgresClient(configuration: adminConfig, backgroundLogger: logger)
+            Task.detached { await admin.run() }
+            let template = "gpl_tmpl_\(getpid())"
+            try await admin.query("DROP DATABASE IF EXISTS \(unescaped: template)", logger: logger)
+            try await admin.query("CREATE DATABASE \(unescaped: template)", logger: logger)
+            var templateConfig = base
+            templateConfig.database = template
+            let tclient = PostgresClient(configuration: templateConfig, backgroundLogger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await tclient.run() }
+                defer { group.cancelAll() }
+                try await Migrator(directory: TestDatabase.migrationsDirectory, logger: logger)
+                    .migrate(Database(client: tclient, logger: logger))
+            }
+            return Server(base: base, admin: admin, template: template, cluster: cluster)
+        }
+
+        /// A new empty database on this server (used by tests of the migrations themselves).
+        public func createEmptyDatabase() async throws -> TestDatabase {
+            let name = "gpl_t_\(getpid())_\(counter.next())"
+            try await admin.query("CREATE DATABASE \(unescaped: name)", logger: TestDatabase.logger)
+            var config = base
+            config.database = name
+            return TestDatabase(name: name, configuration: config)
+        }
+
+        func createDatabase() async throws -> TestDatabase {
+            let name = "gpl_t_\(getpid())_\(counter.next())"
+            // One clone at a time: CREATE DATABASE … TEMPLATE needs the template to itself.
+            try await counter.serialized {
+                try await admin.query("CREATE DATABASE \(unescaped: name) TEMPLATE \(unescaped: template)", logger: TestDatabase.logger)
+            }
+            var config = base
+            config.database = name
+            return TestDatabase(name: name, configuration: config)
+        }
+    }
+}
+
+actor Counter {
+    private var value = 0
+    nonisolated func next() -> Int { NumberSource.next() }
+    func serialized(_ body: @Sendable () async throws -> Void) async throws { try await body() }
+}
+
+/// Unique numbers for database names, across tasks.
+enum NumberSource {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var value = 0
+    static func next() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}
+
+/// Stops the test cluster when the test process exits, if this process started it.
+enum TestClusterShutdown {
+    nonisolated(unsafe) static var cluster: EmbeddedPostgres?
+
+    static func register(_ c: EmbeddedPostgres) {
+        cluster = c
+        atexit {
+            try? TestClusterShutdown.cluster?.stop()
+        }
+    }
+}

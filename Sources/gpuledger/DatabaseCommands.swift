@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import GPULedgerAPI
+import GPULedgerCore
+import GPULedgerStore
+import Hummingbird
+import Logging
+import PostgresNIO
+
+/// Where the database is: `DATABASE_URL`, or the embedded cluster under `--data-dir`.
+struct DatabaseOptions: ParsableArguments {
+    @Option(help: "Folder of the embedded PostgreSQL cluster and admin.key (GPULEDGER_DATA_DIR, default ./.gpuledger).")
+    var dataDir: String?
+
+    var dataDirectory: String { dataDir ?? environment("GPULEDGER_DATA_DIR") ?? ".gpuledger" }
+
+    /// Starts (or adopts) the embedded cluster when `DATABASE_URL` is unset; returns the client
+    /// configuration and the cluster, if one is used.
+    func resolve(logger: Logger) async throws -> (PostgresClient.Configuration, EmbeddedPostgres?, startedNow: Bool) {
+        if let url = environment("DATABASE_URL") {
+            var config = try DatabaseURL.configuration(from: url)
+            config.applyServiceDefaults()
+            return (config, nil, false)
+        }
+        let cluster = EmbeddedPostgres(dataDirectory: dataDirectory, logger: logger)
+        let startedNow = try await cluster.start()
+        var config = cluster.clientConfiguration()
+        config.applyServiceDefaults()
+        return (config, cluster, startedNow)
+    }
+
+    /// Runs `body` with a database, for one-shot commands; stops an embedded cluster it started.
+    func withDatabase<T: Sendable>(logger: Logger, _ body: @escaping @Sendable (Database) async throws -> T) async throws -> T {
+        let (config, cluster, startedNow) = try await resolve(logger: logger)
+        let client = PostgresClient(configuration: config, backgroundLogger: logger)
+        let db = Database(client: client, logger: logger)
+        defer { if startedNow { try? cluster?.stop() } }
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await client.run(); return nil }
+            defer { group.cancelAll() }
+            return try await body(db)
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the service (on the embedded PostgreSQL unless DATABASE_URL is set).")
+
+    @Option(help: "Address to listen on (GPULEDGER_HOST, default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (GPULEDGER_PORT, default 8080).") var port: Int?
+    @Option(help: "Folder of rate-card CSV files (GPULEDGER_PRICING, default ./pricing).") var pricing: String?
+    @Option(help: "Largest ingest body in bytes (GPULEDGER_MAX_BODY_BYTES, default 67108864 = 64 MiB).") var maxBodyBytes: Int?
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var log: LogOptions
+
+    func run() async throws {
+        let logger = log.bootstrap()
+        var config = AppConfiguration()
+        config.host = host ?? environment("GPULEDGER_HOST") ?? "127.0.0.1"
+        config.port = port ?? environment("GPULEDGER_PORT").flatMap { Int($0) } ?? 8080
+        config.maxBodyBytes = maxBodyBytes ?? environment("GPULEDGER_MAX_BODY_BYTES").flatMap { Int($0) } ?? config.maxBodyBytes
+        config.dataDirectory = database.dataDirectory
+        let pricingDir = pricing ?? environment("GPULEDGER_PRICING") ?? "pricing"
+        config.knownAccelerators = try AcceleratorNames.load(from: pricingDir)
+        if config.knownAccelerators == nil {
+            logger.warning("no rate cards found; every accelerator name is accepted", metadata: ["pricing": "\(pricingDir)"])
+        }
+        let (clientConfig, cluster, _) = try await database.resolve(logger: logger)
+        let client = PostgresClient(configuration: clientConfig, backgroundLogger: logger)
+        let app = buildApplication(configuration: config, client: client, migrator: Migrator(directory: Migrator.defaultDirectory(), logger: logger), logger: logger)
+        do {
+            try await app.runService()
+        } catch {
+            if let cluster { try? cluster.stop() }
+            throw error
+        }
+        // The service owns the embedded cluster: it stops it on the way out (SIGINT/SIGTERM).
+        if let cluster { try cluster.stop() }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply the schema migrations in sql/ that are not applied yet.")
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var log: LogOptions
+
+    func run() async throws {
+        let logger = log.bootstrap()
+        let migrator = Migrator(directory: Migrator.defaultDirectory(), logger: logger)
+        let applied = try await database.withDatabase(logger: logger) { db in try await migrator.migrate(db) }
+        print(applied.isEmpty ? "schema is up to date" : "applied \(applied.joined(separator: ", "))")
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage API keys.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key and print it once on standard output (only its hash is stored).")
+        @Option(help: "admin, finance, ingest or tenant.") var role: Role
+        @Option(help: "Bind an ingest key to one tenant; required for a tenant key.") var tenant: String?
+        @Option(help: "A name to recognise the key by.") var name: String?
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var log: LogOptions
+
+        func run() async throws {
+            var log = self.log
+            if log.logLevel == nil { log.logLevel = environment("GPULEDGER_LOG_LEVEL") ?? "warning" }
+            let logger = log.bootstrap()
+            let migrator = Migrator(directory: Migrator.defaultDirectory(), logger: logger)
+            let (role, tenant, name) = (self.role, self.tenant, self.name)
+            do {
+                let key = try await database.withDatabase(logger: logger) { db in
+                    try await migrator.migrate(db)
+                    return try await KeyStore(database: db).create(role: role, tenant: tenant, name: name)
+                }
+                print(key.key)
+                note("created \(role.rawValue) key #\(key.id) (\(key.prefix)…)\(tenant.map { " for tenant \($0)" } ?? ""); it is not shown again")
+            } catch let error as KeyStore.KeyError {
+                throw ValidationError(error.description)
+            }
+        }
+    }
+}
+
+extension Role: ExpressibleByArgument {}
