@@ -77,6 +77,7 @@ let package = Package(
             dependencies: [
                 "GPULedgerCore", "GPULedgerStore", "GPULedgerAPI", "GPULedgerTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strict

@@ -11,6 +11,7 @@ struct UsageController {
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post("usage", use: ingest)
+        group.get("usage/:tenant/:request_id", use: record)
     }
 
     struct IngestAnswer: Encodable {
@@ -84,5 +85,70 @@ enum JSONResponse {
         let data = try encoder.encode(value)
         return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// `GET /v1/usage/{tenant}/{request_id}`: the stored record, with its cost.
+struct UsageRecordAnswer: Encodable {
+    var stored: StoredRecord
+
+    enum Keys: String, CodingKey {
+        case request_id, tenant, model, accelerator, pool, started_at, gpu_seconds, input_tokens, output_tokens,
+             cached_input_tokens, ttft_ms, tpot_ms, e2e_ms, status, error_type, labels, ingested_at,
+             cost_usd, cost_per_1m_tokens_usd, rate
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        let r = stored.record
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encode(r.requestID, forKey: .request_id)
+        try c.encode(r.tenant, forKey: .tenant)
+        try c.encode(r.model, forKey: .model)
+        try c.encode(r.accelerator, forKey: .accelerator)
+        try c.encode(r.pool, forKey: .pool)
+        try c.encode(r.startedAt.rfc3339, forKey: .started_at)
+        try c.encode(Decimal(string: r.gpuSeconds, locale: Locale(identifier: "en_US_POSIX")) ?? 0, forKey: .gpu_seconds)
+        try c.encode(r.inputTokens, forKey: .input_tokens)
+        try c.encode(r.outputTokens, forKey: .output_tokens)
+        try c.encode(r.cachedInputTokens, forKey: .cached_input_tokens)
+        try c.encode(r.ttftMs, forKey: .ttft_ms)
+        try c.encode(r.tpotMs, forKey: .tpot_ms)
+        try c.encode(r.e2eMs, forKey: .e2e_ms)
+        try c.encode(r.status.rawValue, forKey: .status)
+        try c.encode(r.errorType, forKey: .error_type)
+        try c.encode(Dictionary(uniqueKeysWithValues: r.labels.map { ($0.key, $0.value) }), forKey: .labels)
+        try c.encode(stored.ingestedAt.rfc3339, forKey: .ingested_at)
+        // Pricing arrives with the cost model; until a rate applies these are null (contract: "null when no rate applies").
+        try c.encodeNil(forKey: .cost_usd)
+        try c.encodeNil(forKey: .cost_per_1m_tokens_usd)
+        try c.encodeNil(forKey: .rate)
+    }
+}
+
+extension UsageController {
+    @Sendable func record(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let tenant = try context.parameters.require("tenant")
+        let requestID = try context.parameters.require("request_id")
+        try Access.requireRead(principal, tenant: tenant)
+        guard let stored = try await usage.find(tenant: tenant, requestID: requestID) else {
+            throw AppError.notFound("no usage record \(requestID) for tenant \(tenant)")
+        }
+        return try JSONResponse.make(UsageRecordAnswer(stored: stored))
+    }
+}
+
+/// Who may read what (contract: `finance` and `admin` read every tenant, `tenant` keys only their own).
+enum Access {
+    static func requireRead(_ principal: Principal, tenant: String) throws {
+        switch principal.role {
+        case .admin, .finance: return
+        case .tenant:
+            guard principal.tenant == tenant else {
+                throw AppError.forbidden("this key reads only tenant \(principal.tenant ?? "")")
+            }
+        case .ingest:
+            throw AppError.forbidden("an ingest key writes usage; it cannot read it")
+        }
     }
 }

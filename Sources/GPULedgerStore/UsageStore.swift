@@ -1,3 +1,4 @@
+import Foundation
 import GPULedgerCore
 import Logging
 import NIOCore
@@ -163,5 +164,54 @@ struct CopyTextEncoder {
             default: bytes.append(b)
             }
         }
+    }
+}
+
+/// A stored record, as read back.
+public struct StoredRecord: Sendable {
+    public var record: UsageRecord
+    public var ingestedAt: Timestamp
+}
+
+extension UsageStore {
+    /// The record stored under (tenant, request_id), if any.
+    public func find(tenant: String, requestID: String) async throws -> StoredRecord? {
+        try await db.withConnection { [logger] conn in
+            let rows = try await conn.query("""
+                SELECT request_id, tenant, model, accelerator, pool,
+                       (extract(epoch FROM started_at) * 1000000)::bigint, gpu_seconds::text,
+                       input_tokens, output_tokens, cached_input_tokens, ttft_ms, tpot_ms, e2e_ms,
+                       status, error_type, labels::text, (extract(epoch FROM ingested_at) * 1000000)::bigint
+                FROM usage_records WHERE tenant = \(tenant) AND request_id = \(requestID)
+                """, logger: logger)
+            for try await row in rows {
+                let c = row.makeRandomAccess()
+                var labels: [UsageRecord.Label] = []
+                if let text = try c[15].decode(String?.self) {
+                    labels = LabelsText.decode(text)
+                }
+                let record = UsageRecord(
+                    requestID: try c[0].decode(String.self), tenant: try c[1].decode(String.self),
+                    model: try c[2].decode(String.self), accelerator: try c[3].decode(String.self),
+                    pool: try c[4].decode(String?.self),
+                    startedAt: Timestamp(microseconds: try c[5].decode(Int64.self)),
+                    gpuSeconds: try c[6].decode(String.self),
+                    inputTokens: try c[7].decode(Int64.self), outputTokens: try c[8].decode(Int64.self),
+                    cachedInputTokens: try c[9].decode(Int64?.self),
+                    ttftMs: try c[10].decode(Double?.self), tpotMs: try c[11].decode(Double?.self), e2eMs: try c[12].decode(Double?.self),
+                    status: UsageRecord.Status(rawValue: try c[13].decode(String.self)) ?? .ok,
+                    errorType: try c[14].decode(String?.self), labels: labels)
+                return StoredRecord(record: record, ingestedAt: Timestamp(microseconds: try c[16].decode(Int64.self)))
+            }
+            return nil
+        }
+    }
+}
+
+/// Reads the `labels` jsonb text back. jsonb keeps no key order, so labels come back sorted by key.
+enum LabelsText {
+    static func decode(_ text: String) -> [UsageRecord.Label] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String] else { return [] }
+        return object.keys.sorted().map { UsageRecord.Label($0, object[$0]!) }
     }
 }
