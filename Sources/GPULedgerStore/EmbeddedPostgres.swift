@@ -38,12 +38,14 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// Finds `initdb` and `pg_ctl`.
-    public static func findBinaries() throws -> (initdb: String, pgctl: String) {
+    public static func findBinaries(
+        path: String = ProcessInfo.processInfo.environment["PATH"] ?? "", libraryRoot: String = "/usr/lib/postgresql"
+    ) throws -> (initdb: String, pgctl: String) {
         let fm = FileManager.default
-        var dirs: [String] = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
-        if let versions = try? fm.contentsOfDirectory(atPath: "/usr/lib/postgresql") {
+        var dirs: [String] = path.split(separator: ":").map(String.init)
+        if let versions = try? fm.contentsOfDirectory(atPath: libraryRoot) {
             let sorted = versions.sorted { (Int($0) ?? 0) > (Int($1) ?? 0) }
-            dirs += sorted.map { "/usr/lib/postgresql/\($0)/bin" }
+            dirs += sorted.map { "\(libraryRoot)/\($0)/bin" }
         }
         for dir in dirs {
             let initdb = "\(dir)/initdb", pgctl = "\(dir)/pg_ctl"

@@ -24,6 +24,20 @@ public struct TestDatabase: Sendable {
         try await Server.shared.value.createDatabase()
     }
 
+    /// A `DATABASE_URL` for this database, for a `gpuledger` process started by a test.
+    public var url: String {
+        get async throws {
+            let server = try await Server.shared.value
+            if let cluster = server.cluster {
+                return "postgres:///\(name)?host=\(cluster.socketDirectory)&user=\(EmbeddedPostgres.superuser)"
+            }
+            let base = ProcessInfo.processInfo.environment["GPULEDGER_TEST_DATABASE_URL"] ?? ""
+            guard var c = URLComponents(string: base) else { return base }
+            c.path = "/" + name
+            return c.string ?? base
+        }
+    }
+
     /// A client for this database (not yet running).
     public func makeClient() -> PostgresClient {
         PostgresClient(configuration: configuration, backgroundLogger: Self.logger)
@@ -120,7 +134,6 @@ public struct TestDatabase: Sendable {
 }
 
 actor Counter {
-    private var value = 0
     nonisolated func next() -> Int { NumberSource.next() }
     func serialized(_ body: @Sendable () async throws -> Void) async throws { try await body() }
 }

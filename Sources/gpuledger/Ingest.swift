@@ -296,17 +296,15 @@ final class RecordSource: @unchecked Sendable {
     }
 
     private func csvBatches(of size: Int, _ send: (Batch) async throws -> Void) async throws {
-        // CSV.swift reads the stream; the whole file is read up front only for standard input.
-        let stream: InputStream
-        if path == "-" {
-            var all = pending
-            all.append(handle.readDataToEndOfFile())
-            stream = InputStream(data: all)
-        } else {
-            guard let s = InputStream(fileAtPath: path) else { throw IngestClient.Rejected(description: "cannot open \(path)", fatal: true) }
-            stream = s
+        // The CSV is read whole and parsed from memory: CSV.swift's InputStream reader reports
+        // a read error at the end of a file on Linux (hasBytesAvailable stays true at EOF).
+        var all = pending
+        all.append(handle.readDataToEndOfFile())
+        consumed = UInt64(all.count)
+        guard let text = String(data: all, encoding: .utf8) else {
+            throw IngestClient.Rejected(description: "\(path) is not UTF-8 text", fatal: false)
         }
-        let reader = try CSVReader(stream: stream, hasHeaderRow: true)
+        let reader = try CSVReader(string: text, hasHeaderRow: true)
         guard let header = reader.headerRow else { return }
         let converter = CSVRecordConverter(header: header)
         var body = Data()

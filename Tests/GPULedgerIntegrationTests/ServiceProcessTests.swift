@@ -1,0 +1,145 @@
+import Foundation
+import GPULedgerCore
+import GPULedgerStore
+import GPULedgerTestSupport
+import Testing
+
+/// The real `gpuledger` binary, as an operator and the fleet's clients run it.
+@Suite struct ServiceProcessTests {
+    struct Service {
+        var process: ChildProcess
+        var port: Int
+        var url: String { "http://127.0.0.1:\(port)" }
+    }
+
+    func serve(port: Int, dataDir: String, databaseURL: String? = nil) async throws -> Service {
+        var env = ["GPULEDGER_LOG_LEVEL": "warning", "DATABASE_URL": databaseURL ?? ""]
+        env["GPULEDGER_MIGRATIONS"] = TestDatabase.migrationsDirectory
+        let p = try ChildProcess(ChildProcess.gpuledgerBinary, ["serve", "--port", "\(port)", "--data-dir", dataDir], environment: env)
+        let service = Service(process: p, port: port)
+        try await waitUntil(timeout: .seconds(120), "the service to be ready") {
+            if p.hasExited { throw TestFailure("gpuledger serve exited:\n\(p.output)") }
+            return await httpStatus(service.url + "/readyz")?.0 == 200
+        }
+        return service
+    }
+
+    struct TestFailure: Error, CustomStringConvertible {
+        var description: String
+        init(_ d: String) { description = d }
+    }
+
+    func tempDir() throws -> String {
+        let dir = "/tmp/gpl-svc-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func embeddedServiceSurvivesSIGKILLAndStopsItsClusterOnSIGTERM() async throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = freePort()
+        let first = try await serve(port: port, dataDir: dir)
+        let key = try String(contentsOfFile: dir + "/admin.key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/admin.key")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        let posted = await httpStatus(first.url + "/v1/usage", method: "POST", key: key, body: record("survivor"))
+        #expect(posted?.0 == 200)
+        first.process.signal(SIGKILL)
+        try await first.process.wait()
+
+        let second = try await serve(port: port, dataDir: dir)
+        #expect(await httpStatus(second.url + "/v1/usage/acme/survivor", key: key)?.0 == 200)
+        // The key file is written once, on the first start only.
+        #expect(try String(contentsOfFile: dir + "/admin.key", encoding: .utf8).contains(key))
+        second.process.signal(SIGTERM)
+        #expect(try await second.process.wait() == 0)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/pg/data/postmaster.pid"))
+    }
+
+    @Test func ingestClientRoundTripsCSVAndNDJSON() async throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try await TestDatabase.create()
+        let service = try await serve(port: freePort(), dataDir: dir, databaseURL: try await db.url)
+        defer { service.process.signal(SIGTERM) }
+        let key = try String(contentsOfFile: dir + "/admin.key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let csv = """
+            request_id,tenant,model,accelerator,pool,started_at,gpu_seconds,input_tokens,output_tokens,ttft_ms,status,error_type,labels.team
+            c1,acme,llama-3.1-8b,L4,,2026-11-01T10:00:00Z,1.25,100,20,35.5,ok,,search
+            c2,acme,"llama, quoted",L4,pool-a,2026-11-01T10:00:01Z,0.5,10,2,,error,timeout,
+            c3,globex,llama-3.1-8b,H100,,2026-11-01T10:00:02.5Z,3,300,60,,,,ads
+
+            """
+        try csv.write(toFile: dir + "/usage.csv", atomically: true, encoding: .utf8)
+        let ndjson = (0..<5).map { record("n\($0)") }.joined(separator: "\n") + "\n"
+        try ndjson.write(toFile: dir + "/usage.ndjson", atomically: true, encoding: .utf8)
+
+        let args = ["ingest", "--url", service.url, "--key", key, dir + "/usage.csv", dir + "/usage.ndjson"]
+        let run = try ChildProcess(ChildProcess.gpuledgerBinary, args)
+        #expect(try await run.wait() == 0, "\(run.output)")
+        #expect(run.output.contains("8 records sent: 8 accepted, 0 duplicates, 0 conflicts"), "\(run.output)")
+
+        let c2 = await httpStatus(service.url + "/v1/usage/acme/c2", key: key)
+        let j = try JSONSerialization.jsonObject(with: Data((c2?.1 ?? "").utf8)) as? [String: Any]
+        #expect(j?["model"] as? String == "llama, quoted")
+        #expect(j?["pool"] as? String == "pool-a")
+        #expect(j?["status"] as? String == "error")
+        #expect(j?["error_type"] as? String == "timeout")
+        let c1 = try JSONSerialization.jsonObject(with: Data((await httpStatus(service.url + "/v1/usage/acme/c1", key: key)?.1 ?? "").utf8)) as? [String: Any]
+        #expect((c1?["labels"] as? [String: String]) == ["team": "search"])
+        #expect(c1?["ttft_ms"] as? Double == 35.5)
+        #expect(c1?["pool"] is NSNull)
+
+        let again = try ChildProcess(ChildProcess.gpuledgerBinary, args)
+        #expect(try await again.wait() == 0)
+        #expect(again.output.contains("8 records sent: 0 accepted, 8 duplicates, 0 conflicts"), "\(again.output)")
+
+        // A bad row: refused with its line in the file, exit status 1.
+        try (csv + "c4,acme,m,L4,,2026-11-01T10:00:00Z,lots,1,1,,,,\n").write(toFile: dir + "/bad.csv", atomically: true, encoding: .utf8)
+        let bad = try ChildProcess(ChildProcess.gpuledgerBinary, ["ingest", "--url", service.url, "--key", key, dir + "/bad.csv"])
+        #expect(try await bad.wait() == 1)
+        #expect(bad.output.contains("line 5: gpu_seconds: must be a finite number >= 0"), "\(bad.output)")
+    }
+
+    @Test func ingestFromStandardInputAndWithABadKey() async throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try await TestDatabase.create()
+        let service = try await serve(port: freePort(), dataDir: dir, databaseURL: try await db.url)
+        defer { service.process.signal(SIGTERM) }
+        try ((0..<3).map { record("s\($0)") }.joined(separator: "\n")).write(toFile: dir + "/in.ndjson", atomically: true, encoding: .utf8)
+        let stdin = try ChildProcess(ChildProcess.gpuledgerBinary, ["ingest", "--url", service.url, "-"],
+                                     environment: ["GPULEDGER_DATA_DIR": dir], stdinPath: dir + "/in.ndjson")
+        #expect(try await stdin.wait() == 0, "\(stdin.output)")
+        #expect(stdin.output.contains("3 records sent: 3 accepted"))
+        let badKey = try ChildProcess(ChildProcess.gpuledgerBinary, ["ingest", "--url", service.url, "--key", "gpl_wrong", dir + "/in.ndjson"])
+        #expect(try await badKey.wait() == 2)
+        #expect(badKey.output.contains("HTTP 401"))
+    }
+
+    @Test func aServerRestartedMidFileEndsWithEveryRecordOnce() async throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try await TestDatabase.create()
+        let url = try await db.url
+        let port = freePort()
+        let first = try await serve(port: port, dataDir: dir, databaseURL: url)
+        let key = try String(contentsOfFile: dir + "/admin.key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let total = 60_000
+        try SampleRecords.ndjson(0..<total).write(toFile: dir + "/big.ndjson", atomically: true, encoding: .utf8)
+        let ingest = try ChildProcess(ChildProcess.gpuledgerBinary,
+                                      ["ingest", "--url", "http://127.0.0.1:\(port)", "--key", key, "--batch-size", "2000", dir + "/big.ndjson"])
+        let store = { try await db.withDatabase { d in try await UsageStore(database: d).count() } }
+        try await waitUntil(timeout: .seconds(120), "some batches to be stored") { try await store() >= 6_000 }
+        first.process.signal(SIGKILL)
+        try await first.process.wait()
+        let second = try await serve(port: port, dataDir: dir, databaseURL: url)
+        defer { second.process.signal(SIGTERM) }
+        #expect(try await ingest.wait(timeout: .seconds(300)) == 0, "\(ingest.output)")
+        #expect(try await store() == total)
+        let summary = ingest.output.split(separator: "\n").last { $0.contains("records sent") }.map(String.init) ?? ""
+        #expect(summary.hasPrefix("\(total) records sent:"), "\(ingest.output)")
+        #expect(summary.contains("retries"), "\(ingest.output)")
+    }
+}
