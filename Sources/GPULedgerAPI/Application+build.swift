@@ -17,6 +17,8 @@ public struct AppConfiguration: Sendable {
     public var dataDirectory: String = ".gpuledger"
     /// Apply migrations before serving.
     public var migrateOnStart: Bool = true
+    /// How long a request waits for a database connection before it is answered 503.
+    public var databaseAcquireTimeout: Duration = .seconds(5)
 
     public init() {}
 }
@@ -39,7 +41,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
 public func buildApplication(
     configuration: AppConfiguration, client: PostgresClient, migrator: Migrator, logger: Logger
 ) -> some ApplicationProtocol {
-    let database = Database(client: client, logger: logger)
+    let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout)
     let router = buildRouter(configuration: configuration, database: database, migrator: migrator)
     var app = Application(
         router: router,

@@ -54,8 +54,7 @@ import Testing
         let pidText = try String(contentsOfFile: cluster.pgdata + "/postmaster.pid", encoding: .utf8)
         let pid = try #require(Int32(pidText.split(separator: "\n")[0]))
         // SIGKILL the postmaster and its children: a crash, with postmaster.pid left behind.
-        let children = try ChildProcess("/usr/bin/pkill", ["-KILL", "-P", "\(pid)"])
-        try await children.wait()
+        for child in childProcesses(of: pid) { kill(child, SIGKILL) }
         kill(pid, SIGKILL)
         try await waitUntil("the killed postmaster to be gone") { kill(pid, 0) != 0 }
         #expect(FileManager.default.fileExists(atPath: cluster.pgdata + "/postmaster.pid"))
@@ -74,5 +73,16 @@ import Testing
     @Test func findsTheServerProgramsOnThisMachine() throws {
         let (initdb, pgctl) = try EmbeddedPostgres.findBinaries(path: "")
         #expect(initdb.hasSuffix("/initdb") && pgctl.hasSuffix("/pg_ctl"))
+    }
+}
+
+/// The PIDs whose parent is `pid`, from /proc.
+func childProcesses(of pid: Int32) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { Int32($0) }.filter { candidate in
+        guard let stat = try? String(contentsOfFile: "/proc/\(candidate)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 && Int32(fields[1]) == pid
     }
 }

@@ -1,0 +1,68 @@
+import Foundation
+import GPULedgerAPI
+import GPULedgerStore
+import GPULedgerTestSupport
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// The database goes away under a running service, and comes back.
+@Suite struct DatabaseOutageTests {
+    @Test func answers503WithRetryAfterThenRecoversWithoutRestart() async throws {
+        let dir = "/tmp/gpl-outage-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cluster = EmbeddedPostgres(dataDirectory: dir, extraSettings: ["fsync = off"], logger: TestDatabase.logger)
+        try await cluster.start()
+        defer { try? cluster.stop() }
+        let migrator = Migrator(directory: TestDatabase.migrationsDirectory, logger: TestDatabase.logger)
+        let setupClient = PostgresClientBox(cluster.clientConfiguration())
+        let key = try await setupClient.run { db in
+            try await migrator.migrate(db)
+            return try await KeyStore(database: db).create(role: .ingest, tenant: nil, name: nil).key
+        }
+        var config = AppConfiguration()
+        config.dataDirectory = dir
+        config.databaseAcquireTimeout = .seconds(1)
+        let app = buildApplication(configuration: config, client: PostgresClientBox(cluster.clientConfiguration()).client,
+                                   migrator: migrator, logger: TestDatabase.logger)
+        try await app.test(.router) { client in
+            #expect(try await client.post("/v1/usage", key: key, body: record("before")).status == .ok)
+            try cluster.stop()
+            let down = try await client.post("/v1/usage", key: key, body: record("during"))
+            #expect(down.status == .serviceUnavailable)
+            #expect(down.errorCode == "database_unavailable")
+            #expect(down.headers[.retryAfter] == "5")
+            #expect(try await client.get("/readyz", key: nil).status == .serviceUnavailable)
+            #expect(try await client.get("/healthz", key: nil).status == .ok)
+            try await cluster.start()
+            try await waitUntil(timeout: .seconds(90), "the service to take usage again") {
+                try await client.post("/v1/usage", key: key, body: record("after")).status == .ok
+            }
+            #expect(try await client.get("/readyz", key: nil).status == .ok)
+        }
+        let stored = try await PostgresClientBox(cluster.clientConfiguration()).run { db in try await UsageStore(database: db).count() }
+        #expect(stored == 2)
+    }
+}
+
+import PostgresNIO
+
+/// A client on a configuration, run for the length of one call.
+struct PostgresClientBox {
+    let client: PostgresClient
+    init(_ config: PostgresClient.Configuration) {
+        var c = config
+        c.applyServiceDefaults()
+        client = PostgresClient(configuration: c, backgroundLogger: TestDatabase.logger)
+    }
+
+    func run<T: Sendable>(_ body: @escaping @Sendable (Database) async throws -> T) async throws -> T {
+        let client = self.client
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await client.run(); return nil }
+            defer { group.cancelAll() }
+            return try await body(Database(client: client, logger: TestDatabase.logger))
+        }
+    }
+}
