@@ -67,7 +67,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "gpuledger-bench-ingest",
-            dependencies: ["GPULedgerCore"],
+            dependencies: ["GPULedgerCore", "GPULedgerStore", "GPULedgerTestSupport"],
             path: "Benchmarks/IngestBenchmark",
             swiftSettings: strict
         ),

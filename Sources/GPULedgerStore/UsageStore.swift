@@ -102,6 +102,15 @@ public struct UsageStore: Sendable {
         }
     }
 
+    /// The records in PostgreSQL's COPY text format, in `columns` order (for the benchmark's `\copy`).
+    public static func copyText(_ records: [UsageRecord]) -> [UInt8] {
+        var encoder = CopyTextEncoder()
+        for r in records { encoder.append(r, ordinal: nil) }
+        return encoder.bytes
+    }
+
+    public static var columnList: String { columns.joined(separator: ", ") }
+
     /// How many records are stored (for tests and the benchmark).
     public func count() async throws -> Int {
         try await db.withConnection { [logger] conn in
