@@ -136,7 +136,9 @@ let accepted = try await withThrowingTaskGroup(of: Int.self) { group in
             return n
         }
     }
-    return try await group.reduce(0, +)
+    var sum = 0
+    for try await n in group { sum += n }
+    return sum
 }
 let serviceSeconds = seconds(ContinuousClock.now - start)
 let status = (try? String(contentsOfFile: "/proc/\(serve.pid)/status", encoding: .utf8)) ?? ""
