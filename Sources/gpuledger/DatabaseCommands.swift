@@ -61,7 +61,11 @@ struct Serve: AsyncParsableCommand {
         config.maxBodyBytes = maxBodyBytes ?? environment("GPULEDGER_MAX_BODY_BYTES").flatMap { Int($0) } ?? config.maxBodyBytes
         config.dataDirectory = database.dataDirectory
         let pricingDir = pricing ?? environment("GPULEDGER_PRICING") ?? "pricing"
-        config.knownAccelerators = try AcceleratorNames.load(from: pricingDir)
+        if let cards = try RateCardFiles.load(directory: pricingDir) {
+            for error in cards.errors { logger.error("rate card refused: \(error)") }
+            config.knownAccelerators = cards.accelerators.isEmpty ? nil : cards.accelerators
+            logger.info("rate cards loaded", metadata: ["rates": "\(cards.rates.count)", "accelerators": "\(cards.accelerators.count)"])
+        }
         if config.knownAccelerators == nil {
             logger.warning("no rate cards found; every accelerator name is accepted", metadata: ["pricing": "\(pricingDir)"])
         }

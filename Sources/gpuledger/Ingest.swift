@@ -1,5 +1,4 @@
 import ArgumentParser
-import CSV
 import Foundation
 import GPULedgerCore
 #if canImport(FoundationNetworking)
@@ -296,33 +295,29 @@ final class RecordSource: @unchecked Sendable {
     }
 
     private func csvBatches(of size: Int, _ send: (Batch) async throws -> Void) async throws {
-        // The CSV is read whole and parsed from memory: CSV.swift's InputStream reader reports
-        // a read error at the end of a file on Linux (hasBytesAvailable stays true at EOF).
+        // The CSV is read whole and parsed in memory, with the line each row starts on.
         var all = pending
         all.append(handle.readDataToEndOfFile())
         consumed = UInt64(all.count)
         guard let text = String(data: all, encoding: .utf8) else {
             throw IngestClient.Rejected(description: "\(path) is not UTF-8 text", fatal: false)
         }
-        let reader = try CSVReader(string: text, hasHeaderRow: true)
-        guard let header = reader.headerRow else { return }
-        let converter = CSVRecordConverter(header: header)
+        let rows = CSVRows.parse(text)
+        guard let header = rows.first else { return }
+        let converter = CSVRecordConverter(header: header.fields)
         var body = Data()
         var lines: [Int] = []
-        var row = 1
-        while let fields = reader.next() {
-            row += 1
-            if fields.allSatisfy({ $0.isEmpty }) { continue }
-            body.append(contentsOf: converter.json(fields))
+        for row in rows.dropFirst() {
+            if row.fields.allSatisfy({ $0.isEmpty }) { continue }
+            body.append(contentsOf: converter.json(row.fields))
             body.append(0x0A)
-            lines.append(row)
+            lines.append(row.line)
             if lines.count == size {
                 try await send(Batch(body: body, lines: lines))
                 body = Data()
                 lines = []
             }
         }
-        if let error = reader.error { throw IngestClient.Rejected(description: "CSV error after row \(row): \(error)", fatal: false) }
         if !lines.isEmpty { try await send(Batch(body: body, lines: lines)) }
     }
 }

@@ -247,3 +247,16 @@ import Testing
         }
     }
 }
+
+@Suite struct IngestWithRateCardsTests {
+    @Test func acceleratorsMustBeNamedInTheRateCards() async throws {
+        let t = try await TestApp.make { $0.knownAccelerators = ["H100", "L4"] }
+        try await t.application().test(.router) { client in
+            let answer = try await client.post("/v1/usage", key: t.ingestKey, body: "[\(record("a")),\(record("b", ["accelerator": "\"H1OO\""]))]")
+            #expect(answer.status == .unprocessableContent)
+            #expect(answer.details.first?["field"] as? String == "accelerator")
+            #expect((answer.details.first?["message"] as? String)?.contains("H100, L4") == true)
+        }
+        #expect(try await storedCount(t) == 0)
+    }
+}
