@@ -1,6 +1,6 @@
 // The ingest benchmark: not a test. It prints figures.
 //
-//   swift build -c release && .build/release/gpuledger-bench-ingest [--records 1000000] [--batch 10000] [--connections 2]
+//   swift build -c release && .build/release/gpuledger-bench-ingest [--records 1000000] [--batch 10000] [--connections 2] [--rounds 3]
 //
 // 1. Parser: decodes the same NDJSON with the service's RecordParser and with Foundation's
 //    JSONDecoder, and prints records per second for each.
@@ -109,44 +109,40 @@ actor Queue {
         return next
     }
 }
-let queue = Queue(count: batches.count)
 let session = URLSession(configuration: .ephemeral)
 let allBatches = batches
-print("posting over \(connections) connections…")
-let start = ContinuousClock.now
-let accepted = try await withThrowingTaskGroup(of: Int.self) { group in
-    for _ in 0..<connections {
-        group.addTask {
-            var n = 0
-            while let i = await queue.take() {
-                var request = URLRequest(url: URL(string: base + "/v1/usage")!)
-                request.httpMethod = "POST"
-                request.setValue("application/x-ndjson", forHTTPHeaderField: "Content-Type")
-                request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-                request.httpBody = allBatches[i]
-                request.timeoutInterval = 600
-                let (data, response) = try await session.data(for: request)
-                guard (response as? HTTPURLResponse)?.statusCode == 200,
-                      let answer = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-                      let a = answer["accepted"] as? Int else {
-                    throw NSError(domain: "bench", code: 1, userInfo: [NSLocalizedDescriptionKey: String(decoding: data, as: UTF8.self)])
-                }
-                n += a
-            }
-            return n
-        }
-    }
-    var sum = 0
-    for try await n in group { sum += n }
-    return sum
-}
-let serviceSeconds = seconds(ContinuousClock.now - start)
-let status = (try? String(contentsOfFile: "/proc/\(serve.pid)/status", encoding: .utf8)) ?? ""
-let hwm = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.map { $0.split(separator: " ").dropFirst().first.map(String.init) ?? "?" } ?? "?"
-let serviceRate = Double(accepted) / serviceSeconds
-print("service: \(accepted) records accepted in \(String(format: "%.1f", serviceSeconds)) s = \(fmt(serviceRate)) records/s; server peak RSS \((Int(hwm ?? "") ?? 0) / 1024) MB")
 
-// 3. psql \copy of the same records into an identical empty table with the same unique key.
+func postAll() async throws -> Int {
+    let queue = Queue(count: allBatches.count)
+    return try await withThrowingTaskGroup(of: Int.self) { group in
+        for _ in 0..<connections {
+            group.addTask {
+                var n = 0
+                while let i = await queue.take() {
+                    var request = URLRequest(url: URL(string: base + "/v1/usage")!)
+                    request.httpMethod = "POST"
+                    request.setValue("application/x-ndjson", forHTTPHeaderField: "Content-Type")
+                    request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
+                    request.httpBody = allBatches[i]
+                    request.timeoutInterval = 600
+                    let (data, response) = try await session.data(for: request)
+                    guard (response as? HTTPURLResponse)?.statusCode == 200,
+                          let answer = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+                          let a = answer["accepted"] as? Int else {
+                        throw NSError(domain: "bench", code: 1, userInfo: [NSLocalizedDescriptionKey: String(decoding: data, as: UTF8.self)])
+                    }
+                    n += a
+                }
+                return n
+            }
+        }
+        var sum = 0
+        for try await n in group { sum += n }
+        return sum
+    }
+}
+
+// The same records in COPY's text format, for psql.
 let socketDir = dir + "/pg"
 let psqlURL = "postgresql:///gpuledger?host=\(socketDir)&user=gpuledger"
 let copyFile = dir + "/records.copy"
@@ -157,18 +153,38 @@ do {
     for b in batches { try out.write(contentsOf: UsageStore.copyText(try parser.parse(Array(b), format: .ndjson).records)) }
     try out.close()
 }
-func psql(_ command: String) async throws -> (Int32, String) {
-    let p = try ChildProcess("/usr/bin/psql", [psqlURL, "-v", "ON_ERROR_STOP=1", "-q", "-c", command])
-    return (try await p.wait(timeout: .seconds(1800)), p.output)
+func psql(_ commands: String...) async throws {
+    let p = try ChildProcess("/usr/bin/psql", [psqlURL, "-v", "ON_ERROR_STOP=1", "-q"] + commands.flatMap { ["-c", $0] })
+    guard try await p.wait(timeout: .seconds(1800)) == 0 else { print("psql failed: \(p.output)"); exit(2) }
 }
-_ = try await psql("CREATE TABLE bench_copy (LIKE usage_records INCLUDING ALL)")
-let copyStart = ContinuousClock.now
-let (rc, out) = try await psql("\\copy bench_copy (\(UsageStore.columnList)) FROM '\(copyFile)'")
-let copySeconds = seconds(ContinuousClock.now - copyStart)
-guard rc == 0 else { print("psql failed: \(out)"); exit(2) }
-let copyRate = Double(total) / copySeconds
-print("psql \\copy: \(total) records in \(String(format: "%.1f", copySeconds)) s = \(fmt(copyRate)) records/s")
-print(String(format: "ratio service / \\copy = %.2f (target >= 0.75); server peak RSS %@ MB (target < 300)", serviceRate / copyRate, "\((Int(hwm ?? "") ?? 0) / 1024)"))
+
+// Rounds, alternating the two loads, each into an empty table after a checkpoint, so that
+// neither side pays for the other's checkpoint; medians are reported.
+let rounds = option("--rounds", 3)
+var serviceRates: [Double] = []
+var copyRates: [Double] = []
+for round in 1...rounds {
+    try await psql("TRUNCATE usage_records", "CHECKPOINT")
+    let start = ContinuousClock.now
+    let accepted = try await postAll()
+    let serviceSeconds = seconds(ContinuousClock.now - start)
+    guard accepted == total else { print("only \(accepted) of \(total) accepted"); exit(2) }
+    serviceRates.append(Double(total) / serviceSeconds)
+
+    try await psql("DROP TABLE IF EXISTS bench_copy", "CREATE TABLE bench_copy (LIKE usage_records INCLUDING ALL)", "CHECKPOINT")
+    let copyStart = ContinuousClock.now
+    try await psql("\\copy bench_copy (\(UsageStore.columnList)) FROM '\(copyFile)'")
+    let copySeconds = seconds(ContinuousClock.now - copyStart)
+    copyRates.append(Double(total) / copySeconds)
+    print("round \(round): service \(fmt(serviceRates.last!)) records/s (\(String(format: "%.1f", serviceSeconds)) s), psql \\copy \(fmt(copyRates.last!)) records/s (\(String(format: "%.1f", copySeconds)) s)")
+}
+let status = (try? String(contentsOfFile: "/proc/\(serve.pid)/status", encoding: .utf8)) ?? ""
+let hwmKB = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0
+func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+let serviceRate = median(serviceRates), copyRate = median(copyRates)
+print("service: \(total) records, NDJSON in batches of \(batchSize) over \(connections) connections: median \(fmt(serviceRate)) records/s")
+print("psql \\copy into an identical empty table with the same unique key: median \(fmt(copyRate)) records/s")
+print(String(format: "ratio service / \\copy = %.2f (target >= 0.75); server peak RSS %d MB (target < 300)", serviceRate / copyRate, hwmKB / 1024))
 
 serve.signal(SIGTERM)
 _ = try await serve.wait()

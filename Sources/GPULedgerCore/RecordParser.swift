@@ -211,7 +211,7 @@ struct ParseState {
                         switch field {
                         case .requestID: requestID = string(v, index, field, min: 1, max: 128, &bad)
                         case .tenant:
-                            if case .string(let t) = v {
+                            if let t = v.text {
                                 if Self.isValidTenant(t) { tenant = t } else {
                                     fail(index, field.name, "must match ^[a-z0-9][a-z0-9._-]{0,62}$ (lower-case letters, digits, '.', '_', '-'; at most 63)", &bad)
                                 }
@@ -225,16 +225,17 @@ struct ParseState {
                             }
                         case .pool: if !v.isNull { pool = string(v, index, field, min: 1, max: 64, &bad) }
                         case .startedAt:
-                            if case .string(let t) = v {
-                                if let ts = Timestamp.parseRFC3339(t) {
+                            if v.isString {
+                                if let ts = v.timestamp {
                                     if ts > parser.now.adding(seconds: parser.maxFutureSkewSeconds) {
                                         fail(index, field.name, "is more than 5 minutes in the future", &bad)
                                     } else { startedAt = ts }
                                 } else { fail(index, field.name, "must be an RFC 3339 timestamp such as 2026-11-28T10:00:00Z", &bad) }
                             } else { fail(index, field.name, v.isNull ? "is required" : "must be an RFC 3339 timestamp string", &bad) }
                         case .gpuSeconds:
-                            if case .number(let text) = v, let d = Double(text), d.isFinite, d >= 0, d <= RecordParser.maxGPUSeconds {
-                                gpuSeconds = text.hasPrefix("-") ? "0" : text
+                            if case .number(let raw) = v, let d = Double(String(decoding: UnsafeBufferPointer(rebasing: raw), as: UTF8.self)),
+                               d.isFinite, d >= 0, d <= RecordParser.maxGPUSeconds {
+                                gpuSeconds = raw.first == UInt8(ascii: "-") ? "0" : String(decoding: UnsafeBufferPointer(rebasing: raw), as: UTF8.self)
                             } else { fail(index, field.name, v.isNull ? "is required" : "must be a finite number >= 0", &bad) }
                         case .inputTokens: inputTokens = integer(v, index, field, required: true, &bad)
                         case .outputTokens: outputTokens = integer(v, index, field, required: true, &bad)
@@ -243,10 +244,10 @@ struct ParseState {
                         case .tpotMs: tpot = milliseconds(v, index, field, &bad)
                         case .e2eMs: e2e = milliseconds(v, index, field, &bad)
                         case .status:
-                            switch v {
-                            case .null: break
-                            case .string("ok"): status = .ok
-                            case .string("error"): status = .error
+                            switch v.text {
+                            case "ok": status = .ok
+                            case "error": status = .error
+                            case nil where v.isNull: break
                             default: fail(index, field.name, "must be \"ok\" or \"error\"", &bad)
                             }
                         case .errorType: if !v.isNull { errorType = string(v, index, field, min: 1, max: 64, &bad) }
@@ -266,8 +267,7 @@ struct ParseState {
             }
         }
 
-        for field in [Field.requestID, .tenant, .model, .accelerator, .startedAt, .gpuSeconds, .inputTokens, .outputTokens]
-        where seen & (1 << field.rawValue) == 0 {
+        for field in Field.required where seen & (1 << field.rawValue) == 0 {
             fail(index, field.name, "is required", &bad)
         }
         if let c = cached, let i = inputTokens, c > i {
@@ -289,6 +289,20 @@ struct ParseState {
             errorType: errorType, labels: labels))
     }
 
+    /// A JSON integer literal (no fraction, no exponent) that is >= 0 and fits in Int64.
+    static func nonNegativeInteger(_ raw: UnsafeBufferPointer<UInt8>.SubSequence) -> Int64? {
+        guard !raw.isEmpty, raw.count <= 19 else { return nil }
+        var n: Int64 = 0
+        for c in raw {
+            guard c >= 48, c <= 57 else { return nil }
+            let (m, o1) = n.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = m.addingReportingOverflow(Int64(c - 48))
+            guard !o1, !o2 else { return nil }
+            n = sum
+        }
+        return n
+    }
+
     static func isValidTenant(_ t: String) -> Bool {
         let u = t.utf8
         guard !u.isEmpty, u.count <= 63 else { return false }
@@ -308,7 +322,7 @@ struct ParseState {
     }
 
     mutating func string(_ v: Value, _ index: Int, _ field: Field, min: Int, max: Int, _ bad: inout Bool) -> String? {
-        guard case .string(let t) = v else {
+        guard let t = v.text else {
             fail(index, field.name, v.isNull ? "is required" : "must be a string of \(min) to \(max) characters", &bad)
             return nil
         }
@@ -329,7 +343,7 @@ struct ParseState {
             if required { fail(index, field.name, "is required", &bad) }
             return nil
         }
-        guard case .number(let text) = v, let n = Int64(text), n >= 0 else {
+        guard case .number(let raw) = v, let n = Self.nonNegativeInteger(raw) else {
             fail(index, field.name, "must be an integer >= 0", &bad)
             return nil
         }
@@ -338,7 +352,7 @@ struct ParseState {
 
     mutating func milliseconds(_ v: Value, _ index: Int, _ field: Field, _ bad: inout Bool) -> Double? {
         if v.isNull { return nil }
-        guard case .number(let text) = v, let d = Double(text), d.isFinite, d >= 0 else {
+        guard case .number(let raw) = v, let d = Double(String(decoding: UnsafeBufferPointer(rebasing: raw), as: UTF8.self)), d.isFinite, d >= 0 else {
             fail(index, field.name, "must be a finite number >= 0", &bad)
             return nil
         }
@@ -366,7 +380,7 @@ struct ParseState {
                     fail(index, name, "key \(JSONText.quoted(k)) appears more than once", &bad)
                     continue
                 }
-                guard case .string(let sv) = value else {
+                guard let sv = value.text else {
                     fail(index, name, "value of \(JSONText.quoted(k)) must be a string", &bad)
                     continue
                 }
@@ -416,6 +430,8 @@ enum Field: UInt32 {
 
     var name: String { UsageRecord.fieldNames[Int(rawValue)] }
 
+    static let required: [Field] = [.requestID, .tenant, .model, .accelerator, .startedAt, .gpuSeconds, .inputTokens, .outputTokens]
+
     static let names: [[UInt8]] = UsageRecord.fieldNames.map { Array($0.utf8) }
 
     init?(_ key: UnsafeBufferPointer<UInt8>.SubSequence) {
@@ -431,12 +447,38 @@ enum Value {
     case null
     case bool(Bool)
     case string(String)
-    /// The number's text, already checked against the JSON grammar.
-    case number(String)
+    /// A string without escapes, all ASCII: its bytes, not yet a String.
+    case asciiString(UnsafeBufferPointer<UInt8>.SubSequence)
+    /// The number's bytes, already checked against the JSON grammar.
+    case number(UnsafeBufferPointer<UInt8>.SubSequence)
     case object([(String, Value)])
     case array
 
     var isNull: Bool { if case .null = self { return true } else { return false } }
+
+    var isString: Bool {
+        switch self {
+        case .string, .asciiString: return true
+        default: return false
+        }
+    }
+
+    var text: String? {
+        switch self {
+        case .string(let s): return s
+        case .asciiString(let raw): return String(decoding: UnsafeBufferPointer(rebasing: raw), as: UTF8.self)
+        default: return nil
+        }
+    }
+
+    /// An RFC 3339 string's instant, parsed straight from the bytes when it has no escapes.
+    var timestamp: Timestamp? {
+        switch self {
+        case .asciiString(let raw): return Timestamp.parseRFC3339(raw)
+        case .string(let s): return Timestamp.parseRFC3339(s)
+        default: return nil
+        }
+    }
 }
 
 /// A cursor over the body's bytes that enforces the JSON grammar.
@@ -572,8 +614,25 @@ struct Scanner {
         return v
     }
 
-    /// Checks the JSON number grammar and returns its text.
-    mutating func parseNumber() throws(MalformedBody) -> String {
+    /// A string at `pos` with no escapes, control characters or non-ASCII bytes: its bytes,
+    /// with `pos` moved past it. nil (and `pos` unchanged) otherwise.
+    mutating func plainASCIIString() -> UnsafeBufferPointer<UInt8>.SubSequence? {
+        var i = pos + 1
+        while i < end {
+            let c = buf[i]
+            if c == UInt8(ascii: "\"") {
+                let raw = buf[(pos + 1)..<i]
+                pos = i + 1
+                return raw
+            }
+            if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { return nil }
+            i += 1
+        }
+        return nil
+    }
+
+    /// Checks the JSON number grammar and returns its bytes.
+    mutating func parseNumber() throws(MalformedBody) -> UnsafeBufferPointer<UInt8>.SubSequence {
         let start = pos
         if pos < end, buf[pos] == UInt8(ascii: "-") { pos += 1 }
         guard pos < end else { throw error("incomplete number") }
@@ -597,7 +656,7 @@ struct Scanner {
             while pos < end, buf[pos] >= 48, buf[pos] <= 57 { pos += 1 }
             guard pos > digits else { throw error("a number needs digits in its exponent") }
         }
-        return String(decoding: UnsafeBufferPointer(rebasing: buf[start..<pos]), as: UTF8.self)
+        return buf[start..<pos]
     }
 
     mutating func literal(_ word: StaticString) throws(MalformedBody) {
@@ -613,7 +672,9 @@ struct Scanner {
         guard depth < 64 else { throw error("nesting deeper than 64 levels") }
         guard pos < end else { throw error("expected a value") }
         switch buf[pos] {
-        case UInt8(ascii: "\""): return .string(try parseString())
+        case UInt8(ascii: "\""):
+            if let raw = plainASCIIString() { return .asciiString(raw) }
+            return .string(try parseString())
         case UInt8(ascii: "-"), 48...57: return .number(try parseNumber())
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)

@@ -143,7 +143,7 @@ struct CopyTextEncoder {
         double(r.e2eMs); tab()
         bytes.append(contentsOf: r.status.rawValue.utf8); tab()
         optional(r.errorType); tab()
-        if r.labels.isEmpty { null() } else { text(r.labelsJSON) }
+        if r.labels.isEmpty { null() } else { labels(r.labels) }
         if let ordinal { tab(); integer(Int64(ordinal)) }
         bytes.append(0x0A)
     }
@@ -151,11 +151,61 @@ struct CopyTextEncoder {
     mutating func tab() { bytes.append(0x09) }
     mutating func null() { bytes.append(contentsOf: [92, UInt8(ascii: "N")]) }
 
-    mutating func integer(_ v: Int64) { bytes.append(contentsOf: String(v).utf8) }
+    /// Decimal digits without going through a String (this runs several times per record).
+    mutating func integer(_ v: Int64) {
+        if v < 0 { bytes.append(UInt8(ascii: "-")) }
+        var m = v.magnitude
+        if m < 10 { bytes.append(48 + UInt8(m)); return }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0) // 24 bytes of scratch, enough for 20 digits
+        withUnsafeMutableBytes(of: &digits) { buf in
+            var i = buf.count
+            while m > 0 {
+                i -= 1
+                buf[i] = 48 + UInt8(m % 10)
+                m /= 10
+            }
+            bytes.append(contentsOf: buf[i...])
+        }
+    }
 
     mutating func double(_ v: Double?) {
         guard let v else { null(); return }
-        bytes.append(contentsOf: v.description.utf8)
+        if v == v.rounded(.towardZero), abs(v) < 1e15 {
+            integer(Int64(v)) // whole milliseconds, the usual case
+        } else {
+            bytes.append(contentsOf: v.description.utf8)
+        }
+    }
+
+    /// The labels as a JSON object, escaped for COPY, written in place.
+    mutating func labels(_ labels: [UsageRecord.Label]) {
+        bytes.append(UInt8(ascii: "{"))
+        for (i, label) in labels.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            jsonString(label.key)
+            bytes.append(UInt8(ascii: ":"))
+            jsonString(label.value)
+        }
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// A JSON string literal, then COPY-escaped: JSON's backslashes are doubled for COPY.
+    mutating func jsonString(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 92, 34])
+            case 92: bytes.append(contentsOf: [92, 92, 92, 92])
+            case 0x0A: bytes.append(contentsOf: [92, 92, UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [92, 92, UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [92, 92, UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [92, 92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: bytes.append(b)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
     }
 
     mutating func optional(_ s: String?) {

@@ -69,7 +69,7 @@ func parse(_ body: String, _ format: BodyFormat = .json, accelerators: Set<Strin
         ("pool", "\"\""), ("pool", "\"\(String(repeating: "p", count: 65))\""), ("pool", "3"),
         ("started_at", "\"yesterday\""), ("started_at", "\"2026-11-28T12:05:01Z\""), ("started_at", "1795860000"), ("started_at", "\"2026-11-28\""),
         ("gpu_seconds", "-0.5"), ("gpu_seconds", "\"2.5\""), ("gpu_seconds", "1e400"), ("gpu_seconds", "null"),
-        ("input_tokens", "-1"), ("input_tokens", "1.5"), ("input_tokens", "\"5\""), ("input_tokens", "1e3"), ("input_tokens", "99999999999999999999"),
+        ("input_tokens", "-1"), ("input_tokens", "1.5"), ("input_tokens", "\"5\""), ("input_tokens", "1e3"), ("input_tokens", "99999999999999999999"), ("input_tokens", "9999999999999999999"), ("input_tokens", "9223372036854775808"),
         ("output_tokens", "-3"), ("output_tokens", "2.0"),
         ("cached_input_tokens", "-1"), ("cached_input_tokens", "1201"), ("cached_input_tokens", "0.5"),
         ("ttft_ms", "-1"), ("ttft_ms", "\"fast\""), ("tpot_ms", "-0.001"), ("e2e_ms", "1e999"),
@@ -152,6 +152,10 @@ func parse(_ body: String, _ format: BodyFormat = .json, accelerators: Set<Strin
         #expect(batch.invalidRecords == 5)
         #expect(batch.errors.count == 8)
         #expect(batch.records.isEmpty)
+    }
+
+    @Test func tokenCountsUpToInt64Max() throws {
+        #expect(try parse(recordJSON(["input_tokens": "9223372036854775807", "cached_input_tokens": "0"])).records.first?.inputTokens == Int64.max)
     }
 
     @Test func gpuSecondsKeepsItsExactDecimalText() throws {
