@@ -29,6 +29,9 @@ func stringOption(_ name: String, _ fallback: String) -> String {
     return fallback
 }
 
+/// Prints a line at once (stdout to a pipe is block-buffered, and a benchmark's progress matters).
+func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 let total = option("--records", 1_000_000)
 let batchSize = option("--batch", 10_000)
 let connections = option("--connections", 2)
@@ -99,48 +102,98 @@ try await waitUntil(timeout: .seconds(120), "the service") {
 }
 let key = try String(contentsOfFile: dir + "/admin.key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
 
-actor Queue {
+/// Posts every batch over `connections` keep-alive HTTP/1.1 connections, with plain blocking
+/// sockets in threads. (URLSession spent more CPU than the server it measured, on a 2-core
+/// machine where the client, the server and PostgreSQL share the cores.)
+final class RawPoster: @unchecked Sendable {
+    let lock = NSLock()
     var next = 0
-    let count: Int
-    init(count: Int) { self.count = count }
+    var accepted = 0
+    var failure: String?
+
+    func run() -> Int {
+        let group = DispatchGroup()
+        for _ in 0..<connections {
+            group.enter()
+            Thread { self.connectionLoop(); group.leave() }.start()
+        }
+        group.wait()
+        if let failure { print("post failed: \(failure)"); exit(2) }
+        return accepted
+    }
+
     func take() -> Int? {
-        guard next < count else { return nil }
+        lock.lock(); defer { lock.unlock() }
+        guard next < allBatches.count, failure == nil else { return nil }
         defer { next += 1 }
         return next
     }
-}
-let session = URLSession(configuration: .ephemeral)
-let allBatches = batches
 
-func postAll() async throws -> Int {
-    let queue = Queue(count: allBatches.count)
-    return try await withThrowingTaskGroup(of: Int.self) { group in
-        for _ in 0..<connections {
-            group.addTask {
-                var n = 0
-                while let i = await queue.take() {
-                    var request = URLRequest(url: URL(string: base + "/v1/usage")!)
-                    request.httpMethod = "POST"
-                    request.setValue("application/x-ndjson", forHTTPHeaderField: "Content-Type")
-                    request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-                    request.httpBody = allBatches[i]
-                    request.timeoutInterval = 600
-                    let (data, response) = try await session.data(for: request)
-                    guard (response as? HTTPURLResponse)?.statusCode == 200,
-                          let answer = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-                          let a = answer["accepted"] as? Int else {
-                        throw NSError(domain: "bench", code: 1, userInfo: [NSLocalizedDescriptionKey: String(decoding: data, as: UTF8.self)])
+    func fail(_ message: String) { lock.lock(); failure = failure ?? message; lock.unlock() }
+
+    func connectionLoop() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard ok == 0 else { fail("connect: \(String(cString: strerror(errno)))"); return }
+        var response = [UInt8](repeating: 0, count: 65536)
+        while let i = take() {
+            let body = allBatches[i]
+            let head = "POST /v1/usage HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\nContent-Type: application/x-ndjson\r\nContent-Length: \(body.count)\r\n\r\n"
+            guard writeAll(fd, Array(head.utf8)), body.withUnsafeBytes({ writeAll(fd, $0) }) else { fail("write failed"); return }
+            // Read the status line, headers and the Content-Length body.
+            var got = 0
+            var headerEnd = -1
+            var contentLength = 0
+            while true {
+                let n = response.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+                guard n > 0 else { fail("connection closed"); return }
+                got += n
+                if headerEnd < 0, let r = find(response, got) {
+                    headerEnd = r
+                    let head = String(decoding: response[0..<r], as: UTF8.self).lowercased()
+                    if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }) {
+                        contentLength = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) ?? 0
                     }
-                    n += a
+                    guard head.hasPrefix("http/1.1 200") else {
+                        fail(String(decoding: response[0..<got], as: UTF8.self)); return
+                    }
                 }
-                return n
+                if headerEnd >= 0, got >= headerEnd + 4 + contentLength { break }
             }
+            let json = Data(response[(headerEnd + 4)..<(headerEnd + 4 + contentLength)])
+            guard let answer = try? JSONSerialization.jsonObject(with: json) as? [String: Any], let a = answer["accepted"] as? Int else {
+                fail(String(decoding: json, as: UTF8.self)); return
+            }
+            lock.lock(); accepted += a; lock.unlock()
         }
-        var sum = 0
-        for try await n in group { sum += n }
-        return sum
+    }
+
+    func find(_ b: [UInt8], _ count: Int) -> Int? {
+        guard count >= 4 else { return nil }
+        for i in 0...(count - 4) where b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10 { return i }
+        return nil
+    }
+
+    func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { writeAll(fd, $0) } }
+
+    func writeAll(_ fd: Int32, _ buf: UnsafeRawBufferPointer) -> Bool {
+        var off = 0
+        while off < buf.count {
+            let n = write(fd, buf.baseAddress! + off, buf.count - off)
+            if n <= 0 { if errno == EINTR { continue }; return false }
+            off += n
+        }
+        return true
     }
 }
+let allBatches = batches
+
+func postAll() async throws -> Int { RawPoster().run() }
 
 // The same records in COPY's text format, for psql.
 let socketDir = dir + "/pg"
@@ -148,7 +201,7 @@ let psqlURL = "postgresql:///gpuledger?host=\(socketDir)&user=gpuledger"
 let copyFile = dir + "/records.copy"
 do {
     let parser = RecordParser(now: .now())
-    FileManager.default.createFile(atPath: copyFile, contents: nil)
+    _ = FileManager.default.createFile(atPath: copyFile, contents: nil)
     let out = try FileHandle(forWritingTo: URL(fileURLWithPath: copyFile))
     for b in batches { try out.write(contentsOf: UsageStore.copyText(try parser.parse(Array(b), format: .ndjson).records)) }
     try out.close()
@@ -163,11 +216,24 @@ func psql(_ commands: String...) async throws {
 let rounds = option("--rounds", 3)
 var serviceRates: [Double] = []
 var copyRates: [Double] = []
+/// CPU seconds (user + system) a process has used so far, from /proc.
+func cpuSeconds(_ pid: pid_t) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return 0 }
+    let f = stat[stat.index(after: close)...].split(separator: " ")
+    return (Double(f[11]) ?? 0) / 100 + (Double(f[12]) ?? 0) / 100 // utime, stime in clock ticks (100 Hz)
+}
+func ownCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+}
 for round in 1...rounds {
     try await psql("TRUNCATE usage_records", "CHECKPOINT")
+    let serverCPU = cpuSeconds(serve.pid), clientCPU = ownCPUSeconds()
     let start = ContinuousClock.now
     let accepted = try await postAll()
     let serviceSeconds = seconds(ContinuousClock.now - start)
+    print(String(format: "  round %d: gpuledger serve used %.1f CPU-s, this client %.1f CPU-s, in %.1f s", round, cpuSeconds(serve.pid) - serverCPU, ownCPUSeconds() - clientCPU, serviceSeconds))
     guard accepted == total else { print("only \(accepted) of \(total) accepted"); exit(2) }
     serviceRates.append(Double(total) / serviceSeconds)
 
@@ -177,6 +243,15 @@ for round in 1...rounds {
     let copySeconds = seconds(ContinuousClock.now - copyStart)
     copyRates.append(Double(total) / copySeconds)
     print("round \(round): service \(fmt(serviceRates.last!)) records/s (\(String(format: "%.1f", serviceSeconds)) s), psql \\copy \(fmt(copyRates.last!)) records/s (\(String(format: "%.1f", copySeconds)) s)")
+}
+// The same batches again: every record a duplicate, so every batch takes the staging path
+// (the direct COPY fails on the unique key and is rolled back first). This is the cost that
+// the write path avoids for batches of new records.
+do {
+    let start = ContinuousClock.now
+    let accepted = try await postAll()
+    let elapsed = seconds(ContinuousClock.now - start)
+    print("resend of all \(total) records (all duplicates, staging path): \(fmt(Double(total) / elapsed)) records/s, \(accepted) accepted")
 }
 let status = (try? String(contentsOfFile: "/proc/\(serve.pid)/status", encoding: .utf8)) ?? ""
 let hwmKB = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0

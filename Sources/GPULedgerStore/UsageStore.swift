@@ -83,22 +83,24 @@ public struct UsageStore: Sendable {
         }
     }
 
-    /// Streams the records to `COPY table FROM STDIN` in PostgreSQL's text format, 64 KiB at a time.
+    /// Sends the records to `COPY table FROM STDIN` in PostgreSQL's text format, in ONE write.
+    ///
+    /// One write on purpose: PostgresNIO 1.33.2 drops a `write` that is waiting for socket
+    /// backpressure to clear when the backend's ErrorResponse (here: the unique key) arrives in
+    /// that moment (`ExtendedQueryStateMachine.setAndFireError` in `.copyingData` does not fail
+    /// the pending promise), and the request then hangs forever. With a single write there is
+    /// never a pending one; an error is reported by CopyDone instead. The cost is the batch's
+    /// COPY text in memory (about the size of the request body, which is in memory already).
     func copy(_ records: [UsageRecord], into table: String, withOrdinal: Bool, on conn: PostgresConnection) async throws {
         let columns = withOrdinal ? Self.columns + ["ord"] : Self.columns
+        var encoder = CopyTextEncoder()
+        encoder.bytes.reserveCapacity(records.count * 320)
+        for (i, record) in records.enumerated() {
+            encoder.append(record, ordinal: withOrdinal ? i : nil)
+        }
+        let buffer = ByteBuffer(bytes: encoder.bytes)
         try await conn.copyFrom(table: table, columns: columns, logger: logger) { writer in
-            var encoder = CopyTextEncoder()
-            var buffer = ByteBufferAllocator().buffer(capacity: 80 * 1024)
-            for (i, record) in records.enumerated() {
-                encoder.bytes.removeAll(keepingCapacity: true)
-                encoder.append(record, ordinal: withOrdinal ? i : nil)
-                buffer.writeBytes(encoder.bytes)
-                if buffer.readableBytes >= 64 * 1024 {
-                    try await writer.write(buffer)
-                    buffer.clear()
-                }
-            }
-            if buffer.readableBytes > 0 { try await writer.write(buffer) }
+            try await writer.write(buffer)
         }
     }
 
