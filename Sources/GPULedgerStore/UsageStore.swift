@@ -36,7 +36,8 @@ public struct UsageStore: Sendable {
     ///    transaction is rolled back whole and the batch goes through a staging table instead:
     ///    COPY into a temporary table, then one `INSERT … SELECT DISTINCT ON … ON CONFLICT DO
     ///    NOTHING` (first write wins), and one query for the duplicates whose content differs.
-    ///    Staging always costs about a third of the rate, so it is kept for the batches that need it.
+    ///    Measured (README, "Ingest speed"): about 161,000 records/s direct, 23,000 through
+    ///    staging, so staging is kept for the batches that need it.
     public func ingest(_ records: [UsageRecord]) async throws -> IngestOutcome {
         guard !records.isEmpty else { return IngestOutcome(accepted: 0, duplicates: 0, conflicts: []) }
         do {
