@@ -69,7 +69,7 @@ let package = Package(
             path: "Benchmarks/IngestBenchmark",
             swiftSettings: strict
         ),
-        .testTarget(name: "GPULedgerCoreTests", dependencies: ["GPULedgerCore"], swiftSettings: strict),
+        .testTarget(name: "GPULedgerCoreTests", dependencies: ["GPULedgerCore", "GPULedgerTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "GPULedgerIntegrationTests",
             dependencies: [

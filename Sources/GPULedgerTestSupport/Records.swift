@@ -45,3 +45,23 @@ public struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+extension SampleRecords {
+    /// One record's JSON with each field's raw JSON text, so that a test can put any value in any
+    /// field; `overrides` maps a field to its raw JSON, or to nil to leave the field out.
+    public static func record(_ id: String = "req-1", tenant: String = "acme", _ overrides: [String: String?] = [:]) -> String {
+        var fields: [(String, String)] = [
+            ("request_id", "\"\(id)\""), ("tenant", "\"\(tenant)\""), ("model", "\"llama-3.1-70b\""),
+            ("accelerator", "\"H100\""), ("started_at", "\"2026-11-01T10:00:00Z\""), ("gpu_seconds", "2.5"),
+            ("input_tokens", "1200"), ("output_tokens", "300"),
+        ]
+        for (key, value) in overrides.sorted(by: { $0.key < $1.key }) {
+            if let i = fields.firstIndex(where: { $0.0 == key }) {
+                if let value { fields[i].1 = value } else { fields.remove(at: i) }
+            } else if let value {
+                fields.append((key, value))
+            }
+        }
+        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+    }
+}

@@ -22,6 +22,7 @@ public struct TestApp: Sendable {
         let database = try await TestDatabase.create()
         var configuration = AppConfiguration()
         configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("gpuledger-app-\(database.name)").path
+        configuration.databaseAcquireTimeout = .seconds(60) // the suite shares two cores with the servers it starts
         configure(&configuration)
         let keys = try await database.withDatabase { db in
             let store = KeyStore(database: db)

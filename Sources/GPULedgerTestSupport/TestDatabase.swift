@@ -49,7 +49,8 @@ public struct TestDatabase: Sendable {
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { await client.run(); return nil }
             defer { group.cancelAll() }
-            return try await body(Database(client: client, logger: Self.logger))
+            // Generous: the whole suite shares two cores with the servers it starts.
+            return try await body(Database(client: client, logger: Self.logger, acquireTimeout: .seconds(60)))
         }
     }
 

@@ -60,6 +60,9 @@ struct Serve: AsyncParsableCommand {
         config.port = port ?? environment("GPULEDGER_PORT").flatMap { Int($0) } ?? 8080
         config.maxBodyBytes = maxBodyBytes ?? environment("GPULEDGER_MAX_BODY_BYTES").flatMap { Int($0) } ?? config.maxBodyBytes
         config.dataDirectory = database.dataDirectory
+        if let seconds = environment("GPULEDGER_DB_ACQUIRE_TIMEOUT").flatMap(Double.init), seconds > 0 {
+            config.databaseAcquireTimeout = .milliseconds(Int(seconds * 1000))
+        }
         let pricingDir = pricing ?? environment("GPULEDGER_PRICING") ?? "pricing"
         if let cards = try RateCardFiles.load(directory: pricingDir) {
             for error in cards.errors { logger.error("rate card refused: \(error)") }

@@ -1,23 +1,10 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerTestSupport
 import Testing
 
-/// A record's JSON with each field's raw JSON text, so a test can put any value in any field.
-func recordJSON(_ overrides: [String: String?] = [:]) -> String {
-    var fields: [(String, String)] = [
-        ("request_id", "\"req-1\""), ("tenant", "\"acme\""), ("model", "\"llama-3.1-70b\""),
-        ("accelerator", "\"H100\""), ("started_at", "\"2026-11-28T10:00:00Z\""), ("gpu_seconds", "2.5"),
-        ("input_tokens", "1200"), ("output_tokens", "300"),
-    ]
-    for (key, value) in overrides.sorted(by: { $0.key < $1.key }) {
-        if let i = fields.firstIndex(where: { $0.0 == key }) {
-            if let value { fields[i].1 = value } else { fields.remove(at: i) }
-        } else if let value {
-            fields.append((key, value))
-        }
-    }
-    return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
-}
+/// A record's JSON (see `SampleRecords.record`).
+func recordJSON(_ overrides: [String: String?] = [:]) -> String { SampleRecords.record("req-1", overrides) }
 
 let parseNow = Timestamp.parseRFC3339("2026-11-28T12:00:00Z")!
 
@@ -36,7 +23,7 @@ func parse(_ body: String, _ format: BodyFormat = .json, accelerators: Set<Strin
         let r = try #require(batch.records.first)
         #expect(r.requestID == "req-1" && r.tenant == "acme" && r.model == "llama-3.1-70b" && r.accelerator == "H100")
         #expect(r.pool == "us-east-h100")
-        #expect(r.startedAt == Timestamp.parseRFC3339("2026-11-28T10:00:00Z"))
+        #expect(r.startedAt == Timestamp.parseRFC3339("2026-11-01T10:00:00Z"))
         #expect(r.gpuSeconds == "2.5")
         #expect(r.inputTokens == 1200 && r.outputTokens == 300 && r.cachedInputTokens == 200)
         #expect(r.ttftMs == 120.5 && r.tpotMs == 15 && r.e2eMs == 4620)

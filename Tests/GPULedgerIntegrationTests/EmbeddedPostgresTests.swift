@@ -6,7 +6,7 @@ import PostgresNIO
 import Testing
 
 /// The embedded cluster that `gpuledger serve` uses when DATABASE_URL is unset.
-@Suite struct EmbeddedPostgresTests {
+@Suite(.serialized) struct EmbeddedPostgresTests {
     func tempDataDir() -> String {
         "/tmp/gpl-emb-\(UUID().uuidString.prefix(8))"
     }

@@ -40,21 +40,9 @@ extension TestClientProtocol {
     }
 }
 
-/// A record's JSON; `overrides` maps a field to its raw JSON text, or to nil to leave it out.
+/// A record's JSON (see `SampleRecords.record`).
 func record(_ id: String, tenant: String = "acme", _ overrides: [String: String?] = [:]) -> String {
-    var fields: [(String, String)] = [
-        ("request_id", "\"\(id)\""), ("tenant", "\"\(tenant)\""), ("model", "\"llama-3.1-70b\""),
-        ("accelerator", "\"H100\""), ("started_at", "\"2026-11-01T10:00:00Z\""), ("gpu_seconds", "2.5"),
-        ("input_tokens", "1200"), ("output_tokens", "300"),
-    ]
-    for (key, value) in overrides.sorted(by: { $0.key < $1.key }) {
-        if let i = fields.firstIndex(where: { $0.0 == key }) {
-            if let value { fields[i].1 = value } else { fields.remove(at: i) }
-        } else if let value {
-            fields.append((key, value))
-        }
-    }
-    return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+    SampleRecords.record(id, tenant: tenant, overrides)
 }
 
 func storedCount(_ app: TestApp) async throws -> Int {

@@ -5,7 +5,7 @@ import GPULedgerTestSupport
 import Testing
 
 /// The real `gpuledger` binary, as an operator and the fleet's clients run it.
-@Suite struct ServiceProcessTests {
+@Suite(.serialized) struct ServiceProcessTests {
     struct Service {
         var process: ChildProcess
         var port: Int
@@ -13,7 +13,7 @@ import Testing
     }
 
     func serve(port: Int, dataDir: String, databaseURL: String? = nil) async throws -> Service {
-        var env = ["GPULEDGER_LOG_LEVEL": "warning", "DATABASE_URL": databaseURL ?? ""]
+        var env = ["GPULEDGER_LOG_LEVEL": "warning", "DATABASE_URL": databaseURL ?? "", "GPULEDGER_DB_ACQUIRE_TIMEOUT": "60"]
         env["GPULEDGER_MIGRATIONS"] = TestDatabase.migrationsDirectory
         let p = try ChildProcess(ChildProcess.gpuledgerBinary, ["serve", "--port", "\(port)", "--data-dir", dataDir], environment: env)
         let service = Service(process: p, port: port)
