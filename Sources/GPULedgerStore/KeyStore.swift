@@ -102,6 +102,8 @@ public struct KeyStore: Sendable {
                     INSERT INTO api_keys (name, role, tenant, key_hash, key_prefix)
                     VALUES ('first admin key', 'admin', NULL, \(Self.hash(key)), \(String(key.prefix(12))))
                     """, logger: logger)
+                // Written before the commit: if the commit fails, the file holds a dead key and the
+                // next start makes a new one; written after, a failed write would lock everyone out.
                 try Self.writeSecret(key + "\n", to: file)
                 return key
         }

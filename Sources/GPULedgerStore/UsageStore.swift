@@ -277,3 +277,24 @@ enum LabelsText {
         return object.keys.sorted().map { UsageRecord.Label($0, object[$0]!) }
     }
 }
+
+extension UsageStore {
+    /// Deletes up to `limit` records that started before `cutoff`; returns how many. Small
+    /// batches keep each transaction short, so ingest goes on while old data is removed.
+    public func deleteBatch(startedBefore cutoff: Timestamp, limit: Int) async throws -> Int {
+        let micros = cutoff.microseconds
+        return try await db.withConnection { [logger] conn in
+            let rows = try await conn.query("""
+                WITH gone AS (
+                    DELETE FROM usage_records WHERE ctid IN (
+                        SELECT ctid FROM usage_records
+                        WHERE started_at < TIMESTAMPTZ 'epoch' + \(micros) * INTERVAL '1 microsecond' LIMIT \(limit))
+                    RETURNING 1
+                ) SELECT count(*)::int FROM gone
+                """, logger: logger)
+            var n = 0
+            for try await c in rows.decode(Int.self) { n = c }
+            return n
+        }
+    }
+}

@@ -66,7 +66,6 @@ public struct TestDatabase: Sendable {
         let base: PostgresClient.Configuration
         let admin: PostgresClient
         let template: String
-        let counter = Counter()
         /// The embedded cluster, when the tests run one.
         public let cluster: EmbeddedPostgres?
 
@@ -114,7 +113,7 @@ public struct TestDatabase: Sendable {
 
         /// A new empty database on this server (used by tests of the migrations themselves).
         public func createEmptyDatabase() async throws -> TestDatabase {
-            let name = "gpl_t_\(getpid())_\(counter.next())"
+            let name = "gpl_t_\(getpid())_\(NumberSource.next())"
             try await admin.query("CREATE DATABASE \(unescaped: name)", logger: TestDatabase.logger)
             var config = base
             config.database = name
@@ -122,21 +121,14 @@ public struct TestDatabase: Sendable {
         }
 
         func createDatabase() async throws -> TestDatabase {
-            let name = "gpl_t_\(getpid())_\(counter.next())"
-            // One clone at a time: CREATE DATABASE … TEMPLATE needs the template to itself.
-            try await counter.serialized {
-                try await admin.query("CREATE DATABASE \(unescaped: name) TEMPLATE \(unescaped: template)", logger: TestDatabase.logger)
-            }
+            let name = "gpl_t_\(getpid())_\(NumberSource.next())"
+            // Clones may run side by side: nothing stays connected to the template after migrating it.
+            try await admin.query("CREATE DATABASE \(unescaped: name) TEMPLATE \(unescaped: template)", logger: TestDatabase.logger)
             var config = base
             config.database = name
             return TestDatabase(name: name, configuration: config)
         }
     }
-}
-
-actor Counter {
-    nonisolated func next() -> Int { NumberSource.next() }
-    func serialized(_ body: @Sendable () async throws -> Void) async throws { try await body() }
 }
 
 /// Unique numbers for database names, across tasks.

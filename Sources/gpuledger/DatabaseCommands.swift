@@ -131,3 +131,39 @@ struct Keys: AsyncParsableCommand {
 }
 
 extension Role: ExpressibleByArgument {}
+
+struct Prune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete usage records that started before a date (retention).",
+        discussion: "Deletes in batches, so the service keeps ingesting meanwhile. Prints how many records were deleted.")
+
+    @Option(help: "Delete records with started_at before this date or RFC 3339 time (UTC).") var before: String
+    @Option(help: "Records per transaction.") var batch: Int = 50_000
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        guard Self.cutoff(before) != nil else { throw ValidationError("--before must be a date (2026-01-01) or an RFC 3339 time") }
+        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+    }
+
+    static func cutoff(_ text: String) -> Timestamp? {
+        text.utf8.count == 10 ? Timestamp.parseRFC3339(text + "T00:00:00Z") : Timestamp.parseRFC3339(text)
+    }
+
+    func run() async throws {
+        let logger = log.bootstrap()
+        let cutoff = Self.cutoff(before)!
+        let batch = self.batch
+        let total = try await database.withDatabase(logger: logger) { db in
+            let store = UsageStore(database: db)
+            var total = 0
+            while true {
+                let n = try await store.deleteBatch(startedBefore: cutoff, limit: batch)
+                total += n
+                if n < batch { return total }
+            }
+        }
+        print("deleted \(total) usage records that started before \(cutoff.rfc3339)")
+    }
+}

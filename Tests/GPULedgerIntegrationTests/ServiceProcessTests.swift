@@ -143,3 +143,20 @@ import Testing
         #expect(summary.contains("retries"), "\(ingest.output)")
     }
 }
+
+@Suite struct PruneCommandTests {
+    @Test func deletesOnlyRecordsThatStartedBeforeTheCutoff() async throws {
+        let t = try await TestApp.make()
+        let body = (0..<7).map { record("old\($0)", ["started_at": "\"2026-10-31T23:59:59.999999Z\""]) }
+            + (0..<3).map { record("new\($0)", ["started_at": "\"2026-11-01T00:00:00Z\""]) }
+        try await t.application().test(.router) { client in
+            let answer = try await client.post("/v1/usage", key: t.ingestKey, body: "[" + body.joined(separator: ",") + "]")
+            #expect(answer.json["accepted"] as? Int == 10)
+        }
+        let prune = try ChildProcess(ChildProcess.gpuledgerBinary, ["prune", "--before", "2026-11-01", "--batch", "2"],
+                                     environment: ["DATABASE_URL": try await t.database.url, "GPULEDGER_LOG_LEVEL": "error"])
+        #expect(try await prune.wait() == 0, "\(prune.output)")
+        #expect(prune.output.contains("deleted 7 usage records that started before 2026-11-01T00:00:00Z"), "\(prune.output)")
+        #expect(try await storedCount(t) == 3)
+    }
+}
