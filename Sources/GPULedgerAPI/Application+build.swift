@@ -11,8 +11,11 @@ public struct AppConfiguration: Sendable {
     /// Largest ingest body, in bytes (default 64 MiB).
     public var maxBodyBytes: Int = 64 * 1024 * 1024
     public var maxRecordsPerRequest: Int = 100_000
-    /// Accelerator names from `pricing/`; nil accepts any name.
+    /// Accelerator names ingest accepts; nil accepts any name. Set from the rate cards in
+    /// `pricingDirectory` when the service starts and on reload.
     public var knownAccelerators: Set<String>?
+    /// The rate-card folder (`--pricing`); nil: no rate cards.
+    public var pricingDirectory: String?
     /// Where `admin.key` is written on first start.
     public var dataDirectory: String = ".gpuledger"
     /// Apply migrations before serving.
@@ -24,14 +27,18 @@ public struct AppConfiguration: Sendable {
 }
 
 /// The routes, on the given stores. Tests build the same router.
-public func buildRouter(configuration: AppConfiguration, database: Database, migrator: Migrator) -> Router<AppRequestContext> {
+public func buildRouter(configuration: AppConfiguration, database: Database, migrator: Migrator,
+                        pricing: PricingState? = nil) -> Router<AppRequestContext> {
+    let pricing = pricing ?? PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: ErrorMiddleware())
     HealthController(database: database, migrator: migrator).addRoutes(to: router)
     let keys = KeyStore(database: database)
     let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
-    UsageController(usage: UsageStore(database: database), configuration: configuration).addRoutes(to: v1)
+    UsageController(usage: UsageStore(database: database), rates: RateStore(database: database), pricing: pricing,
+                    configuration: configuration).addRoutes(to: v1)
+    RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
     return router
 }
 
@@ -42,7 +49,8 @@ public func buildApplication(
     configuration: AppConfiguration, client: PostgresClient, migrator: Migrator, logger: Logger
 ) -> some ApplicationProtocol {
     let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout)
-    let router = buildRouter(configuration: configuration, database: database, migrator: migrator)
+    let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
+    let router = buildRouter(configuration: configuration, database: database, migrator: migrator, pricing: pricing)
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gpuledger"),
@@ -56,6 +64,8 @@ public func buildApplication(
             let applied = try await migrator.migrate(database)
             if !applied.isEmpty { logger.info("migrations applied", metadata: ["versions": .string(applied.joined(separator: ","))]) }
         }
+        // Rate cards into the rate history; refused files are logged and keep what they had.
+        _ = try await pricing.load(into: RateStore(database: database), allOrNothing: false, logger: logger)
         let file = dataDirectory + "/admin.key"
         if try await KeyStore(database: database).bootstrapAdminKey(file: file) != nil {
             logger.notice("no API keys existed: created the first admin key and wrote it to \(file) (mode 0600); it is not shown again")

@@ -7,6 +7,8 @@ import NIOCore
 /// `POST /v1/usage`.
 struct UsageController {
     let usage: UsageStore
+    let rates: RateStore
+    let pricing: PricingState
     let configuration: AppConfiguration
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
@@ -38,7 +40,7 @@ struct UsageController {
             throw AppError(.contentTooLarge, code: "body_too_large",
                            message: "the body is over the limit of \(limit) bytes (send smaller batches)")
         }
-        let parser = RecordParser(now: .now(), knownAccelerators: configuration.knownAccelerators)
+        let parser = RecordParser(now: .now(), knownAccelerators: pricing.accelerators)
         let batch = try body.withUnsafeReadableBytes { raw in
             try parser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), format: format)
         }
@@ -91,6 +93,18 @@ enum JSONResponse {
 /// `GET /v1/usage/{tenant}/{request_id}`: the stored record, with its cost.
 struct UsageRecordAnswer: Encodable {
     var stored: StoredRecord
+    var cost: RequestCost?
+
+    struct RateAnswer: Encodable {
+        var usd_per_gpu_hour: String
+        var source: String
+        var effective_from: String
+        var provider: String
+        var region: String
+        var tier: String
+        /// The rate card row's own `source` note.
+        var note: String
+    }
 
     enum Keys: String, CodingKey {
         case request_id, tenant, model, accelerator, pool, started_at, gpu_seconds, input_tokens, output_tokens,
@@ -118,10 +132,13 @@ struct UsageRecordAnswer: Encodable {
         try c.encode(r.errorType, forKey: .error_type)
         try c.encode(Dictionary(uniqueKeysWithValues: r.labels.map { ($0.key, $0.value) }), forKey: .labels)
         try c.encode(stored.ingestedAt.rfc3339, forKey: .ingested_at)
-        // Pricing arrives with the cost model; until a rate applies these are null (contract: "null when no rate applies").
-        try c.encodeNil(forKey: .cost_usd)
-        try c.encodeNil(forKey: .cost_per_1m_tokens_usd)
-        try c.encodeNil(forKey: .rate)
+        // Null when no rate applies (contract); `source` is the rate card file the rate came from.
+        try c.encode(cost?.costUSD, forKey: .cost_usd)
+        try c.encode(cost?.costPer1MTokensUSD, forKey: .cost_per_1m_tokens_usd)
+        try c.encode(cost.map {
+            RateAnswer(usd_per_gpu_hour: $0.usdPerGPUHour, source: $0.card, effective_from: $0.effectiveFrom.rfc3339,
+                       provider: $0.provider, region: $0.region, tier: $0.tier, note: $0.source)
+        }, forKey: .rate)
     }
 }
 
@@ -134,7 +151,8 @@ extension UsageController {
         guard let stored = try await usage.find(tenant: tenant, requestID: requestID) else {
             throw AppError.notFound("no usage record \(requestID) for tenant \(tenant)")
         }
-        return try JSONResponse.make(UsageRecordAnswer(stored: stored))
+        let cost = try await rates.cost(tenant: tenant, requestID: requestID)
+        return try JSONResponse.make(UsageRecordAnswer(stored: stored, cost: cost))
     }
 }
 

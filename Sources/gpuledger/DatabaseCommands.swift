@@ -64,13 +64,11 @@ struct Serve: AsyncParsableCommand {
             config.databaseAcquireTimeout = .milliseconds(Int(seconds * 1000))
         }
         let pricingDir = pricing ?? environment("GPULEDGER_PRICING") ?? "pricing"
-        if let cards = try RateCardFiles.load(directory: pricingDir) {
-            for error in cards.errors { logger.error("rate card refused: \(error)") }
-            config.knownAccelerators = cards.accelerators.isEmpty ? nil : cards.accelerators
-            logger.info("rate cards loaded", metadata: ["rates": "\(cards.rates.count)", "accelerators": "\(cards.accelerators.count)"])
-        }
-        if config.knownAccelerators == nil {
-            logger.warning("no rate cards found; every accelerator name is accepted", metadata: ["pricing": "\(pricingDir)"])
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: pricingDir, isDirectory: &isDirectory), isDirectory.boolValue {
+            config.pricingDirectory = pricingDir // loaded into the rate history before the server starts
+        } else {
+            logger.warning("no rate-card folder; every accelerator name is accepted and nothing is priced", metadata: ["pricing": "\(pricingDir)"])
         }
         let (clientConfig, cluster, _) = try await database.resolve(logger: logger)
         let client = PostgresClient(configuration: clientConfig, backgroundLogger: logger)

@@ -1,0 +1,122 @@
+import Foundation
+import GPULedgerCore
+import GPULedgerStore
+import Hummingbird
+import Logging
+import Synchronization
+
+/// The rate cards in force in this process: which accelerator names ingest accepts.
+public final class PricingState: Sendable {
+    private let names: Mutex<Set<String>?>
+    public let directory: String?
+
+    public init(directory: String?, accelerators: Set<String>?) {
+        self.directory = directory
+        self.names = Mutex(accelerators)
+    }
+
+    public var accelerators: Set<String>? { names.withLock { $0 } }
+    func set(_ accelerators: Set<String>?) { names.withLock { $0 = accelerators } }
+
+    /// Loads the cards from `directory` into the rate history. With `allOrNothing`, any refused
+    /// file stops the whole load (nothing changes); otherwise the good files load and the
+    /// refused ones keep what they had.
+    func load(into rates: RateStore, allOrNothing: Bool, logger: Logger) async throws -> (RateCards.Loaded, RateSync)? {
+        guard let directory, let loaded = try RateCardFiles.load(directory: directory) else { return nil }
+        if allOrNothing, !loaded.errors.isEmpty { return (loaded, RateSync()) }
+        for error in loaded.errors { logger.error("rate card refused: \(error)") }
+        let sync = try await rates.sync(loaded)
+        let endOfTime = Timestamp.parseRFC3339("9999-12-31T00:00:00Z")!
+        let inForce = Set(try await rates.inForce(at: endOfTime).map(\.accelerator))
+        set(inForce.isEmpty ? nil : inForce)
+        logger.info("rate cards loaded", metadata: [
+            "rates": "\(loaded.rates.count)", "added": "\(sync.added)", "changed": "\(sync.changed)",
+            "retired": "\(sync.retired)", "restored": "\(sync.restored)",
+        ])
+        return (loaded, sync)
+    }
+}
+
+/// `GET /v1/rates?at=`, `POST /v1/rates/reload`.
+struct RatesController {
+    let rates: RateStore
+    let pricing: PricingState
+
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.get("rates", use: list)
+        group.post("rates/reload", use: reload)
+    }
+
+    struct RateAnswer: Encodable {
+        var provider, region, accelerator, tier: String
+        var usd_per_gpu_hour: String
+        var effective_from: String
+        var source: String
+        var card: String
+        var first_seen_at: String
+        var changed_at: String
+    }
+
+    struct DefaultAnswer: Encodable { var accelerator, provider, region, tier: String }
+
+    struct ListAnswer: Encodable {
+        var at: String
+        var rates: [RateAnswer]
+        var defaults: [DefaultAnswer]
+    }
+
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requirePrincipal() // every role may read list prices
+        let at: Timestamp
+        if let text = request.uri.queryParameters.get("at") {
+            guard let t = QueryTime.parse(text) else {
+                throw AppError.badRequest("at=\(text) is not a date (2026-11-28) or an RFC 3339 time", code: "bad_query")
+            }
+            at = t
+        } else {
+            at = .now()
+        }
+        let inForce = try await rates.inForce(at: at)
+        let defaults = try await rates.defaults()
+        return try JSONResponse.make(ListAnswer(
+            at: at.rfc3339,
+            rates: inForce.map {
+                RateAnswer(provider: $0.provider, region: $0.region, accelerator: $0.accelerator, tier: $0.tier,
+                           usd_per_gpu_hour: $0.usdPerGPUHour, effective_from: $0.effectiveFrom.rfc3339, source: $0.source,
+                           card: $0.card, first_seen_at: $0.firstSeenAt.rfc3339, changed_at: $0.changedAt.rfc3339)
+            },
+            defaults: defaults.map { DefaultAnswer(accelerator: $0.accelerator, provider: $0.key.provider, region: $0.key.region, tier: $0.key.tier.rawValue) }))
+    }
+
+    struct ReloadAnswer: Encodable {
+        var rates: Int
+        var added: Int
+        var changed: Int
+        var retired: Int
+        var restored: Int
+    }
+
+    @Sendable func reload(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        guard principal.role == .admin else { throw AppError.forbidden("only an admin key reloads the rate cards") }
+        guard let (loaded, sync) = try await pricing.load(into: rates, allOrNothing: true, logger: context.logger) else {
+            throw AppError(.notFound, code: "no_rate_cards", message: "the service has no rate-card folder (--pricing) or it does not exist")
+        }
+        if !loaded.errors.isEmpty {
+            throw AppError(.unprocessableContent, code: "invalid_rate_cards",
+                           message: "\(loaded.refusedFiles.count) rate card(s) refused; nothing was changed, the rates in force stay",
+                           details: loaded.errors.prefix(100).map {
+                               AppError.Detail(field: "\($0.file):\($0.line):\($0.column)", message: $0.message)
+                           })
+        }
+        return try JSONResponse.make(ReloadAnswer(rates: loaded.rates.count, added: sync.added, changed: sync.changed,
+                                                  retired: sync.retired, restored: sync.restored))
+    }
+}
+
+/// Times in queries: a date (its midnight UTC) or an RFC 3339 time.
+enum QueryTime {
+    static func parse(_ text: String) -> Timestamp? {
+        text.utf8.count == 10 ? Timestamp.parseRFC3339(text + "T00:00:00Z") : Timestamp.parseRFC3339(text)
+    }
+}
