@@ -39,6 +39,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     UsageController(usage: UsageStore(database: database), rates: RateStore(database: database), pricing: pricing,
                     configuration: configuration).addRoutes(to: v1)
     RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
+    PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
     return router
 }
 

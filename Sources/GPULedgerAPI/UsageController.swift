@@ -98,7 +98,7 @@ struct UsageRecordAnswer: Encodable {
     struct RateAnswer: Encodable {
         var usd_per_gpu_hour: String
         var source: String
-        var effective_from: String
+        var effective_from: String?
         var provider: String
         var region: String
         var tier: String
@@ -136,7 +136,7 @@ struct UsageRecordAnswer: Encodable {
         try c.encode(cost?.costUSD, forKey: .cost_usd)
         try c.encode(cost?.costPer1MTokensUSD, forKey: .cost_per_1m_tokens_usd)
         try c.encode(cost.map {
-            RateAnswer(usd_per_gpu_hour: $0.usdPerGPUHour, source: $0.card, effective_from: $0.effectiveFrom.rfc3339,
+            RateAnswer(usd_per_gpu_hour: $0.usdPerGPUHour, source: $0.card, effective_from: $0.effectiveFrom?.rfc3339,
                        provider: $0.provider, region: $0.region, tier: $0.tier, note: $0.source)
         }, forKey: .rate)
     }

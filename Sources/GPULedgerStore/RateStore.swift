@@ -181,7 +181,8 @@ public struct RequestCost: Sendable, Equatable {
     public var provider: String
     public var region: String
     public var tier: String
-    public var effectiveFrom: Timestamp
+    /// nil for a pool's override price, which has no effective date.
+    public var effectiveFrom: Timestamp?
     public var source: String
     public var card: String
     /// gpu_seconds × usd_per_gpu_hour / 3600, rounded to 12 decimal places.
@@ -191,29 +192,43 @@ public struct RequestCost: Sendable, Equatable {
 }
 
 extension RateStore {
-    /// Prices one stored request at the rate in force at its `started_at`: its accelerator's
-    /// default rate (pools arrive with the cost model). nil when no rate covers it.
+    /// Prices one stored request at the rate in force at its `started_at`: its registered pool's
+    /// override price, else the rate in force for the pool's pinned (provider, region, tier),
+    /// else its accelerator's default rate. A pool applies only to records of its accelerator.
+    /// nil when no rate covers it.
     public func cost(tenant: String, requestID: String) async throws -> RequestCost? {
         let logger = self.logger
         return try await db.withConnection { conn in
             let rows = try await conn.query("""
-                SELECT r.usd_per_gpu_hour::text, r.provider, r.region, r.tier,
-                       (extract(epoch FROM r.effective_from) * 1000000)::bigint, r.source, r.card,
-                       round(u.gpu_seconds * r.usd_per_gpu_hour / 3600, 12)::text,
-                       CASE WHEN u.input_tokens + u.output_tokens > 0
-                            THEN round(round(u.gpu_seconds * r.usd_per_gpu_hour / 3600, 12) * 1000000 / (u.input_tokens + u.output_tokens), 12)::text END
-                FROM usage_records u
-                JOIN default_rates d ON d.accelerator = u.accelerator
-                JOIN LATERAL (
-                    SELECT * FROM rates r
-                    WHERE r.provider = d.provider AND r.region = d.region AND r.accelerator = d.accelerator AND r.tier = d.tier
-                      AND r.retired_at IS NULL AND r.effective_from <= u.started_at
-                    ORDER BY r.effective_from DESC LIMIT 1
-                ) r ON true
-                WHERE u.tenant = \(tenant) AND u.request_id = \(requestID)
+                WITH u AS (SELECT * FROM usage_records WHERE tenant = \(tenant) AND request_id = \(requestID)),
+                k AS (
+                    SELECT u.*, p.name AS pool_name, p.usd_per_gpu_hour AS override,
+                           COALESCE(p.provider, d.provider) AS k_provider, COALESCE(p.region, d.region) AS k_region,
+                           COALESCE(p.tier, d.tier) AS k_tier
+                    FROM u
+                    LEFT JOIN pools p ON p.name = u.pool AND p.accelerator = u.accelerator
+                    LEFT JOIN default_rates d ON d.accelerator = u.accelerator
+                ),
+                priced AS (
+                    SELECT k.*, COALESCE(k.override, r.usd_per_gpu_hour) AS price, r.effective_from, r.source AS note, r.card
+                    FROM k LEFT JOIN LATERAL (
+                        SELECT * FROM rates r
+                        WHERE r.provider = k.k_provider AND r.region = k.k_region AND r.accelerator = k.accelerator AND r.tier = k.k_tier
+                          AND r.retired_at IS NULL AND r.effective_from <= k.started_at
+                        ORDER BY r.effective_from DESC LIMIT 1
+                    ) r ON true
+                )
+                SELECT price::text, k_provider, k_region, k_tier,
+                       CASE WHEN override IS NULL THEN (extract(epoch FROM effective_from) * 1000000)::bigint END,
+                       CASE WHEN override IS NULL THEN note ELSE 'override of pool ' || pool_name END,
+                       CASE WHEN override IS NULL THEN card ELSE 'pool ' || pool_name END,
+                       round(gpu_seconds * price / 3600, 12)::text,
+                       CASE WHEN input_tokens + output_tokens > 0
+                            THEN round(round(gpu_seconds * price / 3600, 12) * 1000000 / (input_tokens + output_tokens), 12)::text END
+                FROM priced WHERE price IS NOT NULL
                 """, logger: logger)
-            for try await (price, p, r, t, eff, source, card, cost, perM) in rows.decode((String, String, String, String, Int64, String, String, String, String?).self) {
-                return RequestCost(usdPerGPUHour: price, provider: p, region: r, tier: t, effectiveFrom: Timestamp(microseconds: eff),
+            for try await (price, p, r, t, eff, source, card, cost, perM) in rows.decode((String, String, String, String, Int64?, String, String, String, String?).self) {
+                return RequestCost(usdPerGPUHour: price, provider: p, region: r, tier: t, effectiveFrom: eff.map(Timestamp.init(microseconds:)),
                                    source: source, card: card, costUSD: cost, costPer1MTokensUSD: perM)
             }
             return nil

@@ -1,0 +1,156 @@
+import Foundation
+import GPULedgerCore
+import GPULedgerStore
+import Hummingbird
+import NIOCore
+
+/// `PUT /v1/pools/{pool}`, `POST /v1/pools/{pool}/capacity`, `GET /v1/pools`, `GET /v1/pools/{pool}`.
+struct PoolsController {
+    let pools: PoolStore
+
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.get("pools", use: list)
+        group.get("pools/:pool", use: show)
+        group.put("pools/:pool", use: put)
+        group.post("pools/:pool/capacity", use: addCapacity)
+    }
+
+    struct PoolAnswer: Encodable {
+        struct Event: Encodable { var at: String; var gpus: Int }
+        var pool: String
+        var accelerator: String
+        var provider: String
+        var region: String
+        var tier: String
+        var usd_per_gpu_hour: String?
+        var capacity: [Event]
+
+        init(_ pool: Pool, _ events: [CapacityEvent]) {
+            self.pool = pool.name
+            accelerator = pool.accelerator
+            provider = pool.provider
+            region = pool.region
+            tier = pool.tier.rawValue
+            usd_per_gpu_hour = pool.usdPerGPUHour
+            capacity = events.map { Event(at: $0.at.rfc3339, gpus: $0.gpus) }
+        }
+
+        enum CodingKeys: String, CodingKey { case pool, accelerator, provider, region, tier, usd_per_gpu_hour, capacity }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(pool, forKey: .pool)
+            try c.encode(accelerator, forKey: .accelerator)
+            try c.encode(provider, forKey: .provider)
+            try c.encode(region, forKey: .region)
+            try c.encode(tier, forKey: .tier)
+            try c.encode(usd_per_gpu_hour, forKey: .usd_per_gpu_hour) // null when the rate cards price it
+            try c.encode(capacity, forKey: .capacity)
+        }
+    }
+
+    static func requireAdmin(_ context: AppRequestContext) throws {
+        guard try context.requirePrincipal().role == .admin else { throw AppError.forbidden("only an admin key manages pools") }
+    }
+
+    static func poolName(_ context: AppRequestContext) throws -> String {
+        let name = try context.parameters.require("pool")
+        guard !name.isEmpty, name.count <= 64 else { throw AppError.badRequest("a pool name has 1 to 64 characters", code: "bad_path") }
+        return name
+    }
+
+    /// The body as a JSON object; 400 when it is not one, 415 when it is not JSON.
+    static func jsonObject(_ request: Request) async throws -> [String: Any] {
+        let media = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+        guard media == "application/json" else {
+            throw AppError(.unsupportedMediaType, code: "unsupported_media_type", message: "send application/json")
+        }
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
+            throw AppError(.badRequest, code: "malformed_json", message: "the body must be one JSON object")
+        }
+        return object
+    }
+
+    @Sendable func put(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try Self.requireAdmin(context)
+        let name = try Self.poolName(context)
+        let object = try await Self.jsonObject(request)
+        var details: [AppError.Detail] = []
+        let allowed: Set<String> = ["accelerator", "provider", "region", "tier", "usd_per_gpu_hour"]
+        for key in object.keys.sorted() where !allowed.contains(key) {
+            details.append(.init(field: key, message: "unknown field; the fields are accelerator, provider, region, tier, usd_per_gpu_hour"))
+        }
+        func text(_ key: String) -> String? {
+            guard let v = object[key] as? String, !v.isEmpty, v.count <= 64 else {
+                details.append(.init(field: key, message: "is required: a string of 1 to 64 characters"))
+                return nil
+            }
+            return v
+        }
+        let accelerator = text("accelerator"), provider = text("provider"), region = text("region")
+        let tier = (object["tier"] as? String).flatMap(Tier.init(rawValue:))
+        if tier == nil { details.append(.init(field: "tier", message: "must be on_demand, spot, reserved or committed")) }
+        var price: String?
+        if let raw = object["usd_per_gpu_hour"], !(raw is NSNull) {
+            if let s = raw as? String, RateCards.isPlainDecimal(s) { price = s } else {
+                details.append(.init(field: "usd_per_gpu_hour", message: "must be a decimal string such as \"2.49\" (money is never a JSON number), or null"))
+            }
+        }
+        guard details.isEmpty, let accelerator, let provider, let region, let tier else {
+            throw AppError(.unprocessableContent, code: "invalid_pool", message: "the pool definition is invalid; nothing was changed", details: details)
+        }
+        let pool = Pool(name: name, accelerator: accelerator, provider: provider, region: region, tier: tier, usdPerGPUHour: price)
+        let outcome = try await pools.put(pool)
+        let events = try await pools.get(name)?.1 ?? []
+        return try JSONResponse.make(PoolAnswer(pool, events), status: outcome == .created ? .created : .ok)
+    }
+
+    @Sendable func addCapacity(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try Self.requireAdmin(context)
+        let name = try Self.poolName(context)
+        let object = try await Self.jsonObject(request)
+        var details: [AppError.Detail] = []
+        for key in object.keys.sorted() where key != "at" && key != "gpus" {
+            details.append(.init(field: key, message: "unknown field; the fields are at, gpus"))
+        }
+        let at = (object["at"] as? String).flatMap(QueryTime.parse)
+        if at == nil { details.append(.init(field: "at", message: "must be an RFC 3339 time or a date")) }
+        var gpus: Int?
+        if let n = object["gpus"] as? NSNumber, !(object["gpus"] is Bool), n.doubleValue == n.doubleValue.rounded(),
+           n.doubleValue >= 0, n.doubleValue <= 1_000_000 {
+            gpus = Int(n.doubleValue)
+        } else {
+            details.append(.init(field: "gpus", message: "must be an integer from 0 to 1000000"))
+        }
+        guard details.isEmpty, let at, let gpus else {
+            throw AppError(.unprocessableContent, code: "invalid_capacity", message: "the capacity event is invalid; nothing was stored", details: details)
+        }
+        switch try await pools.addCapacity(pool: name, CapacityEvent(at: at, gpus: gpus)) {
+        case .noSuchPool:
+            throw AppError.notFound("no pool \(name); create it with PUT /v1/pools/\(name)")
+        case .conflict(let existing):
+            throw AppError(.conflict, code: "conflict", message: "pool \(name) already has \(existing) GPUs from \(at.rfc3339); capacity events are not rewritten")
+        case .created, .unchanged:
+            let (pool, events) = try await pools.get(name) ?? (Pool(name: name, accelerator: "", provider: "", region: "", tier: .onDemand, usdPerGPUHour: nil), [])
+            return try JSONResponse.make(PoolAnswer(pool, events), status: .created)
+        }
+    }
+
+    @Sendable func show(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requirePrincipal()
+        let name = try Self.poolName(context)
+        guard let (pool, events) = try await pools.get(name) else { throw AppError.notFound("no pool \(name)") }
+        return try JSONResponse.make(PoolAnswer(pool, events))
+    }
+
+    struct ListAnswer: Encodable { var pools: [PoolAnswer] }
+
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
+        _ = try context.requirePrincipal()
+        var out: [PoolAnswer] = []
+        for name in try await pools.list() {
+            if let (pool, events) = try await pools.get(name) { out.append(PoolAnswer(pool, events)) }
+        }
+        return try JSONResponse.make(ListAnswer(pools: out))
+    }
+}
