@@ -116,7 +116,5 @@ struct RatesController {
 
 /// Times in queries: a date (its midnight UTC) or an RFC 3339 time.
 enum QueryTime {
-    static func parse(_ text: String) -> Timestamp? {
-        text.utf8.count == 10 ? Timestamp.parseRFC3339(text + "T00:00:00Z") : Timestamp.parseRFC3339(text)
-    }
+    static func parse(_ text: String) -> Timestamp? { Timestamp.parseDateOrTime(text) }
 }

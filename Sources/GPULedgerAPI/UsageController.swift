@@ -104,6 +104,18 @@ struct UsageRecordAnswer: Encodable {
         var tier: String
         /// The rate card row's own `source` note.
         var note: String
+
+        enum CodingKeys: String, CodingKey { case usd_per_gpu_hour, source, effective_from, provider, region, tier, note }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(usd_per_gpu_hour, forKey: .usd_per_gpu_hour)
+            try c.encode(source, forKey: .source)
+            try c.encode(effective_from, forKey: .effective_from) // null for a pool's override price
+            try c.encode(provider, forKey: .provider)
+            try c.encode(region, forKey: .region)
+            try c.encode(tier, forKey: .tier)
+            try c.encode(note, forKey: .note)
+        }
     }
 
     enum Keys: String, CodingKey {

@@ -234,8 +234,9 @@ public enum RateCards {
 
     /// A date (midnight UTC) or an RFC 3339 time on the hour in UTC.
     public static func parseEffectiveFrom(_ s: String) -> Timestamp? {
-        if s.utf8.count == 10 { return Timestamp.parseRFC3339(s + "T00:00:00Z") }
-        guard let t = Timestamp.parseRFC3339(s), t.microseconds % 3_600_000_000 == 0, s.hasSuffix("Z") || s.hasSuffix("z") else { return nil }
+        guard let t = Timestamp.parseDateOrTime(s) else { return nil }
+        if s.utf8.count == 10 { return t }
+        guard t.microseconds % 3_600_000_000 == 0, s.hasSuffix("Z") || s.hasSuffix("z") else { return nil }
         return t
     }
 }

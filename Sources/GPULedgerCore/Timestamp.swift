@@ -175,6 +175,11 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         return Timestamp(microseconds: secs * 1_000_000 + micros)
     }
 
+    /// A bare date (`2026-11-28`, its midnight UTC) or an RFC 3339 timestamp, as queries take them.
+    public static func parseDateOrTime(_ s: String) -> Timestamp? {
+        s.utf8.count == 10 ? parseRFC3339(s + "T00:00:00Z") : parseRFC3339(s)
+    }
+
     public static func parseRFC3339(_ s: String) -> Timestamp? {
         var s = s
         return s.withUTF8 { parseRFC3339($0) }

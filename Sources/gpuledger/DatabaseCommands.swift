@@ -145,9 +145,7 @@ struct Prune: AsyncParsableCommand {
         guard batch > 0 else { throw ValidationError("--batch must be positive") }
     }
 
-    static func cutoff(_ text: String) -> Timestamp? {
-        text.utf8.count == 10 ? Timestamp.parseRFC3339(text + "T00:00:00Z") : Timestamp.parseRFC3339(text)
-    }
+    static func cutoff(_ text: String) -> Timestamp? { Timestamp.parseDateOrTime(text) }
 
     func run() async throws {
         let logger = log.bootstrap()

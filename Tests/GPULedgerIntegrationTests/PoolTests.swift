@@ -45,6 +45,7 @@ import Testing
             let priced = try await client.get("/v1/usage/acme/in-pool", key: t.adminKey).json
             #expect(priced["cost_usd"] as? String == "0.900000000000")
             #expect((priced["rate"] as? [String: Any])?["source"] as? String == "pool gpu-a")
+            #expect((priced["rate"] as? [String: Any])?["effective_from"] is NSNull)
         }
     }
 
