@@ -1,0 +1,54 @@
+import Foundation
+
+/// Rounding money to cents only at the end, without losing a cent in a split.
+public enum CentRounding {
+    /// Rounds each exact amount to cents so that the rounded parts add up to the exact total
+    /// rounded to cents (largest-remainder, or Hamilton, apportionment): every part gets its
+    /// amount rounded down, and the cents still missing go one each to the parts with the largest
+    /// remainders (ties: the larger amount, then the earlier part). `Decimal` is exact for these
+    /// sums (38 significant digits); no `Double` is involved.
+    public static func largestRemainder(_ amounts: [Decimal]) -> [Decimal] {
+        guard !amounts.isEmpty else { return [] }
+        let total = amounts.reduce(Decimal(0), +)
+        let targetCents = rounded(total * 100, scale: 0, .plain)
+        var floors = amounts.map { rounded($0 * 100, scale: 0, .down) }
+        let remainders = zip(amounts, floors).map { $0 * 100 - $1 }
+        var missing = targetCents - floors.reduce(Decimal(0), +)
+        let order = amounts.indices.sorted { a, b in
+            if remainders[a] != remainders[b] { return remainders[a] > remainders[b] }
+            if amounts[a] != amounts[b] { return amounts[a] > amounts[b] }
+            return a < b
+        }
+        var i = 0
+        while missing > 0, i < order.count {
+            floors[order[i]] += 1
+            missing -= 1
+            i += 1
+        }
+        return floors.map { $0 / 100 }
+    }
+
+    /// `value` rounded to `scale` decimal places in `mode` (`.down` is toward negative infinity).
+    public static func rounded(_ value: Decimal, scale: Int, _ mode: NSDecimalNumber.RoundingMode) -> Decimal {
+        var input = value
+        var output = Decimal()
+        NSDecimalRound(&output, &input, scale, mode)
+        return output
+    }
+
+    /// Exact decimal text (`"12.345678"`) to `Decimal`; nil when it is not a plain decimal.
+    public static func decimal(_ text: String) -> Decimal? {
+        Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+    }
+
+    /// A cent amount as the wire's decimal string with two places (`"12.30"`).
+    public static func cents(_ value: Decimal) -> String {
+        let r = rounded(value, scale: 2, .plain)
+        let negative = r < 0
+        let magnitude = negative ? -r : r
+        let whole = rounded(magnitude, scale: 0, .down)
+        let frac = NSDecimalNumber(decimal: (magnitude - whole) * 100).intValue
+        let fracText = frac < 10 ? "0\(frac)" : "\(frac)"
+        return "\(negative ? "-" : "")\(NSDecimalNumber(decimal: whole).stringValue).\(fracText)"
+    }
+}
