@@ -17,10 +17,15 @@ struct LogOptions: ParsableArguments {
     @Option(help: "trace, debug, info, notice, warning, error or critical (GPULEDGER_LOG_LEVEL).")
     var logLevel: String?
 
+    @Option(help: "json or text (GPULEDGER_LOG_FORMAT; default: text on a terminal, else json).")
+    var logFormat: String?
+
     func bootstrap() -> Logger {
         let levelName = logLevel ?? ProcessInfo.processInfo.environment["GPULEDGER_LOG_LEVEL"] ?? "info"
         let level = Logger.Level(rawValue: levelName) ?? .info
+        let format = logFormat ?? environment("GPULEDGER_LOG_FORMAT") ?? (isatty(STDERR_FILENO) == 1 ? "text" : "json")
         LoggingSystem.bootstrap { label in
+            if format == "json" { return JSONLogHandler(label: label, logLevel: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler

@@ -3,6 +3,9 @@ import GPULedgerCore
 import GPULedgerStore
 import GPULedgerTestSupport
 import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// The real `gpuledger` binary, as an operator and the fleet's clients run it.
 @Suite(.serialized) struct ServiceProcessTests {
@@ -12,8 +15,9 @@ import Testing
         var url: String { "http://127.0.0.1:\(port)" }
     }
 
-    func serve(port: Int, dataDir: String, databaseURL: String? = nil) async throws -> Service {
+    func serve(port: Int, dataDir: String, databaseURL: String? = nil, environment extra: [String: String] = [:]) async throws -> Service {
         var env = ["GPULEDGER_LOG_LEVEL": "warning", "DATABASE_URL": databaseURL ?? "", "GPULEDGER_DB_ACQUIRE_TIMEOUT": "60"]
+        env.merge(extra) { _, new in new }
         env["GPULEDGER_MIGRATIONS"] = TestDatabase.migrationsDirectory
         let p = try ChildProcess(ChildProcess.gpuledgerBinary, ["serve", "--port", "\(port)", "--data-dir", dataDir], environment: env)
         let service = Service(process: p, port: port)
@@ -116,6 +120,36 @@ import Testing
         let badKey = try ChildProcess(ChildProcess.gpuledgerBinary, ["ingest", "--url", service.url, "--key", "gpl_wrong", dir + "/in.ndjson"])
         #expect(try await badKey.wait() == 2)
         #expect(badKey.output.contains("HTTP 401"))
+    }
+
+    @Test func logsAreJSONLinesWithTheRequestIDAndNoKey() async throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try await TestDatabase.create()
+        let service = try await serve(port: freePort(), dataDir: dir, databaseURL: try await db.url,
+                                      environment: ["GPULEDGER_LOG_LEVEL": "info", "GPULEDGER_LOG_FORMAT": "json"])
+        let key = try String(contentsOfFile: dir + "/admin.key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        var request = URLRequest(url: URL(string: service.url + "/v1/usage")!)
+        request.httpMethod = "POST"
+        request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.setValue("trace-4242", forHTTPHeaderField: "X-Request-Id")
+        request.httpBody = Data(record("logged").utf8)
+        let (_, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.value(forHTTPHeaderField: "X-Request-Id") == "trace-4242")
+        service.process.signal(SIGTERM)
+        try await service.process.wait()
+        let lines = service.process.output.split(separator: "\n")
+        let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(objects.count == lines.count, "every line is one JSON object")
+        let line = objects.first { $0["request_id"] as? String == "trace-4242" && $0["message"] as? String == "request" }
+        #expect(line?["method"] as? String == "POST")
+        #expect(line?["route"] as? String == "/v1/usage")
+        #expect(line?["status"] as? String == "200")
+        #expect(line?["duration_ms"] != nil && line?["time"] != nil && line?["level"] as? String == "info")
+        #expect(objects.contains { $0["request_id"] as? String == "trace-4242" && $0["records"] as? String == "1" })
+        #expect(!service.process.output.contains(key))
+        #expect(!service.process.output.contains(String(key.dropFirst(4).prefix(16))))
     }
 
     @Test func aServerRestartedMidFileEndsWithEveryRecordOnce() async throws {
