@@ -129,3 +129,46 @@ extension String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
+
+extension KeyStore {
+    public struct Listed: Sendable {
+        public var id: Int64
+        public var name: String
+        public var role: String
+        public var tenant: String?
+        public var prefix: String
+        public var createdAt: Timestamp
+        public var revokedAt: Timestamp?
+    }
+
+    /// Every key, without secrets: id, name, role, tenant, the first characters, dates.
+    public func list() async throws -> [Listed] {
+        let logger = self.logger
+        return try await db.withConnection { conn in
+            var out: [Listed] = []
+            let rows = try await conn.query("""
+                SELECT id, name, role, tenant, key_prefix, (extract(epoch FROM created_at) * 1000000)::bigint,
+                       (extract(epoch FROM revoked_at) * 1000000)::bigint
+                FROM api_keys ORDER BY id
+                """, logger: logger)
+            for try await (id, name, role, tenant, prefix, created, revoked) in rows.decode((Int64, String, String, String?, String, Int64, Int64?).self) {
+                out.append(Listed(id: id, name: name, role: role, tenant: tenant, prefix: prefix,
+                                  createdAt: Timestamp(microseconds: created), revokedAt: revoked.map(Timestamp.init(microseconds:))))
+            }
+            return out
+        }
+    }
+
+    /// Revokes a key: it stops working at once. Returns false when there is no such key.
+    public func revoke(id: Int64) async throws -> Bool {
+        let logger = self.logger
+        return try await db.withConnection { conn in
+            var found = false
+            for try await _ in try await conn.query(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = \(id) RETURNING 1", logger: logger) {
+                found = true
+            }
+            return found
+        }
+    }
+}

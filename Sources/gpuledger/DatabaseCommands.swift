@@ -98,7 +98,52 @@ struct Migrate: AsyncParsableCommand {
 }
 
 struct Keys: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage API keys.", subcommands: [Create.self])
+    static let configuration = CommandConfiguration(abstract: "Manage API keys.", subcommands: [Create.self, List.self, Revoke.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the keys (never the secrets): id, role, tenant, name, prefix, created, revoked.")
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var log: LogOptions
+
+        func run() async throws {
+            var log = self.log
+            if log.logLevel == nil { log.logLevel = environment("GPULEDGER_LOG_LEVEL") ?? "warning" }
+            let logger = log.bootstrap()
+            let migrator = Migrator(directory: Migrator.defaultDirectory(), logger: logger)
+            let keys = try await database.withDatabase(logger: logger) { db in
+                try await migrator.migrate(db)
+                return try await KeyStore(database: db).list()
+            }
+            print("id\trole\ttenant\tname\tprefix\tcreated\trevoked")
+            for k in keys {
+                print("\(k.id)\t\(k.role)\t\(k.tenant ?? "-")\t\(k.name)\t\(k.prefix)…\t\(k.createdAt.rfc3339)\t\(k.revokedAt?.rfc3339 ?? "-")")
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key by its id (from keys list); it stops working at once.")
+        @Argument(help: "The key's id.") var id: Int64
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var log: LogOptions
+
+        func run() async throws {
+            var log = self.log
+            if log.logLevel == nil { log.logLevel = environment("GPULEDGER_LOG_LEVEL") ?? "warning" }
+            let logger = log.bootstrap()
+            let migrator = Migrator(directory: Migrator.defaultDirectory(), logger: logger)
+            let id = self.id
+            let found = try await database.withDatabase(logger: logger) { db in
+                try await migrator.migrate(db)
+                return try await KeyStore(database: db).revoke(id: id)
+            }
+            guard found else {
+                note("no key #\(id)")
+                throw ExitCode(1)
+            }
+            print("key #\(id) revoked")
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key and print it once on standard output (only its hash is stored).")

@@ -194,3 +194,39 @@ import FoundationNetworking
         #expect(try await storedCount(t) == 3)
     }
 }
+
+@Suite struct KeyCommandTests {
+    func run(_ args: [String], _ t: TestApp) async throws -> (Int32, String) {
+        let p = try ChildProcess(ChildProcess.gpuledgerBinary, args,
+                                 environment: ["DATABASE_URL": try await t.database.url, "GPULEDGER_LOG_LEVEL": "error"])
+        let status = try await p.wait()
+        return (status, p.output)
+    }
+
+    @Test func createListAndRevokeKeys() async throws {
+        let t = try await TestApp.make()
+        let (created, out) = try await run(["keys", "create", "--role", "tenant", "--tenant", "globex", "--name", "globex reader"], t)
+        #expect(created == 0)
+        let key = try #require(out.split(separator: "\n").first { $0.hasPrefix("gpl_") }.map(String.init))
+        #expect(key.count == 68)
+        let (listed, table) = try await run(["keys", "list"], t)
+        #expect(listed == 0)
+        let row = try #require(table.split(separator: "\n").first { $0.contains("globex reader") })
+        #expect(row.contains("\ttenant\tglobex\t"))
+        #expect(!table.contains(key), "keys list never shows a secret")
+        let id = String(row.split(separator: "\t")[0])
+
+        try await t.application().test(.router) { client in
+            let answer = try await client.get("/v1/usage/globex/x", key: key)
+            #expect(answer.status == .notFound)
+        }
+        let (revoked, said) = try await run(["keys", "revoke", id], t)
+        #expect(revoked == 0 && said.contains("key #\(id) revoked"))
+        try await t.application().test(.router) { client in
+            let answer = try await client.get("/v1/usage/globex/x", key: key)
+            #expect(answer.status == .unauthorized)
+        }
+        #expect(try await run(["keys", "revoke", "999999"], t).0 == 1)
+        #expect(try await run(["keys", "create", "--role", "tenant"], t).0 != 0)
+    }
+}
