@@ -163,7 +163,7 @@ public struct RateStore: Sendable {
         "\(key.provider)\u{1F}\(key.region)\u{1F}\(key.accelerator)\u{1F}\(key.tier.rawValue)\u{1F}\(eff)"
     }
 
-    /// A bindable SQL expression for a timestamptz from microseconds since the epoch.
+    /// Microseconds since the epoch as RFC 3339 text, bound and cast with `::timestamptz` in the SQL.
     static func timestamp(_ micros: Int64) -> String {
         Timestamp(microseconds: micros).rfc3339
     }

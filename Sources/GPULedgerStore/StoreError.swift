@@ -64,9 +64,3 @@ public enum StoreError: Error, CustomStringConvertible {
         return false
     }
 }
-
-/// Runs a store operation and classifies what it throws.
-@inlinable
-func classified<T>(_ body: () async throws -> T) async throws -> T {
-    do { return try await body() } catch { throw StoreError.from(error) }
-}

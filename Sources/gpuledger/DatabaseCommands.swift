@@ -100,20 +100,27 @@ struct Migrate: AsyncParsableCommand {
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Manage API keys.", subcommands: [Create.self, List.self, Revoke.self])
 
+    /// Runs `body` with the key store on a migrated database, logging only warnings unless asked
+    /// (these commands print their answer on stdout).
+    static func withKeyStore<T: Sendable>(_ database: DatabaseOptions, _ log: LogOptions,
+                                          _ body: @escaping @Sendable (KeyStore) async throws -> T) async throws -> T {
+        var log = log
+        if log.logLevel == nil { log.logLevel = environment("GPULEDGER_LOG_LEVEL") ?? "warning" }
+        let logger = log.bootstrap()
+        let migrator = Migrator(directory: Migrator.defaultDirectory(), logger: logger)
+        return try await database.withDatabase(logger: logger) { db in
+            try await migrator.migrate(db)
+            return try await body(KeyStore(database: db))
+        }
+    }
+
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the keys (never the secrets): id, role, tenant, name, prefix, created, revoked.")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var log: LogOptions
 
         func run() async throws {
-            var log = self.log
-            if log.logLevel == nil { log.logLevel = environment("GPULEDGER_LOG_LEVEL") ?? "warning" }
-            let logger = log.bootstrap()
-            let migrator = Migrator(directory: Migrator.defaultDirectory(), logger: logger)
-            let keys = try await database.withDatabase(logger: logger) { db in
-                try await migrator.migrate(db)
-                return try await KeyStore(database: db).list()
-            }
+            let keys = try await Keys.withKeyStore(database, log) { store in try await store.list() }
             print("id\trole\ttenant\tname\tprefix\tcreated\trevoked")
             for k in keys {
                 print("\(k.id)\t\(k.role)\t\(k.tenant ?? "-")\t\(k.name)\t\(k.prefix)…\t\(k.createdAt.rfc3339)\t\(k.revokedAt?.rfc3339 ?? "-")")
@@ -128,15 +135,8 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var log: LogOptions
 
         func run() async throws {
-            var log = self.log
-            if log.logLevel == nil { log.logLevel = environment("GPULEDGER_LOG_LEVEL") ?? "warning" }
-            let logger = log.bootstrap()
-            let migrator = Migrator(directory: Migrator.defaultDirectory(), logger: logger)
             let id = self.id
-            let found = try await database.withDatabase(logger: logger) { db in
-                try await migrator.migrate(db)
-                return try await KeyStore(database: db).revoke(id: id)
-            }
+            let found = try await Keys.withKeyStore(database, log) { store in try await store.revoke(id: id) }
             guard found else {
                 note("no key #\(id)")
                 throw ExitCode(1)
@@ -154,15 +154,10 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var log: LogOptions
 
         func run() async throws {
-            var log = self.log
-            if log.logLevel == nil { log.logLevel = environment("GPULEDGER_LOG_LEVEL") ?? "warning" }
-            let logger = log.bootstrap()
-            let migrator = Migrator(directory: Migrator.defaultDirectory(), logger: logger)
             let (role, tenant, name) = (self.role, self.tenant, self.name)
             do {
-                let key = try await database.withDatabase(logger: logger) { db in
-                    try await migrator.migrate(db)
-                    return try await KeyStore(database: db).create(role: role, tenant: tenant, name: name)
+                let key = try await Keys.withKeyStore(database, log) { store in
+                    try await store.create(role: role, tenant: tenant, name: name)
                 }
                 print(key.key)
                 note("created \(role.rawValue) key #\(key.id) (\(key.prefix)…)\(tenant.map { " for tenant \($0)" } ?? ""); it is not shown again")
