@@ -22,6 +22,9 @@ public struct AppConfiguration: Sendable {
     public var migrateOnStart: Bool = true
     /// How long a request waits for a database connection before it is answered 503.
     public var databaseAcquireTimeout: Duration = .seconds(5)
+    /// Who issues the chargeback, in FOCUS exports (BillingAccountId, BillingAccountName, InvoiceIssuerName).
+    public var billingAccountID: String = "gpuledger"
+    public var billingAccountName: String = "GPU inference fleet"
 
     public init() {}
 }
@@ -40,6 +43,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
                     configuration: configuration).addRoutes(to: v1)
     RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
     PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
+    CostsController(costs: CostStore(database: database), configuration: configuration).addRoutes(to: v1)
     return router
 }
 

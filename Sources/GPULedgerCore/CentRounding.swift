@@ -8,24 +8,7 @@ public enum CentRounding {
     /// remainders (ties: the larger amount, then the earlier part). `Decimal` is exact for these
     /// sums (38 significant digits); no `Double` is involved.
     public static func largestRemainder(_ amounts: [Decimal]) -> [Decimal] {
-        guard !amounts.isEmpty else { return [] }
-        let total = amounts.reduce(Decimal(0), +)
-        let targetCents = rounded(total * 100, scale: 0, .plain)
-        var floors = amounts.map { rounded($0 * 100, scale: 0, .down) }
-        let remainders = zip(amounts, floors).map { $0 * 100 - $1 }
-        var missing = targetCents - floors.reduce(Decimal(0), +)
-        let order = amounts.indices.sorted { a, b in
-            if remainders[a] != remainders[b] { return remainders[a] > remainders[b] }
-            if amounts[a] != amounts[b] { return amounts[a] > amounts[b] }
-            return a < b
-        }
-        var i = 0
-        while missing > 0, i < order.count {
-            floors[order[i]] += 1
-            missing -= 1
-            i += 1
-        }
-        return floors.map { $0 / 100 }
+        apportion(amounts, target: rounded(amounts.reduce(Decimal(0), +), scale: 2, .plain))
     }
 
     /// `value` rounded to `scale` decimal places in `mode` (`.down` is toward negative infinity).
@@ -50,5 +33,40 @@ public enum CentRounding {
         let frac = NSDecimalNumber(decimal: (magnitude - whole) * 100).intValue
         let fracText = frac < 10 ? "0\(frac)" : "\(frac)"
         return "\(negative ? "-" : "")\(NSDecimalNumber(decimal: whole).stringValue).\(fracText)"
+    }
+}
+
+extension CentRounding {
+    /// Rounds each exact, non-negative amount to cents so that the parts add up to `target`
+    /// (a whole number of cents within a cent per part of the exact sum): every part gets its
+    /// amount rounded down, then the cents still missing go one each to the largest remainders
+    /// (ties: the larger amount, then the earlier part); cents over the target come back from
+    /// the smallest remainders among parts that have a cent to give.
+    public static func apportion(_ amounts: [Decimal], target: Decimal) -> [Decimal] {
+        guard !amounts.isEmpty else { return [] }
+        let targetCents = rounded(target * 100, scale: 0, .plain)
+        var floors = amounts.map { rounded($0 * 100, scale: 0, .down) }
+        let remainders = zip(amounts, floors).map { $0 * 100 - $1 }
+        var missing = targetCents - floors.reduce(Decimal(0), +)
+        let order = amounts.indices.sorted { a, b in
+            if remainders[a] != remainders[b] { return remainders[a] > remainders[b] }
+            if amounts[a] != amounts[b] { return amounts[a] > amounts[b] }
+            return a < b
+        }
+        var i = 0
+        while missing > 0 {
+            floors[order[i % order.count]] += 1
+            missing -= 1
+            i += 1
+        }
+        var j = order.count - 1
+        var passes = 0
+        while missing < 0, passes < 2 * order.count * 100 {
+            let k = order[(j % order.count + order.count) % order.count]
+            if floors[k] > 0 { floors[k] -= 1; missing += 1 }
+            j -= 1
+            passes += 1
+        }
+        return floors.map { $0 / 100 }
     }
 }

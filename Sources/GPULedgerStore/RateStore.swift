@@ -185,9 +185,9 @@ public struct RequestCost: Sendable, Equatable {
     public var effectiveFrom: Timestamp?
     public var source: String
     public var card: String
-    /// gpu_seconds × usd_per_gpu_hour / 3600, rounded to 12 decimal places.
+    /// gpu_seconds × usd_per_gpu_hour / 3600, rounded once, half up, to 12 decimal places.
     public var costUSD: String
-    /// cost × 1,000,000 / (input + output tokens), 12 decimal places; nil without tokens.
+    /// The exact cost × 1,000,000 / (input + output tokens), rounded to 12 places; nil without tokens.
     public var costPer1MTokensUSD: String?
 }
 
@@ -222,9 +222,8 @@ extension RateStore {
                        CASE WHEN override IS NULL THEN (extract(epoch FROM effective_from) * 1000000)::bigint END,
                        CASE WHEN override IS NULL THEN note ELSE 'override of pool ' || pool_name END,
                        CASE WHEN override IS NULL THEN card ELSE 'pool ' || pool_name END,
-                       round(gpu_seconds * price / 3600, 12)::text,
-                       CASE WHEN input_tokens + output_tokens > 0
-                            THEN round(round(gpu_seconds * price / 3600, 12) * 1000000 / (input_tokens + output_tokens), 12)::text END
+                       usd_round(gpu_seconds * price, 3600)::text,
+                       usd_round(gpu_seconds * price * 1000000, 3600 * (input_tokens + output_tokens))::text
                 FROM priced WHERE price IS NOT NULL
                 """, logger: logger)
             for try await (price, p, r, t, eff, source, card, cost, perM) in rows.decode((String, String, String, String, Int64?, String, String, String, String?).self) {

@@ -50,6 +50,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on (GPULEDGER_PORT, default 8080).") var port: Int?
     @Option(help: "Folder of rate-card CSV files (GPULEDGER_PRICING, default ./pricing).") var pricing: String?
     @Option(help: "Largest ingest body in bytes (GPULEDGER_MAX_BODY_BYTES, default 67108864 = 64 MiB).") var maxBodyBytes: Int?
+    @Option(help: "Billing account id in FOCUS exports (GPULEDGER_BILLING_ACCOUNT_ID, default gpuledger).") var billingAccountId: String?
+    @Option(help: "Billing account name and invoice issuer in FOCUS exports (GPULEDGER_BILLING_ACCOUNT_NAME, default \"GPU inference fleet\").")
+    var billingAccountName: String?
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var log: LogOptions
 
@@ -60,6 +63,8 @@ struct Serve: AsyncParsableCommand {
         config.port = port ?? environment("GPULEDGER_PORT").flatMap { Int($0) } ?? 8080
         config.maxBodyBytes = maxBodyBytes ?? environment("GPULEDGER_MAX_BODY_BYTES").flatMap { Int($0) } ?? config.maxBodyBytes
         config.dataDirectory = database.dataDirectory
+        config.billingAccountID = billingAccountId ?? environment("GPULEDGER_BILLING_ACCOUNT_ID") ?? config.billingAccountID
+        config.billingAccountName = billingAccountName ?? environment("GPULEDGER_BILLING_ACCOUNT_NAME") ?? config.billingAccountName
         if let seconds = environment("GPULEDGER_DB_ACQUIRE_TIMEOUT").flatMap(Double.init), seconds > 0 {
             config.databaseAcquireTimeout = .milliseconds(Int(seconds * 1000))
         }

@@ -1,0 +1,181 @@
+import Foundation
+
+/// One priced piece of a period's bill, as the store computes it: a tenant's usage or idle share,
+/// or a pool's unallocated idle, provisioned capacity or usage over capacity, for one pricing key
+/// and rate segment. Amounts are exact to 20 decimal places (idle shares are ratios).
+public struct ChargeItem: Sendable, Equatable {
+    public enum Kind: String, Sendable { case usage, idle, unallocated, provisioned, over }
+    public var kind: Kind
+    public var tenant: String?
+    /// The registered pool; nil for usage priced at its accelerator's default rate.
+    public var pool: String?
+    public var accelerator: String
+    public var provider: String?
+    public var region: String?
+    public var tier: String?
+    /// nil: no rate covers it (unpriced).
+    public var usdPerGPUHour: Decimal?
+    /// The rate's segment [start, end) (nil end: still in force; nil start: a pool override).
+    public var segmentStart: Timestamp?
+    public var segmentEnd: Timestamp?
+    /// Requests (usage), or pool-hours (over).
+    public var requests: Int64
+    public var errors: Int64
+    public var gpuSeconds: Decimal
+    public var inputTokens: Int64
+    public var outputTokens: Int64
+    /// nil when unpriced.
+    public var costUSD: Decimal?
+
+    public init(kind: Kind, tenant: String?, pool: String?, accelerator: String, provider: String?, region: String?, tier: String?,
+                usdPerGPUHour: Decimal?, segmentStart: Timestamp?, segmentEnd: Timestamp?, requests: Int64, errors: Int64,
+                gpuSeconds: Decimal, inputTokens: Int64, outputTokens: Int64, costUSD: Decimal?) {
+        self.kind = kind
+        self.tenant = tenant
+        self.pool = pool
+        self.accelerator = accelerator
+        self.provider = provider
+        self.region = region
+        self.tier = tier
+        self.usdPerGPUHour = usdPerGPUHour
+        self.segmentStart = segmentStart
+        self.segmentEnd = segmentEnd
+        self.requests = requests
+        self.errors = errors
+        self.gpuSeconds = gpuSeconds
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.costUSD = costUSD
+    }
+}
+
+/// A period's chargeback: per tenant and for the fleet, in cents that add up.
+public struct Chargeback: Sendable {
+    public struct TenantRow: Sendable, Equatable {
+        public var tenant: String
+        public var requests: Int64 = 0
+        public var errors: Int64 = 0
+        public var gpuSeconds: Decimal = 0
+        public var inputTokens: Int64 = 0
+        public var outputTokens: Int64 = 0
+        public var unpricedGPUSeconds: Decimal = 0
+        public var idleGPUSeconds: Decimal = 0
+        /// Exact amounts (20 places) before rounding.
+        public var usageExact: Decimal = 0
+        public var idleExact: Decimal = 0
+        /// Cents.
+        public var usageCost: Decimal = 0
+        public var idleCost: Decimal = 0
+        public var totalCost: Decimal { usageCost + idleCost }
+    }
+
+    public struct Fleet: Sendable, Equatable {
+        public var provisionedCost: Decimal = 0
+        public var provisionedGPUSeconds: Decimal = 0
+        public var usageCost: Decimal = 0
+        public var idleCost: Decimal = 0
+        public var unallocatedIdleCost: Decimal = 0
+        /// What was paid for: provisioned capacity of registered pools, usage outside them and
+        /// usage over a pool's capacity; equals the tenants' totals plus unallocated idle.
+        public var totalCost: Decimal = 0
+        public var overCapacityGPUSeconds: Decimal = 0
+        public var overCapacityCost: Decimal = 0
+        public var overCapacityPoolHours: Int64 = 0
+        public var unpricedGPUSeconds: Decimal = 0
+        public var unpricedProvisionedGPUSeconds: Decimal = 0
+    }
+
+    /// One line of the bill (a FOCUS row): an item with its cents.
+    public struct Line: Sendable, Equatable {
+        public var item: ChargeItem
+        public var cost: Decimal
+    }
+
+    public var period: Period
+    public var tenants: [TenantRow]
+    public var fleet: Fleet
+    /// Usage, idle-share and unallocated-idle lines, priced, in cents; per tenant they add up to
+    /// its total, and all of them to the fleet's total.
+    public var lines: [Line]
+
+    /// Rounds the exact items to cents once, at the end, so that everything adds up:
+    /// the fleet's usage cents are its exact usage rounded, split over tenants by largest
+    /// remainder; the fleet's idle cents are its total cents less its usage cents, split over the
+    /// tenants' idle shares and the unallocated idle the same way; each tenant's cents are split
+    /// over its lines again. Ties go to the larger amount, then to the earlier part (tenants in
+    /// name order, unallocated idle last).
+    public static func assemble(period: Period, items: [ChargeItem]) -> Chargeback {
+        var byTenant: [String: TenantRow] = [:]
+        var fleet = Fleet()
+        var unallocatedExact: Decimal = 0
+        for item in items {
+            switch item.kind {
+            case .usage, .idle:
+                guard let tenant = item.tenant else { continue }
+                var row = byTenant[tenant] ?? TenantRow(tenant: tenant)
+                if item.kind == .usage {
+                    row.requests += item.requests
+                    row.errors += item.errors
+                    row.gpuSeconds += item.gpuSeconds
+                    row.inputTokens += item.inputTokens
+                    row.outputTokens += item.outputTokens
+                    if let c = item.costUSD { row.usageExact += c } else { row.unpricedGPUSeconds += item.gpuSeconds }
+                } else {
+                    row.idleGPUSeconds += item.gpuSeconds
+                    if let c = item.costUSD { row.idleExact += c }
+                }
+                byTenant[tenant] = row
+            case .unallocated:
+                if let c = item.costUSD { unallocatedExact += c }
+            case .provisioned:
+                fleet.provisionedGPUSeconds += item.gpuSeconds
+                if let c = item.costUSD { fleet.provisionedCost += c } else { fleet.unpricedProvisionedGPUSeconds += item.gpuSeconds }
+            case .over:
+                fleet.overCapacityGPUSeconds += item.gpuSeconds
+                fleet.overCapacityPoolHours += item.requests
+                if let c = item.costUSD { fleet.overCapacityCost += c }
+            }
+        }
+        var tenants = byTenant.values.sorted { $0.tenant < $1.tenant }
+        let usageExact = tenants.reduce(Decimal(0)) { $0 + $1.usageExact }
+        let idleExact = tenants.reduce(Decimal(0)) { $0 + $1.idleExact } + unallocatedExact
+        let totalCents = CentRounding.rounded(usageExact + idleExact, scale: 2, .plain)
+        let usageCents = CentRounding.rounded(usageExact, scale: 2, .plain)
+        let usageSplit = CentRounding.apportion(tenants.map(\.usageExact), target: usageCents)
+        let idleSplit = CentRounding.apportion(tenants.map(\.idleExact) + [unallocatedExact], target: totalCents - usageCents)
+        for i in tenants.indices {
+            tenants[i].usageCost = usageSplit[i]
+            tenants[i].idleCost = idleSplit[i]
+            fleet.unpricedGPUSeconds += tenants[i].unpricedGPUSeconds
+        }
+        fleet.usageCost = usageCents
+        fleet.idleCost = totalCents - usageCents
+        fleet.unallocatedIdleCost = idleSplit.last ?? 0
+        fleet.totalCost = totalCents
+        fleet.provisionedCost = CentRounding.rounded(fleet.provisionedCost, scale: 2, .plain)
+        fleet.overCapacityCost = CentRounding.rounded(fleet.overCapacityCost, scale: 2, .plain)
+
+        // Lines: each tenant's usage and idle cents split over its items; unallocated likewise.
+        var lines: [Line] = []
+        func split(_ parts: [ChargeItem], _ cents: Decimal) {
+            let priced = parts.filter { $0.costUSD != nil }
+            let amounts = CentRounding.apportion(priced.map { $0.costUSD! }, target: cents)
+            for (item, cost) in zip(priced, amounts) { lines.append(Line(item: item, cost: cost)) }
+        }
+        let sortedItems = items.sorted(by: Self.lineOrder)
+        for t in tenants {
+            split(sortedItems.filter { $0.kind == .usage && $0.tenant == t.tenant }, t.usageCost)
+            split(sortedItems.filter { $0.kind == .idle && $0.tenant == t.tenant }, t.idleCost)
+        }
+        split(sortedItems.filter { $0.kind == .unallocated }, fleet.unallocatedIdleCost)
+        return Chargeback(period: period, tenants: tenants, fleet: fleet, lines: lines)
+    }
+
+    static func lineOrder(_ a: ChargeItem, _ b: ChargeItem) -> Bool {
+        func key(_ i: ChargeItem) -> [String] {
+            [i.tenant ?? "", i.kind.rawValue, i.pool ?? "", i.accelerator, i.provider ?? "", i.region ?? "", i.tier ?? "",
+             String(format: "%020lld", i.segmentStart?.microseconds ?? 0)]
+        }
+        return key(a).lexicographicallyPrecedes(key(b))
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+
+/// One `group_by` key of a report (`/v1/costs`, `/v1/stats`).
+public enum GroupKey: Sendable, Hashable, CustomStringConvertible {
+    case tenant, model, accelerator, pool, day, hour, month
+    case label(String)
+
+    /// The key as written in `group_by` and used as the row's field name (`label:team`).
+    public var description: String {
+        switch self {
+        case .tenant: "tenant"
+        case .model: "model"
+        case .accelerator: "accelerator"
+        case .pool: "pool"
+        case .day: "day"
+        case .hour: "hour"
+        case .month: "month"
+        case .label(let k): "label:\(k)"
+        }
+    }
+
+    /// Parses a `group_by` value (`tenant,day,label:team`). Throws a message naming the bad item.
+    public static func parseList(_ text: String) throws(ReportQueryError) -> [GroupKey] {
+        var keys: [GroupKey] = []
+        for raw in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let item = raw.trimmingCharacters(in: .whitespaces)
+            let key: GroupKey
+            switch item {
+            case "tenant": key = .tenant
+            case "model": key = .model
+            case "accelerator": key = .accelerator
+            case "pool": key = .pool
+            case "day": key = .day
+            case "hour": key = .hour
+            case "month": key = .month
+            default:
+                if item.hasPrefix("label:") {
+                    let name = String(item.dropFirst(6))
+                    guard (1...64).contains(name.count) else {
+                        throw ReportQueryError("group_by: \(item) names no label key (label:KEY, KEY 1–64 characters)")
+                    }
+                    key = .label(name)
+                } else {
+                    throw ReportQueryError("group_by: unknown key \(JSONText.quoted(item)); use tenant, model, accelerator, pool, day, hour, month or label:KEY")
+                }
+            }
+            guard !keys.contains(key) else { throw ReportQueryError("group_by: \(item) is given twice") }
+            keys.append(key)
+        }
+        guard keys.count <= 8 else { throw ReportQueryError("group_by: at most 8 keys") }
+        return keys
+    }
+}
+
+public struct ReportQueryError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A calendar month in UTC (`2026-11`), as `[start, end)`.
+public struct Period: Sendable, Hashable, CustomStringConvertible {
+    public var year: Int64
+    public var month: Int64
+
+    public init(year: Int64, month: Int64) { self.year = year; self.month = month }
+
+    public static func parse(_ text: String) -> Period? {
+        let b = Array(text.utf8)
+        guard b.count == 7, b[4] == UInt8(ascii: "-") else { return nil }
+        func digits(_ r: Range<Int>) -> Int64? {
+            var v: Int64 = 0
+            for i in r { guard b[i] >= 48, b[i] <= 57 else { return nil }; v = v * 10 + Int64(b[i] - 48) }
+            return v
+        }
+        guard let y = digits(0..<4), let m = digits(5..<7), (1...12).contains(m), y >= 1970 else { return nil }
+        return Period(year: y, month: m)
+    }
+
+    /// The month holding `t`.
+    public static func containing(_ t: Timestamp) -> Period {
+        let days = t.microseconds >= 0 ? t.microseconds / 86_400_000_000 : (t.microseconds + 1) / 86_400_000_000 - 1
+        let c = Timestamp.civil(fromDays: days)
+        return Period(year: c.year, month: c.month)
+    }
+
+    public var start: Timestamp { Timestamp(secondsSince1970: Timestamp.days(year: year, month: month, day: 1) * 86_400) }
+    public var end: Timestamp { next.start }
+    public var next: Period { month == 12 ? Period(year: year + 1, month: 1) : Period(year: year, month: month + 1) }
+    public var description: String { String(format: "%04d-%02d", Int(year), Int(month)) }
+}
+
+/// Minimal CSV writing (RFC 4180): fields with a comma, quote, CR or LF are quoted, quotes doubled.
+public enum CSVText {
+    public static func field(_ s: String) -> String {
+        if s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return s
+    }
+
+    public static func line(_ fields: [String]) -> String {
+        fields.map(field).joined(separator: ",") + "\r\n"
+    }
+}
