@@ -116,7 +116,8 @@ struct PoolsController {
         let at = (object["at"] as? String).flatMap(QueryTime.parse)
         if at == nil { details.append(.init(field: "at", message: "must be an RFC 3339 time or a date")) }
         var gpus: Int?
-        if let n = object["gpus"] as? NSNumber, !(object["gpus"] is Bool), n.doubleValue == n.doubleValue.rounded(),
+        // (`is Bool` is true for the numbers 0 and 1 on Linux; a JSON true is a 'c'-typed NSNumber.)
+        if let n = object["gpus"] as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue == n.doubleValue.rounded(),
            n.doubleValue >= 0, n.doubleValue <= 1_000_000 {
             gpus = Int(n.doubleValue)
         } else {

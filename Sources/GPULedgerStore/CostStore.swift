@@ -176,7 +176,14 @@ public struct CostStore: Sendable {
         let grouping = groupExprs.isEmpty ? "GROUP BY ()" : "GROUP BY GROUPING SETS ((\(groupExprs.joined(separator: ", "))), ())"
         let isTotal = groupExprs.isEmpty ? "true" : "GROUPING(\(groupExprs.joined(separator: ", "))) <> 0"
         let shownList = shown.isEmpty ? "" : shown.map { "(\($0))::text" }.joined(separator: ", ") + ", "
-        let order = groupExprs.isEmpty ? "" : "ORDER BY " + groupExprs.map { "\($0) NULLS LAST" }.joined(separator: ", ")
+        // Text sorts byte-wise whatever the database's collation; a missing pool or label last.
+        let order = groupExprs.isEmpty ? "" : "ORDER BY " + zip(query.groupBy, groupExprs).map { key, expr in
+            switch key {
+            case .day, .hour, .month: "\(expr) NULLS LAST"
+            case .pool: "nullif(pool, '') COLLATE \"C\" NULLS LAST"
+            default: "\(expr) COLLATE \"C\" NULLS LAST"
+            }
+        }.joined(separator: ", ")
         q.sql = """
             WITH base AS (
             \(base)

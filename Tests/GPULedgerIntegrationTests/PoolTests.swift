@@ -77,6 +77,10 @@ import Testing
             let capacity = shown["capacity"] as? [[String: Any]] ?? []
             #expect(capacity.map { "\($0["at"] as? String ?? "") \($0["gpus"] as? Int ?? -1)" } == ["2026-11-01T00:00:00Z 8", "2026-11-15T00:00:00Z 16"])
             #expect((try await client.get("/v1/pools", key: t.financeKey).json["pools"] as? [[String: Any]])?.count == 1)
+            // 0 and 1 are GPU counts (Foundation on Linux calls them Bool); true is not.
+            #expect(try await client.post("/v1/pools/gpu-a/capacity", key: t.adminKey, body: #"{"at":"2026-11-20","gpus":0}"#).status == .created)
+            #expect(try await client.post("/v1/pools/gpu-a/capacity", key: t.adminKey, body: #"{"at":"2026-11-21","gpus":1}"#).status == .created)
+            #expect(try await client.post("/v1/pools/gpu-a/capacity", key: t.adminKey, body: #"{"at":"2026-11-22","gpus":true}"#).status == .unprocessableContent)
         }
     }
 }

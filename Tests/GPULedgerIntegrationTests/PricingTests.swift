@@ -45,6 +45,13 @@ import Testing
             let e = try await client.get("/v1/usage/acme/early", key: t.adminKey).json
             #expect(e["cost_usd"] is NSNull)
             #expect(e["rate"] is NSNull)
+            // The reports price the same way: the hour before the change at the old rate.
+            let hours = try await client.get("/v1/costs?from=2026-09-30T23:00:00Z&to=2026-11-01T13:00:00Z&group_by=hour", key: t.financeKey).json
+            let rows = (hours["rows"] as? [[String: Any]] ?? []).map {
+                "\($0["hour"] as? String ?? "") \($0["cost_usd"] as? String ?? "") \($0["unpriced_gpu_seconds"] ?? "")"
+            }
+            #expect(rows == ["2026-09-30T23:00:00Z 0.000000000000 10", "2026-11-01T11:00:00Z 7.200000000000 0",
+                             "2026-11-01T12:00:00Z 3.600000000000 0"])
         }
     }
 
@@ -54,17 +61,24 @@ import Testing
         try await t.application().test(.router) { client in
             _ = try await client.post("/v1/usage", key: t.ingestKey, body: record("oct", ["started_at": "\"2026-10-15T00:00:00Z\"", "gpu_seconds": "7200"]))
             #expect(try await client.get("/v1/usage/acme/oct", key: t.adminKey).json["cost_usd"] is NSNull)
+            func octoberTotal() async throws -> String {
+                let total = try await client.get("/v1/costs?from=2026-10-01&to=2026-11-01", key: t.financeKey).json["total"] as? [String: Any]
+                return "\(total?["cost_usd"] as? String ?? "") \(total?["unpriced_gpu_seconds"] ?? "")"
+            }
+            #expect(try await octoberTotal() == "0.000000000000 7200")
             try (header + "acme-cloud,r1,H100,on_demand,3.60,2026-11-01,x\nacme-cloud,r1,H100,on_demand,1.80,2026-10-01,backfilled\n")
                 .write(toFile: dir + "/cloud.csv", atomically: true, encoding: .utf8)
             let reload = try await client.post("/v1/rates/reload", key: t.adminKey, contentType: nil, body: "")
             #expect(reload.status == .ok)
             #expect(reload.json["added"] as? Int == 1)
             #expect(try await client.get("/v1/usage/acme/oct", key: t.adminKey).json["cost_usd"] as? String == "3.600000000000")
+            #expect(try await octoberTotal() == "3.600000000000 0")
             // A corrected price is logged and applies to the usage it covers.
             try (header + "acme-cloud,r1,H100,on_demand,3.60,2026-11-01,x\nacme-cloud,r1,H100,on_demand,0.90,2026-10-01,corrected\n")
                 .write(toFile: dir + "/cloud.csv", atomically: true, encoding: .utf8)
             #expect(try await client.post("/v1/rates/reload", key: t.adminKey, contentType: nil, body: "").json["changed"] as? Int == 1)
             #expect(try await client.get("/v1/usage/acme/oct", key: t.adminKey).json["cost_usd"] as? String == "1.800000000000")
+            #expect(try await octoberTotal() == "1.800000000000 0")
         }
         let changes = try await t.database.withDatabase { db in
             try await db.withConnection { conn in
@@ -82,6 +96,7 @@ import Testing
         let dir = try pricingDir(["cloud.csv": header + "acme-cloud,r1,H100,on_demand,3.60,2026-11-01,x\n", "defaults.csv": defaults])
         let t = try await TestApp.make { $0.pricingDirectory = dir }
         try await t.application().test(.router) { client in
+            _ = try await client.post("/v1/usage", key: t.ingestKey, body: record("nov", ["started_at": "\"2026-11-15T00:00:00Z\"", "gpu_seconds": "3600"]))
             try (header + "acme-cloud,r1,H100,on_demand,9.99,2026-11-01,x\nacme-cloud,r1,L4,spot,cheap,2026-11-01,y\n")
                 .write(toFile: dir + "/cloud.csv", atomically: true, encoding: .utf8)
             let reload = try await client.post("/v1/rates/reload", key: t.adminKey, contentType: nil, body: "")
@@ -92,6 +107,8 @@ import Testing
             #expect(rates.status == .ok)
             let list = rates.json["rates"] as? [[String: Any]] ?? []
             #expect(list.map { $0["usd_per_gpu_hour"] as? String } == ["3.60"])
+            let total = try await client.get("/v1/costs?from=2026-11-01&to=2026-12-01", key: t.financeKey).json["total"] as? [String: Any]
+            #expect(total?["cost_usd"] as? String == "3.600000000000")
             #expect(try await client.post("/v1/rates/reload", key: t.financeKey, contentType: nil, body: "").status == .forbidden)
         }
     }
