@@ -69,6 +69,16 @@ let package = Package(
             path: "Benchmarks/IngestBenchmark",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "gpuledger-bench-reports",
+            dependencies: [
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/ReportsBenchmark",
+            swiftSettings: strict
+        ),
         .testTarget(name: "GPULedgerCoreTests", dependencies: ["GPULedgerCore", "GPULedgerTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "GPULedgerIntegrationTests",

@@ -32,6 +32,8 @@ public struct CostQuery: Sendable {
     public var accelerator: String?
     /// A pool name; "" selects the records that name no pool.
     public var pool: String?
+    /// Read the raw records only, never the rollup (for the benchmark's comparison).
+    public var rawOnly = false
 
     public init(from: Timestamp, to: Timestamp, groupBy: [GroupKey], tenant: String? = nil, model: String? = nil,
                 accelerator: String? = nil, pool: String? = nil) {
@@ -80,11 +82,19 @@ public struct CostStore: Sendable {
 
     static let hour: Int64 = 3_600_000_000
 
-    /// The rows in `[from, to)`: from the rollup for whole hours, the raw records otherwise.
+    /// Report queries are short and their row estimates (generate_series) large: PostgreSQL's
+    /// JIT would spend a third of a second compiling each one.
+    static func noJIT(_ conn: PostgresConnection, _ logger: Logger) async throws {
+        try await conn.query("SET jit = off", logger: logger)
+    }
+
+    /// The rows in `[from, to)` (`hour` is the start of the row's hour or day): from the daily
+    /// rollup for whole days, the hourly one for whole hours, the raw records otherwise.
     /// Columns: hour, tenant, model, accelerator, pool ('' for none), requests, errors,
     /// gpu_seconds, input_tokens, output_tokens, then one `l<i>` per label key.
-    static func base(_ q: inout SQLText, from: Timestamp, to: Timestamp, labels: [String],
-                     tenant: String?, model: String?, accelerator: String?, pool: String?) -> String {
+    static func base(_ q: inout SQLText, from: Timestamp, to: Timestamp, labels: [String] = [],
+                     tenant: String? = nil, model: String? = nil, accelerator: String? = nil, pool: String? = nil,
+                     rawOnly: Bool = false, hourly: Bool = false) -> String {
         var filters = ""
         if let tenant { filters += " AND tenant = \(q.bind(tenant))" }
         if let model { filters += " AND model = \(q.bind(model))" }
@@ -105,30 +115,60 @@ public struct CostStore: Sendable {
                 """
         }
         guard from < to else { return raw([(from, from)]) }
-        let firstWhole = Timestamp(microseconds: (from.microseconds + hour - 1).floorDiv(hour) * hour)
-        let lastWhole = Timestamp(microseconds: to.microseconds.floorDiv(hour) * hour)
-        if !labels.isEmpty || firstWhole >= lastWhole { return raw([(from, to)]) }
-        var parts = ["""
-            SELECT hour, tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens
-            FROM usage_hourly WHERE hour >= \(q.bind(firstWhole)) AND hour < \(q.bind(lastWhole))\(filters)
-            """]
+        let day = 24 * hour
+        func ceil(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: (t.microseconds + unit - 1).floorDiv(unit) * unit) }
+        func floor(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: t.microseconds.floorDiv(unit) * unit) }
+        let h0 = ceil(from, hour), h1 = floor(to, hour)
+        if rawOnly || !labels.isEmpty || h0 >= h1 { return raw([(from, to)]) }
+        let columns = "tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens"
+        var parts: [String] = []
+        let d0 = ceil(h0, day), d1 = floor(h1, day)
+        if hourly || d0 >= d1 {
+            parts.append("SELECT hour, \(columns) FROM usage_hourly WHERE hour >= \(q.bind(h0)) AND hour < \(q.bind(h1))\(filters)")
+        } else {
+            // Whole days from the daily rollup, except days inside which a rate changes (`split`):
+            // those, and the whole hours before and after the whole days, from the hourly one.
+            let (bd0, bd1) = (q.bind(d0), q.bind(d1))
+            parts.append("""
+                SELECT day AS hour, \(columns) FROM usage_daily
+                WHERE day >= \(bd0) AND day < \(bd1) AND day NOT IN (SELECT day FROM split)\(filters)
+                """)
+            parts.append("""
+                SELECT hour, \(columns) FROM usage_hourly
+                WHERE ((hour >= \(q.bind(h0)) AND hour < \(bd0)) OR (hour >= \(bd1) AND hour < \(q.bind(h1)))
+                       OR (hour >= \(bd0) AND hour < \(bd1) AND date_trunc('day', hour, 'UTC') IN (SELECT day FROM split)))\(filters)
+                """)
+        }
         var edges: [(Timestamp, Timestamp)] = []
-        if from < firstWhole { edges.append((from, firstWhole)) }
-        if lastWhole < to { edges.append((lastWhole, to)) }
+        if from < h0 { edges.append((from, h0)) }
+        if h1 < to { edges.append((h1, to)) }
         if !edges.isEmpty { parts.append(raw(edges)) }
         return parts.joined(separator: "\nUNION ALL\n")
     }
 
+    /// The days inside which some rate changes (not at midnight): daily rows can't be priced
+    /// with one rate there.
+    static let split = """
+        split AS (
+            SELECT DISTINCT date_trunc('day', effective_from, 'UTC') AS day FROM rates
+            WHERE retired_at IS NULL AND effective_from <> date_trunc('day', effective_from, 'UTC')
+        )
+        """
+
     /// CTEs `seg` (each rate's time segment) and `priced` (the base rows with their pricing key
     /// and rate: a registered pool of the same accelerator prices at its override, else at the
     /// rate in force for its pinned key; any other record at its accelerator's default rate).
-    static let pricing = """
+    static let seg = """
         seg AS (
             SELECT provider, region, accelerator, tier, effective_from AS s,
                    lead(effective_from) OVER (PARTITION BY provider, region, accelerator, tier ORDER BY effective_from) AS e,
                    usd_per_gpu_hour AS rate
             FROM rates WHERE retired_at IS NULL
-        ),
+        )
+        """
+
+    static let pricing = seg + """
+        ,
         priced AS (
             SELECT b.*, p.name IS NOT NULL AS in_pool,
                    coalesce(p.provider, d.provider) AS kp, coalesce(p.region, d.region) AS kr, coalesce(p.tier, d.tier) AS kt,
@@ -150,7 +190,8 @@ public struct CostStore: Sendable {
         var q = SQLText()
         let labels = query.groupBy.compactMap { if case .label(let k) = $0 { k } else { nil } }
         let base = Self.base(&q, from: query.from, to: query.to, labels: labels, tenant: query.tenant,
-                             model: query.model, accelerator: query.accelerator, pool: query.pool)
+                             model: query.model, accelerator: query.accelerator, pool: query.pool, rawOnly: query.rawOnly,
+                             hourly: query.groupBy.contains(.hour))
         // Group expressions and how each is shown.
         var groupExprs: [String] = []
         var shown: [String] = []
@@ -185,7 +226,8 @@ public struct CostStore: Sendable {
             }
         }.joined(separator: ", ")
         q.sql = """
-            WITH base AS (
+            WITH \(Self.split),
+            base AS (
             \(base)
             ),
             \(Self.pricing)
@@ -204,6 +246,7 @@ public struct CostStore: Sendable {
         let logger = self.logger
         let sqlQuery = q.query
         return try await db.withConnection { conn in
+            try await Self.noJIT(conn, logger)
             let result = try await conn.query(sqlQuery, logger: logger)
             var rows: [CostRow] = []
             var total: CostRow?
@@ -237,70 +280,94 @@ extension CostStore {
     /// Exact to 24 places before a division, so that ratios keep 20 places after it.
     static let exact = "::numeric(1000, 24)"
 
-    /// The priced pieces of a month's bill (see `ChargeItem`). Capacity counts up to `now` for
-    /// the current month. Usage comes from the rollup; idle is provisioned − used GPU-seconds
-    /// per pool and hour, shared among the hour's tenants in proportion to their usage cost
-    /// there (one rate per pool-hour, so in proportion to their GPU-seconds).
-    public func chargebackItems(period: Period, now: Timestamp = .now()) async throws -> [ChargeItem] {
+    /// The priced pieces of a month's bill (see `ChargeItem`). Usage comes from the summaries.
+    /// Idle is provisioned − used GPU-seconds per pool and hour, shared among the hour's tenants
+    /// in proportion to their usage cost there (one rate per pool-hour, so in proportion to
+    /// their GPU-seconds); capacity counts up to `now` in the current month. Idle, provisioned
+    /// and over-capacity figures are kept per pool-day in `idle_cache` and recomputed here for
+    /// every pool-day whose usage or pricing changed since (`rawOnly`: from the raw records,
+    /// without summaries or cache, for the benchmark's comparison).
+    public func chargebackItems(period: Period, now: Timestamp = .now(), rawOnly: Bool = false) async throws -> [ChargeItem] {
+        let end = min(period.end, max(now, period.start))
+        let logger = self.logger
+        if !rawOnly {
+            // Bring the cache up to date for the period's finished pool-days (one writer at a time).
+            var refresh = SQLText()
+            refresh.sql = Self.poolDays(&refresh, period: period, end: end) + """
+                , todo AS (SELECT pool, day, version FROM cur WHERE cacheable AND NOT valid),
+                \(Self.seg),
+                \(Self.idleItems(&refresh, end: end, usage: "usage_hourly", period: period)),
+                gone AS (DELETE FROM idle_cache c USING todo t WHERE c.pool = t.pool AND c.day = t.day)
+                INSERT INTO idle_cache (pool, day, usage_version, epoch, kind, tenant, accelerator, provider, region, tier, rate, seg_s, seg_e,
+                                        pool_hours, gpu_seconds, cost)
+                SELECT i.pool, i.day, t.version, (SELECT epoch FROM report_epoch), i.kind, i.tenant, i.accelerator, i.provider, i.region, i.tier,
+                       i.rate, i.seg_s, i.seg_e, i.pool_hours, i.gs, i.cost
+                FROM items i JOIN todo t ON t.pool = i.pool AND t.day = i.day
+                UNION ALL
+                SELECT pool, day, version, (SELECT epoch FROM report_epoch), 'computed', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+                FROM todo
+                """
+            let refreshQuery = refresh.query
+            try await db.withTransaction { tx in
+                try await Self.noJIT(tx, logger)
+                var stale = false
+                var check = SQLText()
+                check.sql = Self.poolDays(&check, period: period, end: end) + " SELECT count(*) FROM cur WHERE cacheable AND NOT valid"
+                for try await n in try await tx.query(check.query, logger: logger).decode(Int64.self) { stale = n > 0 }
+                guard stale else { return }
+                try await tx.query("SELECT pg_advisory_xact_lock(7262019)", logger: logger)
+                try await tx.query(refreshQuery, logger: logger)
+            }
+        }
         var q = SQLText()
-        let ps = q.bind(period.start)
-        let pe = q.bind(period.end)
-        let end = q.bind(min(period.end, max(now, period.start)))
+        let usageBase = Self.base(&q, from: period.start, to: period.end, rawOnly: rawOnly)
+        let idle: String
+        if rawOnly {
+            let rawHourly = Self.base(&q, from: period.start, to: period.end, rawOnly: true)
+            idle = """
+                cur AS (SELECT p.name AS pool, d.day FROM pools p,
+                        generate_series(\(q.bind(period.start)), \(q.bind(period.end)) - interval '1 day', interval '1 day') AS d(day)),
+                todo AS (SELECT pool, day FROM cur),
+                rawhourly AS (\(rawHourly)),
+                \(Self.idleItems(&q, end: end, usage: "rawhourly", period: period)),
+                idle AS (SELECT kind, tenant, pool, accelerator, provider, region, tier, rate, seg_s, seg_e, pool_hours, gs, cost FROM items)
+                """
+        } else {
+            idle = Self.poolDays(&q, period: period, end: end).dropFirst(5) + """
+                , todo AS (SELECT pool, day FROM cur WHERE NOT (cacheable AND valid)),
+                \(Self.idleItems(&q, end: end, usage: "usage_hourly", period: period)),
+                idle AS (
+                    SELECT kind, tenant, pool, accelerator, provider, region, tier, rate, seg_s, seg_e, pool_hours, gs, cost FROM items
+                    UNION ALL
+                    SELECT c.kind, c.tenant, c.pool, c.accelerator, c.provider, c.region, c.tier, c.rate, c.seg_s, c.seg_e, c.pool_hours, c.gpu_seconds, c.cost
+                    FROM idle_cache c JOIN cur ON cur.pool = c.pool AND cur.day = c.day AND cur.cacheable AND cur.valid
+                    WHERE c.kind <> 'computed'
+                )
+                """
+        }
         let x = Self.exact
         q.sql = """
-            WITH base AS (
-                SELECT hour, tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens
-                FROM usage_hourly WHERE hour >= \(ps) AND hour < \(pe)
+            WITH \(Self.split),
+            base AS (
+            \(usageBase)
             ),
             \(Self.pricing),
-            pu AS (SELECT pool, hour, tenant, sum(gpu_seconds) AS gs FROM priced WHERE in_pool GROUP BY 1, 2, 3),
-            pused AS (SELECT pool, hour, sum(gs) AS gs FROM pu GROUP BY 1, 2),
-            cap AS (SELECT pool, at AS s, coalesce(lead(at) OVER (PARTITION BY pool ORDER BY at), 'infinity') AS e, gpus FROM pool_capacity),
-            prov AS (
-                SELECT c.pool, h.hour,
-                       sum(c.gpus * extract(epoch FROM least(c.e, h.hour + interval '1 hour', \(end)) - greatest(c.s, h.hour))) AS gs
-                FROM cap c,
-                     generate_series(date_trunc('hour', greatest(c.s, \(ps)), 'UTC'), least(c.e, \(end)) - interval '1 microsecond', interval '1 hour') AS h(hour)
-                WHERE c.gpus > 0 AND greatest(c.s, \(ps)) < least(c.e, \(end))
-                GROUP BY 1, 2
-            ),
-            phr AS (
-                SELECT coalesce(v.pool, u.pool) AS pool, coalesce(v.hour, u.hour) AS hour,
-                       coalesce(v.gs, 0) AS prov_gs, coalesce(u.gs, 0) AS used_gs,
-                       greatest(coalesce(v.gs, 0) - coalesce(u.gs, 0), 0) AS idle_gs,
-                       greatest(coalesce(u.gs, 0) - coalesce(v.gs, 0), 0) AS over_gs,
-                       p.accelerator, p.provider, p.region, p.tier, coalesce(p.usd_per_gpu_hour, s.rate) AS rate,
-                       CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.s END AS seg_s,
-                       CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.e END AS seg_e
-                FROM prov v FULL JOIN pused u ON u.pool = v.pool AND u.hour = v.hour
-                JOIN pools p ON p.name = coalesce(v.pool, u.pool)
-                LEFT JOIN seg s ON p.usd_per_gpu_hour IS NULL AND s.provider = p.provider AND s.region = p.region
-                     AND s.accelerator = p.accelerator AND s.tier = p.tier
-                     AND coalesce(v.hour, u.hour) >= s.s AND (s.e IS NULL OR coalesce(v.hour, u.hour) < s.e)
-            )
-            SELECT 'usage', tenant, CASE WHEN in_pool THEN pool END, accelerator, kp, kr, kt, rate::text, (extract(epoch FROM seg_s) * 1000000)::bigint, (extract(epoch FROM seg_e) * 1000000)::bigint,
+            \(idle)
+            SELECT 'usage', tenant, CASE WHEN in_pool THEN pool END, accelerator, kp, kr, kt, rate::text,
+                   (extract(epoch FROM seg_s) * 1000000)::bigint, (extract(epoch FROM seg_e) * 1000000)::bigint,
                    sum(requests)::bigint, sum(errors)::bigint, trim_scale(sum(gpu_seconds))::text,
                    sum(input_tokens)::bigint, sum(output_tokens)::bigint,
                    round(sum(gpu_seconds * rate)\(x) / 3600, 20)::text
             FROM priced GROUP BY tenant, CASE WHEN in_pool THEN pool END, accelerator, kp, kr, kt, rate, seg_s, seg_e
             UNION ALL
-            SELECT 'idle', pu.tenant, phr.pool, accelerator, provider, region, tier, rate::text, (extract(epoch FROM seg_s) * 1000000)::bigint, (extract(epoch FROM seg_e) * 1000000)::bigint,
-                   0, 0, round(sum((idle_gs * pu.gs)\(x) / used_gs), 20)::text, 0, 0,
-                   round(sum((idle_gs * pu.gs * rate)\(x) / (used_gs * 3600)), 20)::text
-            FROM phr JOIN pu ON pu.pool = phr.pool AND pu.hour = phr.hour
-            WHERE used_gs > 0 AND idle_gs > 0
-            GROUP BY pu.tenant, phr.pool, accelerator, provider, region, tier, rate, seg_s, seg_e
-            UNION ALL
-            SELECT k, NULL, pool, accelerator, provider, region, tier, rate::text, (extract(epoch FROM seg_s) * 1000000)::bigint, (extract(epoch FROM seg_e) * 1000000)::bigint,
-                   count(*), 0, trim_scale(sum(gs))::text, 0, 0, round(sum(gs * rate)\(x) / 3600, 20)::text
-            FROM (SELECT 'unallocated' AS k, idle_gs AS gs, * FROM phr WHERE used_gs = 0 AND idle_gs > 0
-                  UNION ALL SELECT 'provisioned', prov_gs, * FROM phr WHERE prov_gs > 0
-                  UNION ALL SELECT 'over', over_gs, * FROM phr WHERE over_gs > 0) f
-            GROUP BY k, pool, accelerator, provider, region, tier, rate, seg_s, seg_e
+            SELECT kind, tenant, pool, accelerator, provider, region, tier, rate::text,
+                   (extract(epoch FROM seg_s) * 1000000)::bigint, (extract(epoch FROM seg_e) * 1000000)::bigint,
+                   sum(pool_hours)::bigint, 0, round(sum(gs), 20)::text, 0, 0, round(sum(cost), 20)::text
+            FROM idle GROUP BY kind, tenant, pool, accelerator, provider, region, tier, rate, seg_s, seg_e
             """
-        let logger = self.logger
         let sqlQuery = q.query
         return try await db.withConnection { conn in
+            try await Self.noJIT(conn, logger)
             var items: [ChargeItem] = []
             let rows = try await conn.query(sqlQuery, logger: logger)
             for try await row in rows {
@@ -322,6 +389,79 @@ extension CostStore {
             }
             return items
         }
+    }
+
+    /// `WITH cur AS (…)`: every registered pool and day of the period, with its usage version,
+    /// whether it is finished (`cacheable`: the day ended by `end`) and whether the cache holds
+    /// it for that version and the current pricing epoch (`valid`).
+    static func poolDays(_ q: inout SQLText, period: Period, end: Timestamp) -> String {
+        """
+        WITH cur AS (
+            SELECT p.name AS pool, d.day, coalesce(v.version, 0) AS version, d.day + interval '1 day' <= \(q.bind(end)) AS cacheable,
+                   EXISTS (SELECT 1 FROM idle_cache m WHERE m.pool = p.name AND m.day = d.day AND m.kind = 'computed'
+                           AND m.usage_version = coalesce(v.version, 0) AND m.epoch = (SELECT epoch FROM report_epoch)) AS valid
+            FROM pools p
+            CROSS JOIN generate_series(\(q.bind(period.start)), \(q.bind(period.end)) - interval '1 day', interval '1 day') AS d(day)
+            LEFT JOIN pool_day_versions v ON v.pool = p.name AND v.day = d.day
+        )
+        """
+    }
+
+    /// CTEs ending in `items`: per pool-day of `todo` (pool, day), the idle share of each tenant,
+    /// the unallocated idle, the provisioned capacity and the usage over it, priced, from the
+    /// hourly usage in `usage` (a table or CTE with the columns of usage_hourly).
+    static func idleItems(_ q: inout SQLText, end: Timestamp, usage: String, period: Period) -> String {
+        let e = q.bind(end)
+        let x = exact
+        return """
+            pu AS (
+                SELECT h.pool, h.hour, h.tenant, sum(h.gpu_seconds) AS gs
+                FROM \(usage) h
+                JOIN pools p ON p.name = h.pool AND p.accelerator = h.accelerator
+                JOIN todo t ON t.pool = h.pool AND h.hour >= t.day AND h.hour < t.day + interval '1 day'
+                GROUP BY 1, 2, 3
+            ),
+            pused AS (SELECT pool, hour, sum(gs) AS gs FROM pu GROUP BY 1, 2),
+            cap AS (SELECT pool, at AS s, coalesce(lead(at) OVER (PARTITION BY pool ORDER BY at), 'infinity') AS e, gpus FROM pool_capacity),
+            prov AS (
+                SELECT c.pool, h.hour, sum(c.gpus * extract(epoch FROM least(c.e, h.hour + interval '1 hour', \(e)) - greatest(c.s, h.hour))) AS gs
+                FROM todo t
+                JOIN cap c ON c.pool = t.pool AND c.gpus > 0 AND c.s < least(t.day + interval '1 day', \(e)) AND c.e > t.day
+                CROSS JOIN LATERAL generate_series(greatest(date_trunc('hour', c.s, 'UTC'), t.day),
+                                                   least(c.e, t.day + interval '1 day', \(e)) - interval '1 microsecond', interval '1 hour') AS h(hour)
+                GROUP BY 1, 2
+            ),
+            phr AS (
+                SELECT coalesce(v.pool, u.pool) AS pool, coalesce(v.hour, u.hour) AS hour,
+                       date_trunc('day', coalesce(v.hour, u.hour), 'UTC') AS day,
+                       coalesce(v.gs, 0) AS prov_gs, coalesce(u.gs, 0) AS used_gs,
+                       greatest(coalesce(v.gs, 0) - coalesce(u.gs, 0), 0) AS idle_gs,
+                       greatest(coalesce(u.gs, 0) - coalesce(v.gs, 0), 0) AS over_gs,
+                       p.accelerator, p.provider, p.region, p.tier, coalesce(p.usd_per_gpu_hour, s.rate) AS rate,
+                       CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.s END AS seg_s,
+                       CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.e END AS seg_e
+                FROM prov v FULL JOIN pused u ON u.pool = v.pool AND u.hour = v.hour
+                JOIN pools p ON p.name = coalesce(v.pool, u.pool)
+                LEFT JOIN seg s ON p.usd_per_gpu_hour IS NULL AND s.provider = p.provider AND s.region = p.region
+                     AND s.accelerator = p.accelerator AND s.tier = p.tier
+                     AND coalesce(v.hour, u.hour) >= s.s AND (s.e IS NULL OR coalesce(v.hour, u.hour) < s.e)
+            ),
+            items AS (
+                SELECT phr.pool, phr.day, 'idle' AS kind, pu.tenant, accelerator, provider, region, tier, rate, seg_s, seg_e,
+                       0::bigint AS pool_hours, sum((idle_gs * pu.gs)\(x) / used_gs) AS gs,
+                       sum((idle_gs * pu.gs * rate)\(x) / (used_gs * 3600)) AS cost
+                FROM phr JOIN pu ON pu.pool = phr.pool AND pu.hour = phr.hour
+                WHERE used_gs > 0 AND idle_gs > 0
+                GROUP BY phr.pool, phr.day, pu.tenant, accelerator, provider, region, tier, rate, seg_s, seg_e
+                UNION ALL
+                SELECT pool, day, k, NULL, accelerator, provider, region, tier, rate, seg_s, seg_e,
+                       count(*), sum(gs), sum(gs * rate)\(x) / 3600
+                FROM (SELECT 'unallocated' AS k, idle_gs AS gs, * FROM phr WHERE used_gs = 0 AND idle_gs > 0
+                      UNION ALL SELECT 'provisioned', prov_gs, * FROM phr WHERE prov_gs > 0
+                      UNION ALL SELECT 'over', over_gs, * FROM phr WHERE over_gs > 0) f
+                GROUP BY pool, day, k, accelerator, provider, region, tier, rate, seg_s, seg_e
+            )
+            """
     }
 }
 

@@ -227,15 +227,23 @@ import Testing
                 let answer = try await client.put("/v1/pools/\(p.name)", key: t.adminKey,
                                                   body: "{\"accelerator\":\"\(p.accelerator)\",\"provider\":\"\(k[0])\",\"region\":\"\(k[1])\",\"tier\":\"\(k[3])\"\(override)}")
                 #expect(answer.status == .created, "\(answer.body)")
-                for (at, gpus) in fleet.capacity[p.name] ?? [] {
+                for (at, gpus) in (fleet.capacity[p.name] ?? []).dropLast(p.name == "p-od" ? 1 : 0) {
                     let c = try await client.post("/v1/pools/\(p.name)/capacity", key: t.adminKey,
                                                   body: "{\"at\":\"\(Timestamp(microseconds: at).rfc3339)\",\"gpus\":\(gpus)}")
                     #expect(c.status == .created, "\(c.body)")
                 }
             }
-            // In three batches, so that the rollup adds to rows it already has.
+            // In three batches, so that the summaries add to rows they already have; a chargeback
+            // after the first two fills the idle cache, which the last batch and a held-back
+            // capacity event must invalidate.
             let chunks = stride(from: 0, to: fleet.records.count, by: 100).map { Array(fleet.records[$0..<min($0 + 100, fleet.records.count)]) }
-            for chunk in chunks { try await client.ingest(chunk.map(fleet.json), key: t.ingestKey) }
+            for chunk in chunks.dropLast() { try await client.ingest(chunk.map(fleet.json), key: t.ingestKey) }
+            #expect(try await client.get("/v1/chargeback?period=2026-10", key: t.financeKey).status == .ok)
+            try await client.ingest(chunks.last!.map(fleet.json), key: t.ingestKey)
+            if let (at, gpus) = fleet.capacity["p-od"]?.last {
+                #expect(try await client.post("/v1/pools/p-od/capacity", key: t.adminKey,
+                                              body: "{\"at\":\"\(Timestamp(microseconds: at).rfc3339)\",\"gpus\":\(gpus)}").status == .created)
+            }
 
             let oct = (Self.time("2026-10-01"), Self.time("2026-11-01"))
             #expect(try await Self.costsCSV(client, t.financeKey, "from=2026-10-01&to=2026-11-01&group_by=tenant,day", groups: 2)
@@ -256,13 +264,15 @@ import Testing
                     }.filter { !$0.hasPrefix("~skip") })
 
             let expected = Self.expectedChargeback(fleet)
-            let bill = try await client.get("/v1/chargeback?period=2026-10", key: t.financeKey).json
-            let rows = (bill["rows"] as? [[String: Any]] ?? []).map {
-                "\($0["tenant"] as? String ?? "") \($0["usage_cost_usd"] as? String ?? "") \($0["idle_cost_usd"] as? String ?? "") \($0["total_cost_usd"] as? String ?? "")"
+            for attempt in ["recomputed", "from the cache"] {
+                let bill = try await client.get("/v1/chargeback?period=2026-10", key: t.financeKey).json
+                let rows = (bill["rows"] as? [[String: Any]] ?? []).map {
+                    "\($0["tenant"] as? String ?? "") \($0["usage_cost_usd"] as? String ?? "") \($0["idle_cost_usd"] as? String ?? "") \($0["total_cost_usd"] as? String ?? "")"
+                }
+                #expect(rows == expected.rows, "\(attempt)")
+                let fleetAnswer = bill["fleet"] as? [String: Any] ?? [:]
+                for (field, value) in expected.fleet { #expect(fleetAnswer[field] as? String == value, "\(field), \(attempt)") }
             }
-            #expect(rows == expected.rows)
-            let fleetAnswer = bill["fleet"] as? [String: Any] ?? [:]
-            for (field, value) in expected.fleet { #expect(fleetAnswer[field] as? String == value, "\(field)") }
         }
     }
 }
