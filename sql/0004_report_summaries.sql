@@ -25,6 +25,9 @@ CREATE TABLE usage_hourly (
 CREATE TABLE usage_daily (LIKE usage_hourly INCLUDING ALL);
 ALTER TABLE usage_daily RENAME COLUMN hour TO day;
 
+-- A chargeback reads one pool's hours at a time (idle sharing, below).
+CREATE INDEX usage_hourly_pool_hour ON usage_hourly (pool, hour);
+
 -- Idle sharing needs usage per pool, hour and tenant, which is the costly part of a chargeback.
 -- Its result is kept per pool and day in idle_cache, valid while the pool-day's usage version
 -- and the pricing epoch are those it was computed from: ingest into a pool-day bumps its version,

@@ -133,11 +133,15 @@ public struct CostStore: Sendable {
                 SELECT day AS hour, \(columns) FROM usage_daily
                 WHERE day >= \(bd0) AND day < \(bd1) AND day NOT IN (SELECT day FROM split)\(filters)
                 """)
+            // (Each part its own index range scan: an OR of ranges would read the whole table.)
             parts.append("""
-                SELECT hour, \(columns) FROM usage_hourly
-                WHERE ((hour >= \(q.bind(h0)) AND hour < \(bd0)) OR (hour >= \(bd1) AND hour < \(q.bind(h1)))
-                       OR (hour >= \(bd0) AND hour < \(bd1) AND date_trunc('day', hour, 'UTC') IN (SELECT day FROM split)))\(filters)
+                SELECT h.hour, \(columns.split(separator: ",").map { "h." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+                FROM split s
+                CROSS JOIN LATERAL (SELECT * FROM usage_hourly WHERE hour >= s.day AND hour < s.day + interval '1 day'\(filters)) h
+                WHERE s.day >= \(bd0) AND s.day < \(bd1)
                 """)
+            if h0 < d0 { parts.append("SELECT hour, \(columns) FROM usage_hourly WHERE hour >= \(q.bind(h0)) AND hour < \(bd0)\(filters)") }
+            if d1 < h1 { parts.append("SELECT hour, \(columns) FROM usage_hourly WHERE hour >= \(bd1) AND hour < \(q.bind(h1))\(filters)") }
         }
         var edges: [(Timestamp, Timestamp)] = []
         if from < h0 { edges.append((from, h0)) }
@@ -416,9 +420,9 @@ extension CostStore {
         return """
             pu AS (
                 SELECT h.pool, h.hour, h.tenant, sum(h.gpu_seconds) AS gs
-                FROM \(usage) h
+                FROM todo t
+                CROSS JOIN LATERAL (SELECT * FROM \(usage) WHERE pool = t.pool AND hour >= t.day AND hour < t.day + interval '1 day') h
                 JOIN pools p ON p.name = h.pool AND p.accelerator = h.accelerator
-                JOIN todo t ON t.pool = h.pool AND h.hour >= t.day AND h.hour < t.day + interval '1 day'
                 GROUP BY 1, 2, 3
             ),
             pused AS (SELECT pool, hour, sum(gs) AS gs FROM pu GROUP BY 1, 2),
