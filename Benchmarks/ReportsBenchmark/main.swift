@@ -276,8 +276,8 @@ func percentiles(_ xs: [Double]) -> (Double, Double) {
     return (s[(s.count - 1) / 2], s[min(s.count - 1, Int((Double(s.count) * 0.95).rounded(.up)) - 1)])
 }
 
-func time(_ runs: Int, _ body: () async throws -> Void) async throws -> (Double, Double) {
-    try await body() // warm-up, not counted
+func time(_ runs: Int, warmUp: Bool = true, _ body: () async throws -> Void) async throws -> (Double, Double) {
+    if warmUp { try await body() } // not counted
     var xs: [Double] = []
     for _ in 0..<runs {
         let t0 = ContinuousClock.now
@@ -314,7 +314,7 @@ for r in reports {
     guard status == 200 else { print("\(r.path): HTTP \(status)"); exit(2) }
     let http = try await time(runs) { _ = try await get(r.path) }
     let inProcess = try await time(runs) { try await r.store(false) }
-    let raw = try await time(3) { try await r.store(true) } // the raw records take tens of seconds a run
+    let raw = try await time(3, warmUp: false) { try await r.store(true) } // the raw records take tens of seconds a run
     lines.append(String(format: "%-28@ HTTP p50 %7.1f ms p95 %7.1f ms | store p50 %7.1f ms p95 %7.1f ms | raw records p50 %8.1f ms p95 %8.1f ms | raw/rollup %5.1f×",
                         r.name, http.0, http.1, inProcess.0, inProcess.1, raw.0, raw.1, raw.0 / inProcess.0))
     print(lines.last!)

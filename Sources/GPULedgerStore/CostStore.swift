@@ -137,7 +137,7 @@ public struct CostStore: Sendable {
             parts.append("""
                 SELECT h.hour, \(columns.split(separator: ",").map { "h." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
                 FROM split s
-                CROSS JOIN LATERAL (SELECT * FROM usage_hourly WHERE hour >= s.day AND hour < s.day + interval '1 day'\(filters)) h
+                CROSS JOIN LATERAL (SELECT * FROM usage_hourly WHERE hour >= s.day AND hour < s.day + interval '1 day'\(filters) OFFSET 0) h
                 WHERE s.day >= \(bd0) AND s.day < \(bd1)
                 """)
             if h0 < d0 { parts.append("SELECT hour, \(columns) FROM usage_hourly WHERE hour >= \(q.bind(h0)) AND hour < \(bd0)\(filters)") }
@@ -421,7 +421,9 @@ extension CostStore {
             pu AS (
                 SELECT h.pool, h.hour, h.tenant, sum(h.gpu_seconds) AS gs
                 FROM todo t
-                CROSS JOIN LATERAL (SELECT * FROM \(usage) WHERE pool = t.pool AND hour >= t.day AND hour < t.day + interval '1 day') h
+                -- OFFSET 0 keeps the subquery per pool-day (an index range each); pulled up into a
+                -- join it became a scan of the whole summary even with nothing to do.
+                CROSS JOIN LATERAL (SELECT * FROM \(usage) WHERE pool = t.pool AND hour >= t.day AND hour < t.day + interval '1 day' OFFSET 0) h
                 JOIN pools p ON p.name = h.pool AND p.accelerator = h.accelerator
                 GROUP BY 1, 2, 3
             ),
