@@ -24,16 +24,6 @@ import PostgresNIO
 import FoundationNetworking
 #endif
 
-func option(_ name: String, _ fallback: Int) -> Int {
-    let args = CommandLine.arguments
-    if let i = args.firstIndex(of: name), i + 1 < args.count, let v = Int(args[i + 1]) { return v }
-    return fallback
-}
-func stringOption(_ name: String, _ fallback: String) -> String {
-    let args = CommandLine.arguments
-    if let i = args.firstIndex(of: name), i + 1 < args.count { return args[i + 1] }
-    return fallback
-}
 /// Prints a line at once (stdout to a pipe is block-buffered).
 func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 

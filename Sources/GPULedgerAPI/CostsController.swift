@@ -63,13 +63,13 @@ struct CostsController {
                 for (name, value) in zip(names, row.group) { try c.encode(value, forKey: DynamicKey(name)) }
                 try c.encode(row.requests, forKey: "requests")
                 try c.encode(row.errors, forKey: "errors")
-                try c.encode(Decimal(string: row.gpuSeconds, locale: posix) ?? 0, forKey: "gpu_seconds")
+                try c.encode(CentRounding.decimal(row.gpuSeconds) ?? 0, forKey: "gpu_seconds")
                 try c.encode(row.inputTokens, forKey: "input_tokens")
                 try c.encode(row.outputTokens, forKey: "output_tokens")
                 try c.encode(row.costUSD, forKey: "cost_usd")
                 try c.encode(row.costPerRequestUSD, forKey: "cost_per_request_usd")
                 try c.encode(row.costPer1MTokensUSD, forKey: "cost_per_1m_tokens_usd")
-                try c.encode(Decimal(string: row.unpricedGPUSeconds, locale: posix) ?? 0, forKey: "unpriced_gpu_seconds")
+                try c.encode(CentRounding.decimal(row.unpricedGPUSeconds) ?? 0, forKey: "unpriced_gpu_seconds")
             }
         }
     }
@@ -176,8 +176,6 @@ struct CostsController {
         }
     }
 }
-
-private let posix = Locale(identifier: "en_US_POSIX")
 
 struct DynamicKey: CodingKey, ExpressibleByStringLiteral {
     var stringValue: String
