@@ -79,6 +79,12 @@ let package = Package(
             path: "Benchmarks/ReportsBenchmark",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "gpuledger-backtest",
+            dependencies: ["GPULedgerCore", "GPULedgerTestSupport"],
+            path: "Benchmarks/ForecastBacktest",
+            swiftSettings: strict
+        ),
         .testTarget(name: "GPULedgerCoreTests", dependencies: ["GPULedgerCore", "GPULedgerTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "GPULedgerIntegrationTests",

@@ -44,6 +44,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
     PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
     CostsController(costs: CostStore(database: database), configuration: configuration).addRoutes(to: v1)
+    PlanningController(budgets: BudgetStore(database: database), planning: PlanningStore(database: database)).addRoutes(to: v1)
     return router
 }
 

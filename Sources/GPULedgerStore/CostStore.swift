@@ -116,8 +116,8 @@ public struct CostStore: Sendable {
         }
         guard from < to else { return raw([(from, from)]) }
         let day = 24 * hour
-        func ceil(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: (t.microseconds + unit - 1).floorDiv(unit) * unit) }
-        func floor(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: t.microseconds.floorDiv(unit) * unit) }
+        func ceil(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: (t.microseconds + unit - 1).floorDivided(by: unit) * unit) }
+        func floor(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: t.microseconds.floorDivided(by: unit) * unit) }
         let h0 = ceil(from, hour), h1 = floor(to, hour)
         if rawOnly || !labels.isEmpty || h0 >= h1 { return raw([(from, to)]) }
         let columns = "tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens"
@@ -290,8 +290,10 @@ extension CostStore {
     /// their GPU-seconds); capacity counts up to `now` in the current month. Idle, provisioned
     /// and over-capacity figures are kept per pool-day in `idle_cache` and recomputed here for
     /// every pool-day whose usage or pricing changed since (`rawOnly`: from the raw records,
-    /// without summaries or cache, for the benchmark's comparison).
-    public func chargebackItems(period: Period, now: Timestamp = .now(), rawOnly: Bool = false) async throws -> [ChargeItem] {
+    /// without summaries or cache, for the benchmark's comparison). `usageUntil` leaves out the
+    /// usage at or after it (a budget asked about a past moment); idle is shared by whole hours.
+    public func chargebackItems(period: Period, now: Timestamp = .now(), usageUntil: Timestamp? = nil,
+                                rawOnly: Bool = false) async throws -> [ChargeItem] {
         let end = min(period.end, max(now, period.start))
         let logger = self.logger
         if !rawOnly {
@@ -324,7 +326,8 @@ extension CostStore {
             }
         }
         var q = SQLText()
-        let usageBase = Self.base(&q, from: period.start, to: period.end, rawOnly: rawOnly)
+        let usageEnd = usageUntil.map { min(max($0, period.start), period.end) } ?? period.end
+        let usageBase = Self.base(&q, from: period.start, to: usageEnd, rawOnly: rawOnly)
         let idle: String
         if rawOnly {
             let rawHourly = Self.base(&q, from: period.start, to: period.end, rawOnly: true)
@@ -424,7 +427,7 @@ extension CostStore {
                 -- On usage_hourly, OFFSET 0 keeps the subquery per pool-day (an index range each);
                 -- pulled up into a join it became a scan of the whole summary even with nothing to
                 -- do. (The raw comparison's CTE has no index: there the join is the better plan.)
-                CROSS JOIN LATERAL (SELECT * FROM \(usage) WHERE pool = t.pool AND hour >= t.day AND hour < t.day + interval '1 day'\(usage == "usage_hourly" ? " OFFSET 0" : "")) h
+                CROSS JOIN LATERAL (SELECT * FROM \(usage) WHERE pool = t.pool AND hour >= t.day AND hour < least(t.day + interval '1 day', \(e))\(usage == "usage_hourly" ? " OFFSET 0" : "")) h
                 JOIN pools p ON p.name = h.pool AND p.accelerator = h.accelerator
                 GROUP BY 1, 2, 3
             ),
@@ -469,13 +472,5 @@ extension CostStore {
                 GROUP BY pool, day, k, accelerator, provider, region, tier, rate, seg_s, seg_e
             )
             """
-    }
-}
-
-extension Int64 {
-    /// Division rounding toward negative infinity.
-    func floorDiv(_ d: Int64) -> Int64 {
-        let q = self / d
-        return (self % d != 0 && (self < 0) != (d < 0)) ? q - 1 : q
     }
 }

@@ -68,6 +68,12 @@ extension TestClientProtocol {
         }
     }
 
+    func delete(_ uri: String, key: String) async throws -> Answer {
+        try await execute(uri: uri, method: .delete, headers: [.authorization: "Bearer \(key)"]) { r in
+            Answer(status: r.status, headers: r.headers, body: String(buffer: r.body))
+        }
+    }
+
     /// Posts records (JSON texts) as one array; fails the test unless all are accepted.
     func ingest(_ records: [String], key: String) async throws {
         let answer = try await post("/v1/usage", key: key, body: "[" + records.joined(separator: ",") + "]")

@@ -122,6 +122,51 @@ import FoundationNetworking
         #expect(badKey.output.contains("HTTP 401"))
     }
 
+    /// `gpuledger budget check` from a finance script: exit 0 within budget, 1 in the failing
+    /// state, 2 on an error. acme uses an H100 hour a day (priced by the repository's rate cards);
+    /// the budgets are set from what the ledger says it spent.
+    @Test func budgetCheckExitCodes() async throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = try await TestDatabase.create()
+        let service = try await serve(port: freePort(), dataDir: dir, databaseURL: try await db.url,
+                                      environment: ["GPULEDGER_PRICING": TestDatabase.migrationsDirectory + "/../pricing"])
+        defer { service.process.signal(SIGTERM) }
+        let key = try String(contentsOfFile: dir + "/admin.key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let records = (1...20).map { record("d\($0)", ["started_at": "\"\(String(format: "2026-11-%02dT12:00:00Z", $0))\"", "gpu_seconds": "3600"]) }
+        #expect(await httpStatus(service.url + "/v1/usage", method: "POST", key: key, body: "[" + records.joined(separator: ",") + "]")?.0 == 200)
+        // What the ledger says acme spent in November up to the 21st.
+        let costs = await httpStatus(service.url + "/v1/costs?from=2026-11-01&to=2026-11-21&tenant=acme", key: key)
+        let total = ((try? JSONSerialization.jsonObject(with: Data((costs?.1 ?? "").utf8))) as? [String: Any])?["total"] as? [String: Any]
+        let spent = try #require(Decimal(string: total?["cost_usd"] as? String ?? ""))
+        #expect(spent > 0)
+        func put(_ name: String, _ amount: Decimal) async {
+            let body = #"{"tenant":"acme","period":"monthly","amount_usd":"\#(amount)"}"#
+            #expect(await httpStatus(service.url + "/v1/budgets/" + name, method: "PUT", key: key, body: body)?.0 == 201)
+        }
+        await put("roomy", spent * 10)   // ok
+        await put("tight", spent * 5 / 4) // at risk: $1/20 of spent a day for 10 more days goes over
+        await put("blown", spent / 2)     // exceeded
+        func check(_ args: [String]) async throws -> (Int32, String) {
+            let p = try ChildProcess(ChildProcess.gpuledgerBinary, ["budget", "check", "--url", service.url, "--key", key, "--at", "2026-11-21"] + args)
+            return (try await p.wait(), p.output)
+        }
+        let roomy = try await check(["--budget", "roomy"])
+        #expect(roomy.0 == 0, "\(roomy.1)")
+        #expect(roomy.1.contains("roomy  OK  spent $"), "\(roomy.1)")
+        #expect(try await check(["--budget", "tight"]).0 == 0)
+        let tight = try await check(["--budget", "tight", "--fail-on", "at_risk"])
+        #expect(tight.0 == 1 && tight.1.contains("AT_RISK"), "\(tight.1)")
+        let all = try await check(["--all"])
+        #expect(all.0 == 1, "\(all.1)")
+        #expect(all.1.split(separator: "\n").filter { $0.contains("  spent $") }.count == 3, "\(all.1)")
+        #expect(all.1.contains("blown  EXCEEDED"))
+        #expect(try await check(["--budget", "nope"]).0 == 2)
+        #expect(try await check(["--budget", "roomy", "--fail-on", "warning"]).0 == 2)
+        let unreachable = try ChildProcess(ChildProcess.gpuledgerBinary, ["budget", "check", "--url", "http://127.0.0.1:\(freePort())", "--key", key])
+        #expect(try await unreachable.wait() == 2)
+    }
+
     @Test func logsAreJSONLinesWithTheRequestIDAndNoKey() async throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

@@ -1,0 +1,374 @@
+import Foundation
+import GPULedgerCore
+import GPULedgerStore
+import Hummingbird
+
+/// Budgets (`PUT`/`GET`/`DELETE /v1/budgets/{name}`, `GET /v1/budgets`, `GET /v1/budgets/{name}/status`)
+/// and forecasts (`GET /v1/forecast/spend`, `GET /v1/forecast/capacity`).
+struct PlanningController {
+    let budgets: BudgetStore
+    let planning: PlanningStore
+
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
+        group.get("budgets", use: list)
+        group.get("budgets/:name", use: show)
+        group.put("budgets/:name", use: put)
+        group.delete("budgets/:name", use: delete)
+        group.get("budgets/:name/status", use: status)
+        group.get("forecast/spend", use: forecastSpend)
+        group.get("forecast/capacity", use: forecastCapacity)
+    }
+
+    // MARK: - Budgets
+
+    struct BudgetAnswer: Encodable {
+        var name: String
+        var tenant: String?
+        var period: String
+        var amount_usd: String
+        var thresholds: [Decimal]
+        var basis: String
+        var status: StatusAnswer?
+
+        init(_ b: Budget, status: BudgetStatus? = nil) {
+            name = b.name; tenant = b.tenant; period = b.period.rawValue; amount_usd = Self.money(b.amount)
+            thresholds = b.thresholds; basis = b.basis.rawValue
+            self.status = status.map(StatusAnswer.init)
+        }
+
+        enum CodingKeys: String, CodingKey { case name, tenant, period, amount_usd, thresholds, basis, status }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(tenant, forKey: .tenant) // null: the whole fleet
+            try c.encode(period, forKey: .period)
+            try c.encode(amount_usd, forKey: .amount_usd)
+            try c.encode(thresholds, forKey: .thresholds)
+            try c.encode(basis, forKey: .basis)
+            try c.encodeIfPresent(status, forKey: .status)
+        }
+
+        /// An exact amount as a decimal string with at least two places ("25000.00", "4.125").
+        static func money(_ d: Decimal) -> String {
+            let cents = CentRounding.rounded(d, scale: 2, .plain)
+            return cents == d ? CentRounding.cents(d) : "\(d)"
+        }
+    }
+
+    struct StatusAnswer: Encodable {
+        struct Quantiles: Encodable { var p10, p50, p90: String }
+        var name: String
+        var tenant: String?
+        var period: String
+        var basis: String
+        var at: String
+        var period_start: String
+        var period_end: String
+        var amount_usd: String
+        var spent_usd: String
+        var forecast_usd: Quantiles
+        var projected_exhaustion_date: String?
+        var state: String
+        var thresholds_crossed: [Decimal]
+        var method: String
+
+        init(_ s: BudgetStatus) {
+            name = s.budget.name; tenant = s.budget.tenant; period = s.budget.period.rawValue; basis = s.budget.basis.rawValue
+            at = ""
+            period_start = s.periodStart.rfc3339; period_end = s.periodEnd.rfc3339
+            amount_usd = BudgetAnswer.money(s.budget.amount)
+            spent_usd = BudgetAnswer.money(s.spent)
+            forecast_usd = Quantiles(p10: CentRounding.cents(s.forecastP10), p50: CentRounding.cents(s.forecastP50), p90: CentRounding.cents(s.forecastP90))
+            projected_exhaustion_date = s.projectedExhaustionDate
+            state = s.state.rawValue
+            thresholds_crossed = s.thresholdsCrossed
+            method = s.method
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name, tenant, period, basis, at, period_start, period_end, amount_usd, spent_usd, forecast_usd, projected_exhaustion_date, state,
+                 thresholds_crossed, method
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(tenant, forKey: .tenant)
+            try c.encode(period, forKey: .period)
+            try c.encode(basis, forKey: .basis)
+            if !at.isEmpty { try c.encode(at, forKey: .at) }
+            try c.encode(period_start, forKey: .period_start)
+            try c.encode(period_end, forKey: .period_end)
+            try c.encode(amount_usd, forKey: .amount_usd)
+            try c.encode(spent_usd, forKey: .spent_usd)
+            try c.encode(forecast_usd, forKey: .forecast_usd)
+            try c.encode(projected_exhaustion_date, forKey: .projected_exhaustion_date) // null: not within the period
+            try c.encode(state, forKey: .state)
+            try c.encode(thresholds_crossed, forKey: .thresholds_crossed)
+            try c.encode(method, forKey: .method)
+        }
+    }
+
+    static func budgetName(_ context: AppRequestContext) throws -> String {
+        let name = try context.parameters.require("name")
+        guard Budget.validName(name) else {
+            throw AppError.badRequest("a budget name has 1 to 128 characters: letters, digits, '.', '_', '-', starting with a letter or digit", code: "bad_path")
+        }
+        return name
+    }
+
+    /// Reads a budget the key may see: 404 when there is none, 403 when it is another tenant's
+    /// (or the fleet's, for a tenant key).
+    func visibleBudget(_ name: String, _ principal: Principal) async throws -> Budget {
+        guard let b = try await budgets.get(name) else { throw AppError.notFound("no budget \(name)") }
+        switch principal.role {
+        case .admin, .finance: return b
+        case .tenant:
+            guard b.tenant != nil, b.tenant == principal.tenant else { throw AppError.forbidden("this key reads only tenant \(principal.tenant ?? "")'s budgets") }
+            return b
+        case .ingest: throw AppError.forbidden("an ingest key writes usage; it cannot read budgets")
+        }
+    }
+
+    static func at(_ params: Query, key: String) throws -> Timestamp {
+        guard let text = params.get(key) else { return .now() }
+        guard let t = QueryTime.parse(text) else {
+            throw AppError.badRequest("\(key)=\(text) is not a date (2026-11-28) or an RFC 3339 time", code: "bad_query")
+        }
+        return t
+    }
+
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let params = try Query(request, allowed: ["tenant", "status", "at"])
+        let tenant = try Scope.tenant(principal, asked: params.get("tenant"))
+        var found = try await budgets.list(tenant: tenant)
+        if principal.role == .tenant { found = found.filter { $0.tenant == principal.tenant } }
+        var statuses: [String: BudgetStatus] = [:]
+        switch params.get("status") {
+        case nil, "false": break
+        case "true":
+            let at = try Self.at(params, key: "at")
+            for s in try await planning.statuses(found, at: at) { statuses[s.budget.name] = s }
+        case let other?:
+            throw AppError.badRequest("status=\(other) must be true or false", code: "bad_query")
+        }
+        struct ListAnswer: Encodable { var budgets: [BudgetAnswer] }
+        return try JSONResponse.make(ListAnswer(budgets: found.map { BudgetAnswer($0, status: statuses[$0.name]) }))
+    }
+
+    @Sendable func show(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        _ = try Query(request, allowed: [])
+        return try JSONResponse.make(BudgetAnswer(try await visibleBudget(try Self.budgetName(context), principal)))
+    }
+
+    @Sendable func status(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let params = try Query(request, allowed: ["at"])
+        let budget = try await visibleBudget(try Self.budgetName(context), principal)
+        let at = try Self.at(params, key: "at")
+        guard let s = try await planning.statuses([budget], at: at).first else { throw AppError.notFound("no budget \(budget.name)") }
+        var answer = StatusAnswer(s)
+        answer.at = at.rfc3339
+        return try JSONResponse.make(answer)
+    }
+
+    static func requireManager(_ context: AppRequestContext) throws {
+        let role = try context.requirePrincipal().role
+        guard role == .admin || role == .finance else { throw AppError.forbidden("only an admin or finance key manages budgets") }
+    }
+
+    @Sendable func put(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try Self.requireManager(context)
+        let name = try Self.budgetName(context)
+        let object = try await PoolsController.jsonObject(request)
+        let budget = try Self.parseBudget(name: name, object)
+        let created = try await budgets.put(budget)
+        return try JSONResponse.make(BudgetAnswer(budget), status: created ? .created : .ok)
+    }
+
+    /// A `PUT` body: every problem listed with its field, 422 when any.
+    static func parseBudget(name: String, _ object: [String: Any]) throws -> Budget {
+        var details: [AppError.Detail] = []
+        let allowed = ["tenant", "period", "amount_usd", "thresholds", "basis"]
+        for key in object.keys.sorted() where !allowed.contains(key) {
+            details.append(.init(field: key, message: "unknown field; the fields are \(allowed.joined(separator: ", "))"))
+        }
+        var tenant: String?
+        if let raw = object["tenant"], !(raw is NSNull) {
+            if let t = raw as? String, UsageRecord.isValidTenant(t) { tenant = t } else {
+                details.append(.init(field: "tenant", message: "must be a tenant name (^[a-z0-9][a-z0-9._-]{0,62}$), or null for the whole fleet"))
+            }
+        }
+        let period = (object["period"] as? String).flatMap(Budget.Cadence.init(rawValue:))
+        if period == nil { details.append(.init(field: "period", message: "is required: monthly, quarterly or yearly")) }
+        var amount: Decimal?
+        if let s = object["amount_usd"] as? String, RateCards.isPlainDecimal(s), let d = CentRounding.decimal(s), d > 0 {
+            amount = d
+        } else {
+            details.append(.init(field: "amount_usd", message: "is required: a decimal string above 0, such as \"25000\" (money is never a JSON number)"))
+        }
+        var thresholds = Budget.defaultThresholds
+        if let raw = object["thresholds"] {
+            var parsed: [Decimal] = []
+            if let list = raw as? [Any], list.count <= 10 {
+                for v in list {
+                    guard let n = v as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue.isFinite,
+                          n.doubleValue > 0, n.doubleValue <= 10, let d = CentRounding.decimal(n.stringValue) else { parsed = []; break }
+                    parsed.append(d)
+                }
+                if parsed.count != list.count || Set(parsed).count != parsed.count { parsed = [] }
+            }
+            if parsed.isEmpty && !((raw as? [Any])?.isEmpty ?? false) {
+                details.append(.init(field: "thresholds", message: "must be a list of at most 10 distinct numbers above 0 and at most 10, fractions of the amount (such as [0.5, 0.8, 1.0])"))
+            }
+            thresholds = parsed.sorted()
+        }
+        var basis = Budget.Basis.usage
+        if let raw = object["basis"] {
+            if let s = raw as? String, let b = Budget.Basis(rawValue: s) { basis = b } else {
+                details.append(.init(field: "basis", message: "must be usage or total (usage plus idle share)"))
+            }
+        }
+        guard details.isEmpty, let period, let amount else {
+            throw AppError(.unprocessableContent, code: "invalid_budget", message: "the budget is invalid; nothing was changed", details: details)
+        }
+        return Budget(name: name, tenant: tenant, period: period, amount: amount, thresholds: thresholds, basis: basis)
+    }
+
+    @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try Self.requireManager(context)
+        let name = try Self.budgetName(context)
+        guard try await budgets.delete(name) else { throw AppError.notFound("no budget \(name)") }
+        return Response(status: .noContent)
+    }
+
+    // MARK: - Forecasts
+
+    static func integer(_ params: Query, _ key: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text = params.get(key) else { return value }
+        guard let n = Int(text), range.contains(n) else {
+            throw AppError.badRequest("\(key)=\(text) must be an integer from \(range.lowerBound) to \(range.upperBound)", code: "bad_query")
+        }
+        return n
+    }
+
+    static func fraction(_ params: Query, _ key: String, default value: Double, _ valid: (Double) -> Bool, _ rule: String) throws -> Double {
+        guard let text = params.get(key) else { return value }
+        guard let x = Double(text), x.isFinite, valid(x) else { throw AppError.badRequest("\(key)=\(text) must be \(rule)", code: "bad_query") }
+        return x
+    }
+
+    struct SpendAnswer: Encodable {
+        struct Point: Encodable { var date, p50_usd, lower_usd, upper_usd: String }
+        struct Total: Encodable { var p50_usd, lower_usd, upper_usd: String }
+        var method: String
+        var history_days: Int
+        var as_of: String
+        var tenant: String?
+        var model: String?
+        var horizon_days: Int
+        var level: Double
+        var points: [Point]
+        var total: Total
+    }
+
+    @Sendable func forecastSpend(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let params = try Query(request, allowed: ["tenant", "model", "horizon_days", "level", "as_of"])
+        let tenant = try Scope.tenant(principal, asked: params.get("tenant"))
+        let horizon = try Self.integer(params, "horizon_days", default: 30, range: 1...366)
+        let level = try Self.fraction(params, "level", default: 0.8, { $0 >= 0.5 && $0 <= 0.99 }, "a number from 0.5 to 0.99")
+        let asOf = try Self.at(params, key: "as_of")
+        let f = try await planning.forecastSpend(tenant: tenant, model: params.get("model"), horizon: horizon, level: level, asOf: asOf)
+        return try JSONResponse.make(SpendAnswer(
+            method: f.method, history_days: f.historyDays, as_of: asOf.rfc3339, tenant: tenant, model: params.get("model"),
+            horizon_days: horizon, level: level,
+            points: f.points.map { .init(date: $0.date, p50_usd: CentRounding.cents($0.p50), lower_usd: CentRounding.cents($0.lower), upper_usd: CentRounding.cents($0.upper)) },
+            total: .init(p50_usd: CentRounding.cents(f.total.p50), lower_usd: CentRounding.cents(f.total.lower), upper_usd: CentRounding.cents(f.total.upper))))
+    }
+
+    struct CapacityAnswer: Encodable {
+        var pool: String?
+        var accelerator: String?
+        var model: String?
+        var as_of: String
+        var horizon_days: Int
+        var target_utilization: Double
+        var current_gpus: Int
+        var history_hours: Int
+        var peak_busy_gpus: Double
+        var forecast_peak_busy_gpus: Double
+        var required_gpus: Int
+        var usd_per_gpu_hour: String?
+        var plan_cost_usd: String?
+        var budget_usd: String?
+        var affordable_gpus: Int?
+        var fits_budget: Bool?
+        var output_tokens_per_gpu_second: [String: Double]
+        var method: String
+
+        enum CodingKeys: String, CodingKey {
+            case pool, accelerator, model, as_of, horizon_days, target_utilization, current_gpus, history_hours, peak_busy_gpus,
+                 forecast_peak_busy_gpus, required_gpus, usd_per_gpu_hour, plan_cost_usd, budget_usd, affordable_gpus, fits_budget,
+                 output_tokens_per_gpu_second, method
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encodeIfPresent(pool, forKey: .pool)
+            try c.encodeIfPresent(accelerator, forKey: .accelerator)
+            try c.encode(model, forKey: .model)
+            try c.encode(as_of, forKey: .as_of)
+            try c.encode(horizon_days, forKey: .horizon_days)
+            try c.encode(target_utilization, forKey: .target_utilization)
+            try c.encode(current_gpus, forKey: .current_gpus)
+            try c.encode(history_hours, forKey: .history_hours)
+            try c.encode(peak_busy_gpus, forKey: .peak_busy_gpus)
+            try c.encode(forecast_peak_busy_gpus, forKey: .forecast_peak_busy_gpus)
+            try c.encode(required_gpus, forKey: .required_gpus)
+            try c.encode(usd_per_gpu_hour, forKey: .usd_per_gpu_hour)
+            try c.encode(plan_cost_usd, forKey: .plan_cost_usd)
+            try c.encode(budget_usd, forKey: .budget_usd)
+            try c.encode(affordable_gpus, forKey: .affordable_gpus)
+            try c.encode(fits_budget, forKey: .fits_budget)
+            try c.encode(output_tokens_per_gpu_second, forKey: .output_tokens_per_gpu_second)
+            try c.encode(method, forKey: .method)
+        }
+    }
+
+    @Sendable func forecastCapacity(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        guard principal.role == .admin || principal.role == .finance else {
+            throw AppError.forbidden("capacity plans cover shared pools: only admin and finance keys read them")
+        }
+        let params = try Query(request, allowed: ["pool", "accelerator", "model", "horizon_days", "target_utilization", "budget_usd", "as_of"])
+        let pool = params.get("pool"), accelerator = params.get("accelerator")
+        guard (pool == nil) != (accelerator == nil) else {
+            throw AppError.badRequest("give exactly one of pool= and accelerator=", code: "bad_query")
+        }
+        let horizon = try Self.integer(params, "horizon_days", default: 30, range: 1...366)
+        let target = try Self.fraction(params, "target_utilization", default: 0.7, { $0 > 0 && $0 <= 1 }, "a number above 0 and at most 1")
+        var budget: Decimal?
+        if let text = params.get("budget_usd") {
+            guard RateCards.isPlainDecimal(text), let d = CentRounding.decimal(text) else {
+                throw AppError.badRequest("budget_usd=\(text) must be a decimal amount such as 25000 or 25000.50", code: "bad_query")
+            }
+            budget = d
+        }
+        let asOf = try Self.at(params, key: "as_of")
+        guard let a = try await planning.capacity(.init(pool: pool, accelerator: accelerator, model: params.get("model"), horizonDays: horizon,
+                                                        targetUtilization: target, budgetUSD: budget, asOf: asOf)) else {
+            throw AppError.notFound("no pool \(pool ?? ""); see GET /v1/pools")
+        }
+        func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+        return try JSONResponse.make(CapacityAnswer(
+            pool: pool, accelerator: accelerator, model: params.get("model"), as_of: asOf.rfc3339, horizon_days: horizon,
+            target_utilization: target, current_gpus: a.currentGPUs, history_hours: a.plan.historyHours,
+            peak_busy_gpus: round3(a.plan.peakBusyGPUs), forecast_peak_busy_gpus: round3(a.plan.forecastPeakBusyGPUs),
+            required_gpus: a.plan.requiredGPUs, usd_per_gpu_hour: a.usdPerGPUHour.map { "\($0)" },
+            plan_cost_usd: a.plan.planCostUSD.map(CentRounding.cents), budget_usd: budget.map(BudgetAnswer.money),
+            affordable_gpus: a.plan.affordableGPUs, fits_budget: a.plan.fitsBudget,
+            output_tokens_per_gpu_second: Dictionary(a.outputTokensPerGPUSecond.map { ($0.model, round3($0.value)) }, uniquingKeysWith: { x, _ in x }),
+            method: a.plan.method))
+    }
+}

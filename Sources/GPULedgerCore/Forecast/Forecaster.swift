@@ -1,0 +1,184 @@
+import Foundation
+
+/// Automatic forecasting of a non-negative series (daily spend, hourly busy GPUs) with honest
+/// prediction intervals.
+///
+/// - With fewer than `minimumHistory` observations: a run-rate (the mean of what there is) with a
+///   wide band (the spread of the days, at least a quarter of the mean, and the days of a total
+///   taken as fully correlated), and `method` says so.
+/// - Otherwise the additive ETS models (ANN, AAN, AAdN; with at least two whole seasons also
+///   ANA, AAA, AAdA) are fitted and the one with the lowest AICc chosen.
+/// - With three seasons and a holdout of history, the chosen model is checked against the
+///   seasonal-naive forecast on the series' own last `holdout` steps (refitted without them);
+///   when the average of the two forecasts was more accurate there, the forecast is that average
+///   (its interval stays the model's).
+///
+/// The series is a plain `[Double?]` (nil: missing, not zero). Money is turned into a series of
+/// plain numbers here and the answer rounded back to cents by the caller: a forecast is an
+/// estimate, never an amount in the ledger.
+public struct Forecaster: Sendable {
+    public var period: Int
+    public var minimumHistory: Int
+    public var holdout: Int
+    /// Only the seasonal models once there are two seasons (the capacity planner's hourly
+    /// series: its daily cycle is the point).
+    public var seasonalOnly: Bool
+
+    public init(period: Int, minimumHistory: Int? = nil, holdout: Int? = nil, seasonalOnly: Bool = false) {
+        self.period = period
+        self.minimumHistory = minimumHistory ?? period
+        self.holdout = holdout ?? 4 * period
+        self.seasonalOnly = seasonalOnly
+    }
+
+    /// Daily series with a weekly season.
+    public static let daily = Forecaster(period: 7, minimumHistory: 7, holdout: 28)
+    /// Hourly series with a daily season.
+    public static let hourly = Forecaster(period: 24, minimumHistory: 24, holdout: 72, seasonalOnly: true)
+
+    public struct Forecast: Sendable {
+        /// One sentence: the model and why.
+        public var method: String
+        public var mean: [Double]
+        public var model: ETSModel?
+        /// Run-rate only: the per-step standard deviation.
+        var runRateSD: Double = 0
+        public var combined: Bool = false
+
+        /// Each step's standard deviation.
+        public var stepSDs: [Double] {
+            model.map { $0.stepVariances(mean.count).map { $0.squareRoot() } } ?? Array(repeating: runRateSD, count: mean.count)
+        }
+
+        /// The central `level` interval of each step, clamped at zero.
+        public func intervals(level: Double) -> [(lower: Double, upper: Double)] {
+            let z = Normal.quantile(0.5 + level / 2)
+            return zip(mean, stepSDs).map { (max($0 - z * $1, 0), max($0 + z * $1, 0)) }
+        }
+
+        /// The `p` quantile of each step, clamped at zero.
+        public func quantiles(_ p: Double) -> [Double] {
+            let z = Normal.quantile(p)
+            return zip(mean, stepSDs).map { max($0 + z * $1, 0) }
+        }
+
+        /// The mean and the central `level` interval of Σ w_k y_k (step k = 1…weights.count),
+        /// clamped at zero.
+        public func weightedSum(_ weights: [Double], level: Double) -> (mean: Double, lower: Double, upper: Double) {
+            let h = min(weights.count, mean.count)
+            let w = Array(weights.prefix(h))
+            let m = zip(w, mean).reduce(0) { $0 + $1.0 * $1.1 }
+            let sd: Double
+            if let model { sd = model.weightedSumVariance(w).squareRoot() } else { sd = w.reduce(0, +) * runRateSD }
+            let z = Normal.quantile(0.5 + level / 2)
+            return (max(m, 0), max(m - z * sd, 0), max(m + z * sd, 0))
+        }
+
+        /// The `p` quantile of Σ w_k y_k, clamped at zero.
+        public func weightedSumQuantile(_ weights: [Double], p: Double) -> Double {
+            let h = min(weights.count, mean.count)
+            let w = Array(weights.prefix(h))
+            let m = zip(w, mean).reduce(0) { $0 + $1.0 * $1.1 }
+            let sd = model.map { $0.weightedSumVariance(w).squareRoot() } ?? w.reduce(0, +) * runRateSD
+            return max(m + Normal.quantile(p) * sd, 0)
+        }
+    }
+
+    /// Forecasts `h` steps after the end of `y`, `unit` naming the steps in `method` ("days").
+    /// Nil when `y` holds no observation at all.
+    public func forecast(_ y: [Double?], horizon h: Int, unit: String = "days") -> Forecast? {
+        let present = y.compactMap { $0 }
+        guard !present.isEmpty, h > 0 else { return nil }
+        if present.count < minimumHistory {
+            let recent = Array(present.suffix(period))
+            let mean = recent.reduce(0, +) / Double(recent.count)
+            var sd = 0.0
+            if recent.count > 1 {
+                sd = (recent.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(recent.count - 1)).squareRoot()
+            }
+            sd = max(sd, 0.25 * abs(mean)) * (1 + 1 / Double(recent.count)).squareRoot()
+            return Forecast(method: "run-rate: the mean of the \(recent.count) \(unit) of history (under \(minimumHistory), too few for a model), with a wide band",
+                            mean: Array(repeating: mean, count: h), model: nil, runRateSD: sd)
+        }
+        guard let model = Self.select(y, period: period, seasonalOnly: seasonalOnly) else {
+            return Forecast(method: "run-rate: no model could be fitted", mean: Array(repeating: present.last!, count: h), model: nil,
+                            runRateSD: 0.25 * abs(present.last!))
+        }
+        var method = "\(model.spec) chosen by AICc from the additive ETS family"
+        method += model.spec.seasonal ? " with a season of \(period) \(unit)" : (y.count < 2 * period ? " (non-seasonal: under \(2 * period) \(unit) of history)" : "")
+        method += ", fitted on \(present.count) \(unit)"
+        var mean = model.forecast(h)
+        var combined = false
+        if y.count >= 3 * period + holdout {
+            let naive = Self.seasonalNaive(y, period: period, horizon: h)
+            switch holdoutChoice(y, spec: model.spec) {
+            case .model: break
+            case .average:
+                mean = zip(mean, naive).map { ($0 + ($1 ?? $0)) / 2 }
+                combined = true
+                method += "; averaged with the seasonal-naive forecast, which was more accurate on the last \(holdout) \(unit)"
+            }
+        }
+        return Forecast(method: method, mean: mean, model: model, combined: combined)
+    }
+
+    /// The lowest-AICc model of the family (seasonal ones only with two whole seasons).
+    public static func select(_ y: [Double?], period: Int, seasonalOnly: Bool = false) -> ETSModel? {
+        var candidates: [ETSModel.Spec] = []
+        if !seasonalOnly || y.count < 2 * period { candidates = ETSModel.Trend.allCases.map { .init(trend: $0, seasonal: false, period: period) } }
+        if y.count >= 2 * period { candidates += ETSModel.Trend.allCases.map { .init(trend: $0, seasonal: true, period: period) } }
+        return candidates.compactMap { ETSModel.fit(y, spec: $0) }.min { $0.aicc < $1.aicc }
+    }
+
+    enum Choice { case model, average }
+
+    /// Whether the model's forecast or its average with the seasonal-naive one had the least
+    /// absolute error on the last `holdout` steps, the model refitted without them (ties: the
+    /// model). (Taking the seasonal-naive forecast alone when it did best there made the
+    /// backtest worse.)
+    func holdoutChoice(_ y: [Double?], spec: ETSModel.Spec) -> Choice {
+        let train = Array(y.dropLast(holdout))
+        let test = Array(y.suffix(holdout))
+        guard let model = ETSModel.fit(train, spec: spec) else { return .model }
+        let ets = model.forecast(holdout)
+        let naive = Self.seasonalNaive(train, period: period, horizon: holdout)
+        var errETS = 0.0, errAvg = 0.0
+        for i in 0..<holdout {
+            guard let actual = test[i] else { continue }
+            let n = naive[i] ?? ets[i]
+            errETS += abs(actual - ets[i])
+            errAvg += abs(actual - (ets[i] + n) / 2)
+        }
+        return errAvg < errETS ? .average : .model
+    }
+
+    /// The value one season back (the latest season that has it).
+    public static func seasonalNaive(_ y: [Double?], period m: Int, horizon h: Int) -> [Double?] {
+        (1...h).map { k in
+            var t = y.count + k - 1 - m
+            while t >= y.count { t -= m }
+            while t >= 0 { if let v = y[t] { return v }; t -= m }
+            return nil
+        }
+    }
+}
+
+/// The standard normal distribution's quantile function (Acklam's rational approximation,
+/// relative error below 1.2e-9).
+public enum Normal {
+    public static func quantile(_ p: Double) -> Double {
+        precondition(p > 0 && p < 1, "p must be in (0, 1)")
+        let a = [-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02, 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00]
+        let b = [-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02, 6.680131188771972e+01, -1.328068155288572e+01]
+        let c = [-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00, -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00]
+        let d = [7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00, 3.754408661907416e+00]
+        let low = 0.02425
+        if p < low {
+            let q = (-2 * log(p)).squareRoot()
+            return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+        }
+        if p > 1 - low { return -quantile(1 - p) }
+        let q = p - 0.5, r = q * q
+        return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    }
+}

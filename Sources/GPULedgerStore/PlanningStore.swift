@@ -1,0 +1,273 @@
+import Foundation
+import GPULedgerCore
+import Logging
+import PostgresNIO
+
+/// Planning over the ledger: budget status, spend forecasts and capacity plans. Every figure is
+/// summed from the records (through the summaries) at the moment asked; `as_of`/`at` hides every
+/// record at or after it.
+public struct PlanningStore: Sendable {
+    let db: Database
+    let costs: CostStore
+    var logger: Logger { db.logger }
+
+    public init(database: Database) {
+        self.db = database
+        self.costs = CostStore(database: database)
+    }
+
+    static let day: Int64 = 86_400_000_000
+    /// Days of history a spend forecast is fitted on (at most).
+    public static let historyDays: Int64 = 730
+    /// Hours of history a capacity plan is fitted on (at most).
+    public static let historyHours: Int64 = 28 * 24
+
+    static func dayStart(_ t: Timestamp) -> Timestamp { Timestamp(microseconds: t.microseconds.floorDivided(by: day) * day) }
+    static func dateText(_ t: Timestamp) -> String { String(t.rfc3339.prefix(10)) }
+
+    // MARK: - Daily spend history
+
+    /// Daily usage cost before `before` (a midnight) over the history window, per tenant and in
+    /// all, of one model or all, with the days on which the ledger had any record.
+    struct History {
+        var start: Timestamp
+        var days: Int
+        var byTenant: [String: [Int: Double]] = [:]
+        var all: [Int: Double] = [:]
+        var present: Set<Int> = []
+
+        /// The series of `tenant` (nil: every tenant) from its first day with a record: a day
+        /// the ledger had records but this series none is a zero; a day with no record in the
+        /// whole ledger is missing (nil), not zero spend.
+        func series(_ tenant: String?) -> [Double?] {
+            let values = tenant.map { byTenant[$0] ?? [:] } ?? all
+            guard let first = values.keys.min() else { return [] }
+            return (first..<days).map { i in values[i] ?? (present.contains(i) ? 0 : nil) }
+        }
+    }
+
+    func history(before: Timestamp, model: String? = nil) async throws -> History {
+        let start = Timestamp(microseconds: before.microseconds - Self.historyDays * Self.day)
+        // Presence is the whole ledger's, whatever the model asked: one report for both.
+        let report = try await costs.costs(CostQuery(from: start, to: before, groupBy: model == nil ? [.day, .tenant] : [.day, .tenant, .model]))
+        var h = History(start: start, days: Int(Self.historyDays))
+        for row in report.rows {
+            guard let dayText = row.group[0], let tenant = row.group[1],
+                  let t = Timestamp.parseRFC3339(Array((dayText + "T00:00:00Z").utf8)) else { continue }
+            let i = Int((t.microseconds - start.microseconds) / Self.day)
+            h.present.insert(i)
+            if let model, row.group[2] != model { continue }
+            let cost = Double(row.costUSD) ?? 0
+            h.byTenant[tenant, default: [:]][i, default: 0] += cost
+            h.all[i, default: 0] += cost
+        }
+        return h
+    }
+
+    // MARK: - Spend forecast
+
+    public struct SpendForecast: Sendable {
+        public var method: String
+        public var historyDays: Int
+        public var points: [(date: String, p50: Decimal, lower: Decimal, upper: Decimal)]
+        public var total: (p50: Decimal, lower: Decimal, upper: Decimal)
+    }
+
+    /// `GET /v1/forecast/spend`: daily usage cost of `tenant`/`model` (nil: all) from the history
+    /// before the day of `asOf`, `horizon` days from that day on.
+    public func forecastSpend(tenant: String?, model: String?, horizon: Int, level: Double, asOf: Timestamp) async throws -> SpendForecast {
+        let first = Self.dayStart(asOf)
+        let h = try await history(before: first, model: model)
+        let series = h.series(tenant)
+        let dates = (0..<horizon).map { Self.dateText(Timestamp(microseconds: first.microseconds + Int64($0) * Self.day)) }
+        guard let f = Forecaster.daily.forecast(series, horizon: horizon) else {
+            let zero = Decimal(0)
+            return SpendForecast(method: "no usage before as_of: nothing to forecast", historyDays: 0,
+                                 points: dates.map { ($0, zero, zero, zero) }, total: (zero, zero, zero))
+        }
+        let intervals = f.intervals(level: level)
+        let points = dates.indices.map { i in
+            (dates[i], BudgetProjection.money(max(f.mean[i], 0)), BudgetProjection.money(intervals[i].lower), BudgetProjection.money(intervals[i].upper))
+        }
+        let sum = f.weightedSum(Array(repeating: 1, count: horizon), level: level)
+        return SpendForecast(method: f.method, historyDays: series.compactMap { $0 }.count, points: points,
+                             total: (BudgetProjection.money(sum.mean), BudgetProjection.money(sum.lower), BudgetProjection.money(sum.upper)))
+    }
+
+    // MARK: - Budget status
+
+    /// The status of each budget at `at`: spend summed from the ledger for its period up to `at`,
+    /// and the period's projection (spent plus the forecast of the rest).
+    public func statuses(_ budgets: [Budget], at: Timestamp) async throws -> [BudgetStatus] {
+        guard !budgets.isEmpty else { return [] }
+        let today = Self.dayStart(at)
+        let history = try await history(before: today)
+        var out: [BudgetStatus] = []
+        // Spend to date, per cadence (one report each), per tenant and day.
+        var spentByCadence: [Budget.Cadence: [String?: [(day: String, amount: Decimal)]]] = [:]
+        var totalRatio: [Budget.Cadence: [String?: Decimal]] = [:]
+        for cadence in Set(budgets.map(\.period)) {
+            let window = Budget.window(cadence, at: at)
+            let report = try await costs.costs(CostQuery(from: window.start, to: at, groupBy: [.day, .tenant]))
+            var perKey: [String?: [(day: String, amount: Decimal)]] = [:]
+            for row in report.rows {
+                guard let dayText = row.group[0], let tenant = row.group[1], let cost = CentRounding.decimal(row.costUSD) else { continue }
+                perKey[tenant, default: []].append((dayText, cost))
+                if let last = perKey[nil]?.last, last.day == dayText {
+                    perKey[nil]![perKey[nil]!.count - 1].amount += cost
+                } else {
+                    perKey[nil, default: []].append((dayText, cost))
+                }
+            }
+            spentByCadence[cadence] = perKey
+            if budgets.contains(where: { $0.period == cadence && $0.basis == .total }) {
+                totalRatio[cadence] = try await totals(from: window.start, at: at)
+            }
+        }
+        for budget in budgets {
+            let window = Budget.window(budget.period, at: at)
+            var byDay = spentByCadence[budget.period]?[budget.tenant] ?? []
+            let usageSpent = byDay.reduce(Decimal(0)) { $0 + $1.amount }
+            var spent = usageSpent
+            var method = "spend: usage cost"
+            var scale = 1.0
+            if budget.basis == .total {
+                let total = totalRatio[budget.period]?[budget.tenant] ?? usageSpent
+                spent = total
+                method = "spend: usage cost plus idle share"
+                if usageSpent > 0 {
+                    let ratio = total / usageSpent
+                    scale = NSDecimalNumber(decimal: ratio).doubleValue
+                    byDay = byDay.map { ($0.day, $0.amount * ratio) }
+                }
+            }
+            // The rest of the period: the remainder of today, then whole days.
+            var days: [String] = [], weights: [Double] = []
+            var d = today
+            while d.microseconds < window.end.microseconds {
+                days.append(Self.dateText(d))
+                let from = max(d.microseconds, at.microseconds)
+                weights.append(Double(d.microseconds + Self.day - from) / Double(Self.day))
+                d = Timestamp(microseconds: d.microseconds + Self.day)
+            }
+            var series = history.series(budget.tenant)
+            if scale != 1 { series = series.map { $0.map { $0 * scale } } }
+            let forecast = days.isEmpty ? nil : Forecaster.daily.forecast(series, horizon: days.count)
+            let p = BudgetProjection.project(budget: budget, spent: spent, spentByDay: byDay, forecast: forecast, days: days, weights: weights)
+            let (state, crossed) = BudgetStatus.state(budget: budget, spent: spent, forecastP50: p.p50)
+            if budget.basis == .total { method += " (the rest forecast at the period's ratio of total to usage)" }
+            method += "; forecast: " + (forecast?.method ?? "none (no history)")
+            out.append(BudgetStatus(budget: budget, periodStart: window.start, periodEnd: window.end, spent: spent, forecastP10: p.p10,
+                                    forecastP50: p.p50, forecastP90: p.p90, projectedExhaustionDate: p.exhaustion, state: state,
+                                    thresholdsCrossed: crossed, method: method))
+        }
+        return out
+    }
+
+    /// Usage plus idle share per tenant (nil: the fleet's paid total) over `[from, at)`, from the
+    /// chargeback of each month in it, counted up to `at`.
+    func totals(from: Timestamp, at: Timestamp) async throws -> [String?: Decimal] {
+        var out: [String?: Decimal] = [:]
+        var month = Period.containing(from)
+        while month.start.microseconds < at.microseconds {
+            let items = try await costs.chargebackItems(period: month, now: at, usageUntil: at)
+            let cb = Chargeback.assemble(period: month, items: items)
+            for t in cb.tenants { out[t.tenant, default: 0] += t.totalCost }
+            out[nil, default: 0] += cb.fleet.totalCost
+            month = month.next
+        }
+        return out
+    }
+
+    // MARK: - Capacity
+
+    public struct CapacityQuery: Sendable {
+        public var pool: String?
+        public var accelerator: String?
+        public var model: String?
+        public var horizonDays: Int
+        public var targetUtilization: Double
+        public var budgetUSD: Decimal?
+        public var asOf: Timestamp
+        public init(pool: String?, accelerator: String?, model: String?, horizonDays: Int, targetUtilization: Double,
+                    budgetUSD: Decimal?, asOf: Timestamp) {
+            self.pool = pool; self.accelerator = accelerator; self.model = model; self.horizonDays = horizonDays
+            self.targetUtilization = targetUtilization; self.budgetUSD = budgetUSD; self.asOf = asOf
+        }
+    }
+
+    public struct CapacityAnswer: Sendable {
+        public var plan: CapacityPlan
+        public var currentGPUs: Int
+        public var usdPerGPUHour: Decimal?
+        /// Output tokens per busy GPU-second, per model, over the history.
+        public var outputTokensPerGPUSecond: [(model: String, value: Double)]
+    }
+
+    /// Nil when the pool is unknown.
+    public func capacity(_ q: CapacityQuery) async throws -> CapacityAnswer? {
+        let logger = self.logger
+        let end = Timestamp(microseconds: q.asOf.microseconds.floorDivided(by: CostStore.hour) * CostStore.hour)
+        let start = Timestamp(microseconds: end.microseconds - Self.historyHours * CostStore.hour)
+        var sql = SQLText()
+        let selection = q.pool.map { "pool = \(sql.bind($0))" } ?? "accelerator = \(sql.bind(q.accelerator ?? ""))"
+        let poolSelection = q.pool.map { "p.name = \(sql.bind($0))" } ?? "p.accelerator = \(sql.bind(q.accelerator ?? ""))"
+        let modelFilter = q.model.map { " AND model = \(sql.bind($0))" } ?? ""
+        let s = sql.bind(start), e = sql.bind(end), asOf = sql.bind(q.asOf)
+        sql.sql = """
+            SELECT 'h', (extract(epoch FROM hour) * 1000000)::bigint, (sum(gpu_seconds) / 3600)::float8, NULL::text
+            FROM usage_hourly WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY hour
+            UNION ALL
+            SELECT 'm', NULL, (sum(output_tokens) / nullif(sum(gpu_seconds), 0))::float8, model
+            FROM usage_hourly WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY model
+            UNION ALL
+            SELECT 'g', NULL, coalesce(sum(gpus), 0)::float8, NULL FROM (
+                SELECT DISTINCT ON (c.pool) c.gpus FROM pool_capacity c JOIN pools p ON p.name = c.pool
+                WHERE \(poolSelection) AND c.at <= \(asOf) ORDER BY c.pool, c.at DESC) g
+            UNION ALL
+            SELECT 'r', NULL, NULL, coalesce(p.usd_per_gpu_hour, r.usd_per_gpu_hour)::text
+            FROM (SELECT * FROM pools p WHERE \(q.pool == nil ? "false" : poolSelection)) p
+            LEFT JOIN LATERAL (SELECT usd_per_gpu_hour FROM rates r WHERE r.retired_at IS NULL AND r.provider = p.provider
+                AND r.region = p.region AND r.accelerator = p.accelerator AND r.tier = p.tier AND r.effective_from <= \(asOf)
+                ORDER BY effective_from DESC LIMIT 1) r ON true
+            UNION ALL
+            SELECT 'r', NULL, NULL, r.usd_per_gpu_hour::text FROM default_rates d
+            JOIN LATERAL (SELECT usd_per_gpu_hour FROM rates r WHERE r.retired_at IS NULL AND r.provider = d.provider
+                AND r.region = d.region AND r.accelerator = d.accelerator AND r.tier = d.tier AND r.effective_from <= \(asOf)
+                ORDER BY effective_from DESC LIMIT 1) r ON true
+            WHERE \(q.pool == nil ? "d.accelerator = \(sql.bind(q.accelerator ?? ""))" : "false")
+            UNION ALL
+            SELECT 'p', NULL, NULL, name FROM pools p WHERE \(q.pool == nil ? "false" : poolSelection)
+            """
+        let query = sql.query
+        return try await db.withConnection { conn -> CapacityAnswer? in
+            try await CostStore.noJIT(conn, logger)
+            var busy: [Int: Double] = [:]
+            var tokens: [(String, Double)] = []
+            var gpus = 0
+            var rate: Decimal?
+            var poolFound = false
+            for try await (kind, hour, value, text) in try await conn.query(query, logger: logger).decode((String, Int64?, Double?, String?).self) {
+                switch kind {
+                case "h": if let hour, let value { busy[Int((hour - start.microseconds) / CostStore.hour)] = value }
+                case "m": if let text, let value { tokens.append((text, value)) }
+                case "g": gpus = Int(value ?? 0)
+                case "r": rate = text.flatMap(CentRounding.decimal)
+                case "p": poolFound = true
+                default: break
+                }
+            }
+            if q.pool != nil && !poolFound { return nil }
+            let series: [Double?]
+            if let first = busy.keys.min() {
+                series = (first..<Int(Self.historyHours)).map { busy[$0] ?? 0 }
+            } else {
+                series = []
+            }
+            let plan = CapacityPlanner.plan(busyGPUs: series, horizonHours: q.horizonDays * 24, targetUtilization: q.targetUtilization,
+                                            usdPerGPUHour: rate, budgetUSD: q.budgetUSD, currentGPUs: gpus)
+            return CapacityAnswer(plan: plan, currentGPUs: gpus, usdPerGPUHour: rate,
+                                  outputTokensPerGPUSecond: tokens.sorted { $0.0 < $1.0 })
+        }
+    }
+}
