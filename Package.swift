@@ -80,6 +80,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "gpuledger-bench-planning",
+            dependencies: ["GPULedgerCore", "GPULedgerTestSupport"],
+            path: "Benchmarks/PlanningBenchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "gpuledger-backtest",
             dependencies: ["GPULedgerCore", "GPULedgerTestSupport"],
             path: "Benchmarks/ForecastBacktest",

@@ -33,54 +33,15 @@ let binary = stringOption("--binary", ".build/release/gpuledger")
 let traces = stringOption("--traces", "../shared/data/traces")
 /// Records per second the background client posts while reports are timed (0: none).
 let liveRate = option("--ingest-rate", 1000)
-func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
+func ms(_ d: Duration) -> Double { milliseconds(d) }
 
-guard FileManager.default.isExecutableFile(atPath: binary) else {
-    print("no \(binary): build it first with swift build -c release")
-    exit(2)
-}
-let dir = "/tmp/gpl-bench-reports-\(getpid())"
-try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
 /// --keep: leave the service and its data running after the figures, for EXPLAIN ANALYZE.
 let keep = CommandLine.arguments.contains("--keep")
-defer { if !keep { try? FileManager.default.removeItem(atPath: dir) } }
-let pricingDir = dir + "/pricing"
-try FileManager.default.createDirectory(atPath: pricingDir, withIntermediateDirectories: true)
-// The benchmark's own rates (loaded below), so that nothing is priced from the repository's cards.
-try "accelerator,provider,region,tier\n".write(toFile: pricingDir + "/defaults.csv", atomically: true, encoding: .utf8)
+let service = try await BenchmarkService(name: "reports", binary: binary)
+let dir = service.dir, base = service.base, key = service.key, db = service.db, logger = service.logger
 
-let port = freePort()
-let serve = try ChildProcess(binary, ["serve", "--port", "\(port)", "--data-dir", dir, "--pricing", pricingDir],
-                             environment: ["GPULEDGER_LOG_LEVEL": "warning"])
-let base = "http://127.0.0.1:\(port)"
-try await waitUntil(timeout: .seconds(180), "the service") {
-    if serve.hasExited { print(serve.output); exit(2) }
-    return await httpStatus(base + "/readyz")?.0 == 200
-}
-let key = try String(contentsOfFile: dir + "/admin.key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-
-var logger = Logger(label: "bench")
-logger.logLevel = .warning
-let cluster = EmbeddedPostgres(dataDirectory: dir, logger: logger)
-let client = PostgresClient(configuration: cluster.clientConfiguration(), backgroundLogger: logger)
-let clientTask = Task { await client.run() }
-let db = Database(client: client, logger: logger, acquireTimeout: .seconds(60))
-
-/// Stops the service (and with it its PostgreSQL) and exits.
-func fail(_ message: String) async -> Never {
-    print(message)
-    serve.signal(SIGTERM)
-    _ = try? await serve.wait(timeout: .seconds(60))
-    exit(2)
-}
-
-func sql(_ text: String) async {
-    do {
-        try await db.withConnection { conn in _ = try await conn.query(PostgresQuery(unsafeSQL: text), logger: logger) }
-    } catch {
-        await fail("SQL failed: \(String(reflecting: error))\n\(text.prefix(300))")
-    }
-}
+func fail(_ message: String) async -> Never { await service.fail(message) }
+func sql(_ text: String) async { await service.sql(text) }
 
 // --- 1. Data ---------------------------------------------------------------------------------
 
@@ -254,28 +215,7 @@ final class BackgroundIngest: @unchecked Sendable {
     return accepted
 }
 
-func get(_ path: String) async throws -> (Int, Data) {
-    var request = URLRequest(url: URL(string: base + path)!)
-    request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-    let (data, response) = try await URLSession.shared.data(for: request)
-    return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
-}
-
-func percentiles(_ xs: [Double]) -> (Double, Double) {
-    let s = xs.sorted()
-    return (s[(s.count - 1) / 2], s[min(s.count - 1, Int((Double(s.count) * 0.95).rounded(.up)) - 1)])
-}
-
-func time(_ runs: Int, warmUp: Bool = true, _ body: () async throws -> Void) async throws -> (Double, Double) {
-    if warmUp { try await body() } // not counted
-    var xs: [Double] = []
-    for _ in 0..<runs {
-        let t0 = ContinuousClock.now
-        try await body()
-        xs.append(ms(ContinuousClock.now - t0))
-    }
-    return percentiles(xs)
-}
+func get(_ path: String) async throws -> (Int, Data) { try await service.get(path) }
 
 let store = CostStore(database: db)
 let october = Period(year: 2026, month: 10)
@@ -302,9 +242,9 @@ var lines: [String] = []
 for r in reports {
     let (status, _) = try await get(r.path)
     guard status == 200 else { print("\(r.path): HTTP \(status)"); exit(2) }
-    let http = try await time(runs) { _ = try await get(r.path) }
-    let inProcess = try await time(runs) { try await r.store(false) }
-    let raw = try await time(3, warmUp: false) { try await r.store(true) } // the raw records take tens of seconds a run
+    let http = try await timed(runs) { _ = try await get(r.path) }
+    let inProcess = try await timed(runs) { try await r.store(false) }
+    let raw = try await timed(3, warmUp: false) { try await r.store(true) } // the raw records take tens of seconds a run
     lines.append(String(format: "%-28@ HTTP p50 %7.1f ms p95 %7.1f ms | store p50 %7.1f ms p95 %7.1f ms | raw records p50 %8.1f ms p95 %8.1f ms | raw/rollup %5.1f×",
                         r.name, http.0, http.1, inProcess.0, inProcess.1, raw.0, raw.1, raw.0 / inProcess.0))
     print(lines.last!)
@@ -320,10 +260,7 @@ let (_, fresh) = try await get("/v1/costs?from=2026-10-01&to=2026-11-01&tenant=t
 let freshTotal = (try JSONSerialization.jsonObject(with: fresh) as? [String: Any])?["total"] as? [String: Any]
 print("freshness: the report right after the acknowledgement shows \(freshTotal?["requests"] ?? "?") probe record (cost \(freshTotal?["cost_usd"] ?? "?")): reflected at once")
 
-clientTask.cancel()
 if keep {
     print("kept: \(base) (key in \(dir)/admin.key); psql 'postgresql:///gpuledger?host=\(dir)/pg&user=gpuledger'")
-    exit(0)
 }
-serve.signal(SIGTERM)
-_ = try? await serve.wait(timeout: .seconds(60))
+await service.stop(keep: keep)

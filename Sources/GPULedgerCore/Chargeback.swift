@@ -162,20 +162,27 @@ public struct Chargeback: Sendable {
             let amounts = CentRounding.apportion(priced.map { $0.costUSD! }, target: cents)
             for (item, cost) in zip(priced, amounts) { lines.append(Line(item: item, cost: cost)) }
         }
-        let sortedItems = items.sorted(by: Self.lineOrder)
-        for t in tenants {
-            split(sortedItems.filter { $0.kind == .usage && $0.tenant == t.tenant }, t.usageCost)
-            split(sortedItems.filter { $0.kind == .idle && $0.tenant == t.tenant }, t.idleCost)
+        // Items in line order, grouped by tenant and kind (keys built once: a comparator that
+        // built them per comparison took tens of milliseconds for a month of a real fleet).
+        var groups: [String: [ChargeItem]] = [:]
+        for (item, _) in items.map({ ($0, Self.lineKey($0)) }).sorted(by: { Self.precedes($0.1, $1.1) }) {
+            groups[(item.tenant ?? "") + "\u{0}" + item.kind.rawValue, default: []].append(item)
         }
-        split(sortedItems.filter { $0.kind == .unallocated }, fleet.unallocatedIdleCost)
+        for t in tenants {
+            split(groups[t.tenant + "\u{0}usage"] ?? [], t.usageCost)
+            split(groups[t.tenant + "\u{0}idle"] ?? [], t.idleCost)
+        }
+        split(groups["\u{0}unallocated"] ?? [], fleet.unallocatedIdleCost)
         return Chargeback(period: period, tenants: tenants, fleet: fleet, lines: lines)
     }
 
-    static func lineOrder(_ a: ChargeItem, _ b: ChargeItem) -> Bool {
-        func key(_ i: ChargeItem) -> [String] {
-            [i.tenant ?? "", i.kind.rawValue, i.pool ?? "", i.accelerator, i.provider ?? "", i.region ?? "", i.tier ?? "",
-             String(format: "%020lld", i.segmentStart?.microseconds ?? 0)]
-        }
-        return key(a).lexicographicallyPrecedes(key(b))
+    /// Lines by tenant, kind, pool, accelerator, provider, region, tier, then rate segment.
+    static func lineKey(_ i: ChargeItem) -> ([String], Int64) {
+        ([i.tenant ?? "", i.kind.rawValue, i.pool ?? "", i.accelerator, i.provider ?? "", i.region ?? "", i.tier ?? ""],
+         i.segmentStart?.microseconds ?? 0)
+    }
+
+    static func precedes(_ a: ([String], Int64), _ b: ([String], Int64)) -> Bool {
+        a.0 == b.0 ? a.1 < b.1 : a.0.lexicographicallyPrecedes(b.0)
     }
 }

@@ -91,10 +91,12 @@ public struct CostStore: Sendable {
     /// The rows in `[from, to)` (`hour` is the start of the row's hour or day): from the daily
     /// rollup for whole days, the hourly one for whole hours, the raw records otherwise.
     /// Columns: hour, tenant, model, accelerator, pool ('' for none), requests, errors,
-    /// gpu_seconds, input_tokens, output_tokens, then one `l<i>` per label key.
+    /// gpu_seconds, input_tokens, output_tokens, then one `l<i>` per label key. `fleet`: the
+    /// caller needs no tenant (no tenant filter or group), so whole days come from
+    /// `usage_daily_fleet`, with tenant ''.
     static func base(_ q: inout SQLText, from: Timestamp, to: Timestamp, labels: [String] = [],
                      tenant: String? = nil, model: String? = nil, accelerator: String? = nil, pool: String? = nil,
-                     rawOnly: Bool = false, hourly: Bool = false) -> String {
+                     rawOnly: Bool = false, hourly: Bool = false, fleet: Bool = false) -> String {
         var filters = ""
         if let tenant { filters += " AND tenant = \(q.bind(tenant))" }
         if let model { filters += " AND model = \(q.bind(model))" }
@@ -129,8 +131,11 @@ public struct CostStore: Sendable {
             // Whole days from the daily rollup, except days inside which a rate changes (`split`):
             // those, and the whole hours before and after the whole days, from the hourly one.
             let (bd0, bd1) = (q.bind(d0), q.bind(d1))
+            let daily = fleet && tenant == nil
+                ? "SELECT day AS hour, ''::text AS tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens FROM usage_daily_fleet"
+                : "SELECT day AS hour, \(columns) FROM usage_daily"
             parts.append("""
-                SELECT day AS hour, \(columns) FROM usage_daily
+                \(daily)
                 WHERE day >= \(bd0) AND day < \(bd1) AND day NOT IN (SELECT day FROM split)\(filters)
                 """)
             // (Each part its own index range scan: an OR of ranges would read the whole table.)
@@ -195,7 +200,7 @@ public struct CostStore: Sendable {
         let labels = query.groupBy.compactMap { if case .label(let k) = $0 { k } else { nil } }
         let base = Self.base(&q, from: query.from, to: query.to, labels: labels, tenant: query.tenant,
                              model: query.model, accelerator: query.accelerator, pool: query.pool, rawOnly: query.rawOnly,
-                             hourly: query.groupBy.contains(.hour))
+                             hourly: query.groupBy.contains(.hour), fleet: !query.groupBy.contains(.tenant))
         // Group expressions and how each is shown.
         var groupExprs: [String] = []
         var shown: [String] = []

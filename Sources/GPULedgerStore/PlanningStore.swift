@@ -9,6 +9,7 @@ import PostgresNIO
 public struct PlanningStore: Sendable {
     let db: Database
     let costs: CostStore
+    let cache = ForecastCache()
     var logger: Logger { db.logger }
 
     public init(database: Database) {
@@ -19,6 +20,9 @@ public struct PlanningStore: Sendable {
     static let day: Int64 = 86_400_000_000
     /// Days of history a spend forecast is fitted on (at most).
     public static let historyDays: Int64 = 730
+    /// Days of history a budget's forecast is fitted on: the rest of a period needs less than a
+    /// spend forecast's two years, and `budget check --all` fits a thousand of them.
+    public static let budgetHistoryDays: Int64 = 182
     /// Hours of history a capacity plan is fitted on (at most).
     public static let historyHours: Int64 = 28 * 24
 
@@ -46,22 +50,50 @@ public struct PlanningStore: Sendable {
         }
     }
 
-    func history(before: Timestamp, model: String? = nil) async throws -> History {
-        let start = Timestamp(microseconds: before.microseconds - Self.historyDays * Self.day)
-        // Presence is the whole ledger's, whatever the model asked: one report for both.
-        let report = try await costs.costs(CostQuery(from: start, to: before, groupBy: model == nil ? [.day, .tenant] : [.day, .tenant, .model]))
-        var h = History(start: start, days: Int(Self.historyDays))
-        for row in report.rows {
-            guard let dayText = row.group[0], let tenant = row.group[1],
-                  let t = Timestamp.parseRFC3339(Array((dayText + "T00:00:00Z").utf8)) else { continue }
-            let i = Int((t.microseconds - start.microseconds) / Self.day)
-            h.present.insert(i)
-            if let model, row.group[2] != model { continue }
-            let cost = Double(row.costUSD) ?? 0
-            h.byTenant[tenant, default: [:]][i, default: 0] += cost
-            h.all[i, default: 0] += cost
+    /// The daily usage cost of the `days` days before `before`: per tenant when `perTenant`
+    /// (every tenant, or just `tenant`), else of the selection in all; and the days on which
+    /// the ledger had any record. Read from the daily summaries (the fleet's, unless a tenant is
+    /// asked), priced as `/v1/costs` prices them, summed per day in PostgreSQL: one row per
+    /// series comes back.
+    func history(before: Timestamp, days: Int64, tenant: String? = nil, model: String? = nil, perTenant: Bool = false) async throws -> History {
+        let start = Timestamp(microseconds: before.microseconds - days * Self.day)
+        var q = SQLText()
+        let base = CostStore.base(&q, from: start, to: before, tenant: tenant, model: model, fleet: !perTenant && tenant == nil)
+        let s = q.bind(start), e = q.bind(before)
+        let key = perTenant ? "tenant" : "''::text"
+        q.sql = """
+            WITH \(CostStore.split),
+            base AS (
+            \(base)
+            ),
+            \(CostStore.pricing),
+            daily AS (
+                SELECT \(key) AS k, floor(extract(epoch FROM hour - \(s)) / 86400)::int AS d,
+                       (coalesce(sum(gpu_seconds * rate), 0) / 3600)::float8 AS c
+                FROM priced GROUP BY 1, 2
+            )
+            SELECT k, array_agg(d ORDER BY d), array_agg(c ORDER BY d) FROM daily GROUP BY k
+            UNION ALL
+            SELECT NULL, array_agg(d ORDER BY d), NULL FROM (
+                SELECT floor(extract(epoch FROM day - \(s)) / 86400)::int AS d FROM usage_daily_fleet
+                WHERE day >= \(s) AND day < \(e) GROUP BY day) p
+            """
+        let query = q.query
+        let logger = self.logger
+        let count = Int(days)
+        return try await db.withConnection { conn in
+            var h = History(start: start, days: count)
+            try await CostStore.noJIT(conn, logger)
+            for try await (k, ds, cs) in try await conn.query(query, logger: logger).decode((String?, [Int32]?, [Double]?).self) {
+                guard let ds else { continue }
+                guard let k else { h.present.formUnion(ds.map(Int.init)); continue }
+                for (d, c) in zip(ds, cs ?? []) {
+                    if perTenant { h.byTenant[k, default: [:]][Int(d)] = c }
+                    h.all[Int(d), default: 0] += c
+                }
+            }
+            return h
         }
-        return h
     }
 
     // MARK: - Spend forecast
@@ -77,10 +109,10 @@ public struct PlanningStore: Sendable {
     /// before the day of `asOf`, `horizon` days from that day on.
     public func forecastSpend(tenant: String?, model: String?, horizon: Int, level: Double, asOf: Timestamp) async throws -> SpendForecast {
         let first = Self.dayStart(asOf)
-        let h = try await history(before: first, model: model)
-        let series = h.series(tenant)
+        let h = try await history(before: first, days: Self.historyDays, tenant: tenant, model: model)
+        let series = h.series(nil)
         let dates = (0..<horizon).map { Self.dateText(Timestamp(microseconds: first.microseconds + Int64($0) * Self.day)) }
-        guard let f = Forecaster.daily.forecast(series, horizon: horizon) else {
+        guard let f = cache.forecast(series, horizon: horizon) else {
             let zero = Decimal(0)
             return SpendForecast(method: "no usage before as_of: nothing to forecast", historyDays: 0,
                                  points: dates.map { ($0, zero, zero, zero) }, total: (zero, zero, zero))
@@ -101,18 +133,24 @@ public struct PlanningStore: Sendable {
     public func statuses(_ budgets: [Budget], at: Timestamp) async throws -> [BudgetStatus] {
         guard !budgets.isEmpty else { return [] }
         let today = Self.dayStart(at)
-        let history = try await history(before: today)
-        var out: [BudgetStatus] = []
+        // One tenant's (or the fleet's) budgets read only its rows; several, every tenant's.
+        let asked = Set(budgets.map(\.tenant))
+        // (nil: several; .some(nil): the fleet's only.)
+        var only: String?? = nil
+        if asked.count == 1, let single = asked.first { only = .some(single) }
+        let history = try await history(before: today, days: Self.budgetHistoryDays, tenant: only ?? nil, perTenant: only == .some(nil) ? false : true)
         // Spend to date, per cadence (one report each), per tenant and day.
         var spentByCadence: [Budget.Cadence: [String?: [(day: String, amount: Decimal)]]] = [:]
         var totalRatio: [Budget.Cadence: [String?: Decimal]] = [:]
         for cadence in Set(budgets.map(\.period)) {
             let window = Budget.window(cadence, at: at)
-            let report = try await costs.costs(CostQuery(from: window.start, to: at, groupBy: [.day, .tenant]))
+            let fleetOnly = only == .some(nil)
+            let report = try await costs.costs(CostQuery(from: window.start, to: at, groupBy: fleetOnly ? [.day] : [.day, .tenant],
+                                                         tenant: only ?? nil))
             var perKey: [String?: [(day: String, amount: Decimal)]] = [:]
             for row in report.rows {
-                guard let dayText = row.group[0], let tenant = row.group[1], let cost = CentRounding.decimal(row.costUSD) else { continue }
-                perKey[tenant, default: []].append((dayText, cost))
+                guard let dayText = row.group[0], let cost = CentRounding.decimal(row.costUSD) else { continue }
+                if !fleetOnly, let tenant = row.group[1] { perKey[tenant, default: []].append((dayText, cost)) }
                 if let last = perKey[nil]?.last, last.day == dayText {
                     perKey[nil]![perKey[nil]!.count - 1].amount += cost
                 } else {
@@ -124,44 +162,87 @@ public struct PlanningStore: Sendable {
                 totalRatio[cadence] = try await totals(from: window.start, at: at)
             }
         }
+        // Each budget's inputs; then one forecast per distinct (series, scale, horizon), fitted
+        // concurrently (the fits are the costly part of a status, and independent).
+        struct Input {
+            var budget: Budget
+            var window: (start: Timestamp, end: Timestamp)
+            var byDay: [(day: String, amount: Decimal)]
+            var spent: Decimal
+            var scale: Double
+            var days: [String] = []
+            var weights: [Double] = []
+            var forecastKey: String { "\(budget.tenant ?? "\u{0}")|\(scale)|\(days.count)" }
+        }
+        var inputs: [Input] = []
         for budget in budgets {
             let window = Budget.window(budget.period, at: at)
             var byDay = spentByCadence[budget.period]?[budget.tenant] ?? []
             let usageSpent = byDay.reduce(Decimal(0)) { $0 + $1.amount }
             var spent = usageSpent
-            var method = "spend: usage cost"
             var scale = 1.0
             if budget.basis == .total {
                 let total = totalRatio[budget.period]?[budget.tenant] ?? usageSpent
                 spent = total
-                method = "spend: usage cost plus idle share"
                 if usageSpent > 0 {
                     let ratio = total / usageSpent
                     scale = NSDecimalNumber(decimal: ratio).doubleValue
                     byDay = byDay.map { ($0.day, $0.amount * ratio) }
                 }
             }
+            var input = Input(budget: budget, window: window, byDay: byDay, spent: spent, scale: scale)
             // The rest of the period: the remainder of today, then whole days.
-            var days: [String] = [], weights: [Double] = []
             var d = today
             while d.microseconds < window.end.microseconds {
-                days.append(Self.dateText(d))
+                input.days.append(Self.dateText(d))
                 let from = max(d.microseconds, at.microseconds)
-                weights.append(Double(d.microseconds + Self.day - from) / Double(Self.day))
+                input.weights.append(Double(d.microseconds + Self.day - from) / Double(Self.day))
                 d = Timestamp(microseconds: d.microseconds + Self.day)
             }
-            var series = history.series(budget.tenant)
-            if scale != 1 { series = series.map { $0.map { $0 * scale } } }
-            let forecast = days.isEmpty ? nil : Forecaster.daily.forecast(series, horizon: days.count)
-            let p = BudgetProjection.project(budget: budget, spent: spent, spentByDay: byDay, forecast: forecast, days: days, weights: weights)
-            let (state, crossed) = BudgetStatus.state(budget: budget, spent: spent, forecastP50: p.p50)
-            if budget.basis == .total { method += " (the rest forecast at the period's ratio of total to usage)" }
+            inputs.append(input)
+        }
+        var jobs: [String: (series: [Double?], horizon: Int)] = [:]
+        for input in inputs where !input.days.isEmpty && jobs[input.forecastKey] == nil {
+            var series = history.series(input.budget.tenant)
+            if input.scale != 1 { series = series.map { $0.map { $0 * input.scale } } }
+            jobs[input.forecastKey] = (series, input.days.count)
+        }
+        let forecasts = await forecastAll(jobs)
+        var out: [BudgetStatus] = []
+        for input in inputs {
+            let budget = input.budget
+            let forecast = input.days.isEmpty ? nil : forecasts[input.forecastKey] ?? nil
+            let p = BudgetProjection.project(budget: budget, spent: input.spent, spentByDay: input.byDay, forecast: forecast,
+                                             days: input.days, weights: input.weights)
+            let (state, crossed) = BudgetStatus.state(budget: budget, spent: input.spent, forecastP50: p.p50)
+            var method = budget.basis == .total
+                ? "spend: usage cost plus idle share (the rest forecast at the period's ratio of total to usage)" : "spend: usage cost"
             method += "; forecast: " + (forecast?.method ?? "none (no history)")
-            out.append(BudgetStatus(budget: budget, periodStart: window.start, periodEnd: window.end, spent: spent, forecastP10: p.p10,
-                                    forecastP50: p.p50, forecastP90: p.p90, projectedExhaustionDate: p.exhaustion, state: state,
-                                    thresholdsCrossed: crossed, method: method))
+            out.append(BudgetStatus(budget: budget, periodStart: input.window.start, periodEnd: input.window.end, spent: input.spent,
+                                    forecastP10: p.p10, forecastP50: p.p50, forecastP90: p.p90, projectedExhaustionDate: p.exhaustion,
+                                    state: state, thresholdsCrossed: crossed, method: method))
         }
         return out
+    }
+
+    /// Daily forecasts of several series, on every core.
+    func forecastAll(_ jobs: [String: (series: [Double?], horizon: Int)]) async -> [String: Forecaster.Forecast?] {
+        let keys = Array(jobs.keys)
+        let cache = self.cache
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, keys.count))
+        return await withTaskGroup(of: [(String, Forecaster.Forecast?)].self) { group in
+            for w in 0..<workers {
+                group.addTask {
+                    stride(from: w, to: keys.count, by: workers).map { i in
+                        let job = jobs[keys[i]]!
+                        return (keys[i], cache.forecast(job.series, horizon: job.horizon))
+                    }
+                }
+            }
+            var out: [String: Forecaster.Forecast?] = [:]
+            for await part in group { for (k, f) in part { out[k] = f } }
+            return out
+        }
     }
 
     /// Usage plus idle share per tenant (nil: the fleet's paid total) over `[from, at)`, from the
@@ -269,5 +350,32 @@ public struct PlanningStore: Sendable {
             return CapacityAnswer(plan: plan, currentGPUs: gpus, usdPerGPUHour: rate,
                                   outputTokensPerGPUSecond: tokens.sorted { $0.0 < $1.0 })
         }
+    }
+}
+
+/// Daily forecasts by their exact input (the series and the horizon): a forecast is a pure
+/// function of its history, and a history before today changes only when late records or a
+/// re-pricing change it, so a budget check repeated within a day refits nothing that did not
+/// change. Bounded: emptied when it reaches `capacity` entries.
+final class ForecastCache: @unchecked Sendable {
+    struct Key: Hashable {
+        var series: [Double?]
+        var horizon: Int
+    }
+    private let lock = NSLock()
+    private var entries: [Key: Forecaster.Forecast?] = [:]
+    let capacity = 20_000
+
+    func forecast(_ series: [Double?], horizon: Int) -> Forecaster.Forecast? {
+        let key = Key(series: series, horizon: horizon)
+        lock.lock()
+        if let hit = entries[key] { lock.unlock(); return hit }
+        lock.unlock()
+        let f = Forecaster.daily.forecast(series, horizon: horizon)
+        lock.lock()
+        if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+        entries[key] = f
+        lock.unlock()
+        return f
     }
 }

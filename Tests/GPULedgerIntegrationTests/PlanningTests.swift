@@ -115,10 +115,14 @@ import Testing
             #expect(past["spent_usd"] as? String == "9.00")
             #expect(past["state"] as? String == "at_risk")
 
-            // The list with statuses agrees, and `budget check`'s source is this list.
+            // The list with statuses agrees (`budget check --all` reads it), with another tenant's
+            // spend and a fleet budget in the ledger too.
+            try await client.ingest([spend("g1", "globex", at: "2026-11-05T09:00:00Z", dollars: 3)], key: t.adminKey)
+            #expect(try await client.put("/v1/budgets/all", key: t.financeKey, body: #"{"period":"monthly","amount_usd":"1000"}"#).status == .created)
             let listed = try await client.get("/v1/budgets?status=true&at=\(at)", key: t.financeKey)
-            let states = ((listed.json["budgets"] as? [[String: Any]]) ?? []).compactMap { ($0["status"] as? [String: Any])?["state"] as? String }
-            #expect(states == ["ok", "exceeded", "at_risk", "warning"]) // by name: ok, over, risk, warn
+            let statuses = ((listed.json["budgets"] as? [[String: Any]]) ?? []).compactMap { $0["status"] as? [String: Any] }
+            #expect(statuses.compactMap { $0["state"] as? String } == ["ok", "ok", "exceeded", "at_risk", "warning"]) // all, ok, over, risk, warn
+            #expect(statuses.compactMap { $0["spent_usd"] as? String } == ["23.00", "20.00", "20.00", "20.00", "20.00"])
         }
     }
 

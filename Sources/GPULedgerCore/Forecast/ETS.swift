@@ -150,26 +150,37 @@ extension ETSModel {
         if hasTrend { start.append(0); step.append(0.1) }
 
         var errors: [Double] = []
+        // The observations as plain values and a mask (the loop below runs thousands of times a fit).
+        let values = y.map { $0 ?? 0 }
+        let observed = y.map { $0 != nil }
         func run(_ p: P, finish: ((Double, Double, [Double]) -> Void)? = nil) -> Double {
             var l = p.l0, b = p.b0
             var s = seasonInit
             var sse = 0.0
-            for t in 0..<y.count {
-                let si = t % m
-                let pred = l + p.phi * b + (spec.seasonal ? s[si] : 0)
-                let e = y[t].map { $0 - pred } ?? 0
-                sse += e * e
-                if finish != nil, y[t] != nil { errors.append(e) }
-                let lPrev = l
-                l = lPrev + p.phi * b + p.alpha * e
-                b = p.phi * b + p.beta * e
-                if spec.seasonal { s[si] += p.gamma * e }
+            let seasonal = spec.seasonal
+            s.withUnsafeMutableBufferPointer { season in
+                values.withUnsafeBufferPointer { v in
+                    observed.withUnsafeBufferPointer { o in
+                        var si = 0
+                        for t in 0..<v.count {
+                            let pred = l + p.phi * b + (seasonal ? season[si] : 0)
+                            let e = o[t] ? v[t] - pred : 0
+                            sse += e * e
+                            if finish != nil, o[t] { errors.append(e) }
+                            l = l + p.phi * b + p.alpha * e
+                            b = p.phi * b + p.beta * e
+                            if seasonal { season[si] += p.gamma * e }
+                            si += 1
+                            if si == m { si = 0 }
+                        }
+                    }
+                }
             }
             finish?(l, b, s)
             return sse
         }
-        let best = NelderMead.minimize({ run(params($0)) }, start: start, step: step, tolerance: 1e-10,
-                                       maxEvaluations: 400 * start.count)
+        let best = NelderMead.minimize({ run(params($0)) }, start: start, step: step, tolerance: 1e-7,
+                                       maxEvaluations: 150 * start.count)
         let p = params(best.x)
         var model = ETSModel(spec: spec, alpha: p.alpha, beta: p.beta, gamma: p.gamma, phi: p.phi, level: 0, slope: 0, season: [],
                              observations: n, nextIndex: y.count, sse: 0, sigma2: 0, aicc: .infinity)

@@ -1,0 +1,106 @@
+import Foundation
+import GPULedgerStore
+import Logging
+import PostgresNIO
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The release `gpuledger serve` on its embedded PostgreSQL in a temporary folder, with a
+/// direct connection to that database for loading data: what the benchmark programs measure.
+public final class BenchmarkService: @unchecked Sendable {
+    public let dir: String
+    public let base: String
+    public let key: String
+    public let serve: ChildProcess
+    public let db: Database
+    public let logger: Logger
+    let client: PostgresClient
+    let clientTask: Task<Void, Never>
+
+    /// Starts `binary serve` in `/tmp/gpl-bench-<name>-<pid>` with an empty rate-card folder
+    /// (the benchmark loads its own rates); exits 2 when it cannot.
+    public init(name: String, binary: String) async throws {
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            FileHandle.standardOutput.write(Data("no \(binary): build it first with swift build -c release\n".utf8))
+            exit(2)
+        }
+        dir = "/tmp/gpl-bench-\(name)-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir + "/pricing", withIntermediateDirectories: true)
+        try "accelerator,provider,region,tier\n".write(toFile: dir + "/pricing/defaults.csv", atomically: true, encoding: .utf8)
+        let port = freePort()
+        serve = try ChildProcess(binary, ["serve", "--port", "\(port)", "--data-dir", dir, "--pricing", dir + "/pricing"],
+                                 environment: ["GPULEDGER_LOG_LEVEL": "warning"])
+        base = "http://127.0.0.1:\(port)"
+        let serve = self.serve, base = self.base
+        try await waitUntil(timeout: .seconds(180), "the service") {
+            if serve.hasExited { FileHandle.standardOutput.write(Data(serve.output.utf8)); exit(2) }
+            return await httpStatus(base + "/readyz")?.0 == 200
+        }
+        key = try String(contentsOfFile: dir + "/admin.key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        var logger = Logger(label: "bench")
+        logger.logLevel = .warning
+        self.logger = logger
+        let cluster = EmbeddedPostgres(dataDirectory: dir, logger: logger)
+        let client = PostgresClient(configuration: cluster.clientConfiguration(), backgroundLogger: logger)
+        self.client = client
+        clientTask = Task { await client.run() }
+        db = Database(client: client, logger: logger, acquireTimeout: .seconds(60))
+    }
+
+    /// Stops the service (and with it its PostgreSQL) and exits 2.
+    public func fail(_ message: String) async -> Never {
+        FileHandle.standardOutput.write(Data((message + "\n").utf8))
+        await stop(keep: false)
+        exit(2)
+    }
+
+    /// Runs one SQL statement, or fails.
+    public func sql(_ text: String) async {
+        do {
+            let logger = self.logger
+            try await db.withConnection { conn in _ = try await conn.query(PostgresQuery(unsafeSQL: text), logger: logger) }
+        } catch {
+            await fail("SQL failed: \(String(reflecting: error))\n\(text.prefix(300))")
+        }
+    }
+
+    /// A GET with the admin key: status and body.
+    public func get(_ path: String) async throws -> (Int, Data) {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
+        request.timeoutInterval = 600
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+    }
+
+    /// Stops the service and removes its folder unless `keep`.
+    public func stop(keep: Bool) async {
+        clientTask.cancel()
+        if keep { return }
+        serve.signal(SIGTERM)
+        _ = try? await serve.wait(timeout: .seconds(60))
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+/// Milliseconds in a duration.
+public func milliseconds(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
+
+/// p50 and p95 (nearest rank) of `xs`.
+public func percentiles(_ xs: [Double]) -> (p50: Double, p95: Double) {
+    let s = xs.sorted()
+    return (s[(s.count - 1) / 2], s[min(s.count - 1, Int((Double(s.count) * 0.95).rounded(.up)) - 1)])
+}
+
+/// p50 and p95 of `runs` timed calls of `body` (after one untimed warm-up call when `warmUp`).
+public func timed(_ runs: Int, warmUp: Bool = true, _ body: () async throws -> Void) async throws -> (p50: Double, p95: Double) {
+    if warmUp { try await body() }
+    var xs: [Double] = []
+    for _ in 0..<runs {
+        let t0 = ContinuousClock.now
+        try await body()
+        xs.append(milliseconds(ContinuousClock.now - t0))
+    }
+    return percentiles(xs)
+}
