@@ -20,6 +20,8 @@ public struct AppError: Error, HTTPResponseError, Sendable {
     public var message: String
     public var details: [Detail]
     public var headers: HTTPFields
+    /// For a refused ingest: how many records the request held (counted in the metrics).
+    public var records: Int?
 
     public init(_ status: HTTPResponse.Status, code: String, message: String, details: [Detail] = [], headers: HTTPFields = [:]) {
         self.status = status

@@ -3,6 +3,7 @@ import GPULedgerStore
 import Hummingbird
 import Logging
 import PostgresNIO
+import ServiceLifecycle
 
 /// Everything the service is configured with (flags, then environment, then defaults).
 public struct AppConfiguration: Sendable {
@@ -25,25 +26,34 @@ public struct AppConfiguration: Sendable {
     /// Who issues the chargeback, in FOCUS exports (BillingAccountId, BillingAccountName, InvoiceIssuerName).
     public var billingAccountID: String = "gpuledger"
     public var billingAccountName: String = "GPU inference fleet"
+    /// How often the budget gauges of `/metrics` are recomputed; nil: never (tests refresh them
+    /// themselves).
+    public var budgetGaugeInterval: Duration? = .seconds(60)
 
     public init() {}
 }
 
 /// The routes, on the given stores. Tests build the same router.
 public func buildRouter(configuration: AppConfiguration, database: Database, migrator: Migrator,
-                        pricing: PricingState? = nil) -> Router<AppRequestContext> {
+                        pricing: PricingState? = nil, metrics: AppMetrics) -> Router<AppRequestContext> {
     let pricing = pricing ?? PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
     HealthController(database: database, migrator: migrator).addRoutes(to: router)
+    router.get("metrics") { _, _ -> Response in
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+    }
     let keys = KeyStore(database: database)
     let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
     UsageController(usage: UsageStore(database: database), rates: RateStore(database: database), pricing: pricing,
-                    configuration: configuration).addRoutes(to: v1)
+                    configuration: configuration, metrics: metrics).addRoutes(to: v1)
     RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
     PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
     CostsController(costs: CostStore(database: database), configuration: configuration).addRoutes(to: v1)
+    StatsController(stats: StatsStore(database: database)).addRoutes(to: v1)
     PlanningController(budgets: BudgetStore(database: database), planning: PlanningStore(database: database)).addRoutes(to: v1)
     return router
 }
@@ -52,15 +62,19 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
 /// Before the server starts it migrates the database and, on a database without keys, creates
 /// the first admin key in `<data-dir>/admin.key`.
 public func buildApplication(
-    configuration: AppConfiguration, client: PostgresClient, migrator: Migrator, logger: Logger
+    configuration: AppConfiguration, client: PostgresClient, migrator: Migrator, logger: Logger, metrics: AppMetrics = AppMetrics()
 ) -> some ApplicationProtocol {
     let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout)
     let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
-    let router = buildRouter(configuration: configuration, database: database, migrator: migrator, pricing: pricing)
+    let router = buildRouter(configuration: configuration, database: database, migrator: migrator, pricing: pricing, metrics: metrics)
+    var services: [any Service] = [client]
+    if let interval = configuration.budgetGaugeInterval {
+        services.append(BudgetGaugeService(database: database, metrics: metrics, interval: interval, logger: logger))
+    }
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gpuledger"),
-        services: [client],
+        services: services,
         logger: logger
     )
     let dataDirectory = configuration.dataDirectory

@@ -10,6 +10,7 @@ struct UsageController {
     let rates: RateStore
     let pricing: PricingState
     let configuration: AppConfiguration
+    let metrics: AppMetrics
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post("usage", use: ingest)
@@ -23,6 +24,22 @@ struct UsageController {
     }
 
     @Sendable func ingest(_ request: Request, context: AppRequestContext) async throws -> Response {
+        do {
+            return try await ingestBatch(request, context: context)
+        } catch let e as AppError where e.status.code < 500 {
+            if let reason = Self.rejectionReasons[e.code] { metrics.rejected(reason: reason, records: e.records ?? 1) }
+            throw e
+        } catch let e as MalformedBody {
+            metrics.rejected(reason: "malformed", records: 1)
+            throw e
+        }
+    }
+
+    /// Error codes of refused batches → the rejection reason counted in the metrics.
+    static let rejectionReasons = ["invalid_records": "invalid", "body_too_large": "too_large", "too_many_records": "too_many",
+                                   "unsupported_media_type": "unsupported_media_type", "forbidden": "forbidden"]
+
+    func ingestBatch(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         guard principal.canIngest else {
             throw AppError.forbidden("a \(principal.role.rawValue) key cannot write usage; use an ingest or admin key")
@@ -45,8 +62,10 @@ struct UsageController {
             try parser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), format: format)
         }
         if batch.count > configuration.maxRecordsPerRequest {
-            throw AppError(.contentTooLarge, code: "too_many_records",
-                           message: "the body holds \(batch.count) records; at most \(configuration.maxRecordsPerRequest) are taken per request")
+            var e = AppError(.contentTooLarge, code: "too_many_records",
+                             message: "the body holds \(batch.count) records; at most \(configuration.maxRecordsPerRequest) are taken per request")
+            e.records = batch.count
+            throw e
         }
         if !batch.errors.isEmpty {
             let shown = batch.errors.prefix(100).map { AppError.Detail(index: $0.index, field: $0.field, message: $0.message) }
@@ -54,13 +73,19 @@ struct UsageController {
             if batch.errors.count > shown.count {
                 message += "; \(batch.errors.count - shown.count) more problems are not listed"
             }
-            throw AppError(.unprocessableContent, code: "invalid_records", message: message, details: Array(shown))
+            var e = AppError(.unprocessableContent, code: "invalid_records", message: message, details: Array(shown))
+            e.records = batch.count
+            throw e
         }
         if principal.role == .ingest, let bound = principal.tenant,
            let i = batch.records.firstIndex(where: { $0.tenant != bound }) {
-            throw AppError.forbidden("this key writes usage only for tenant \(bound); record \(i) is for tenant \(batch.records[i].tenant); nothing was stored")
+            var e = AppError.forbidden("this key writes usage only for tenant \(bound); record \(i) is for tenant \(batch.records[i].tenant); nothing was stored")
+            e.records = batch.count
+            throw e
         }
         let outcome = try await usage.ingest(batch.records)
+        metrics.ingested(accepted: outcome.accepted, duplicates: outcome.duplicates, conflicts: outcome.conflicts.count)
+        metrics.usage(outcome.acceptedIndexes.map { $0.map { batch.records[$0] } } ?? batch.records)
         context.logger.info("ingested", metadata: [
             "records": .stringConvertible(batch.count), "accepted": .stringConvertible(outcome.accepted),
             "duplicates": .stringConvertible(outcome.duplicates), "conflicts": .stringConvertible(outcome.conflicts.count),

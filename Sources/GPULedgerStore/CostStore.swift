@@ -327,6 +327,10 @@ extension CostStore {
                 for try await n in try await tx.query(check.query, logger: logger).decode(Int64.self) { stale = n > 0 }
                 guard stale else { return }
                 try await tx.query("SELECT pg_advisory_xact_lock(7262019)", logger: logger)
+                // The cache is derived data, checked against versions on every read: losing its
+                // last write in a crash only means recomputing it, so it need not wait for the
+                // WAL flush (which cost more than the recomputation itself under ingest).
+                try await tx.query("SET LOCAL synchronous_commit = off", logger: logger)
                 try await tx.query(refreshQuery, logger: logger)
             }
         }

@@ -10,6 +10,15 @@ public struct IngestOutcome: Sendable, Equatable {
     public var duplicates: Int
     /// Request ids among the duplicates whose content differs from the stored record.
     public var conflicts: [String]
+    /// Indexes (in the batch) of the records stored; nil: all of them.
+    public var acceptedIndexes: [Int]? = nil
+
+    public init(accepted: Int, duplicates: Int, conflicts: [String], acceptedIndexes: [Int]? = nil) {
+        self.accepted = accepted
+        self.duplicates = duplicates
+        self.conflicts = conflicts
+        self.acceptedIndexes = acceptedIndexes
+    }
 }
 
 /// Writes usage records to PostgreSQL.
@@ -57,17 +66,18 @@ public struct UsageStore: Sendable {
                     """, logger: logger)
                 try await copy(records, into: "usage_staging", withOrdinal: true, on: conn)
                 let cols = Self.columns.joined(separator: ", ")
-                var accepted = 0
+                var acceptedIndexes: [Int] = []
                 let inserted = try await conn.query("""
                     WITH ins AS (
                         INSERT INTO usage_records (\(unescaped: cols))
                         SELECT DISTINCT ON (tenant, request_id) \(unescaped: cols) FROM usage_staging
                         ORDER BY tenant, request_id, ord
                         ON CONFLICT (tenant, request_id) DO NOTHING
-                        RETURNING 1
-                    ) SELECT count(*)::int FROM ins
+                        RETURNING tenant, request_id
+                    ) SELECT min(s.ord) FROM ins JOIN usage_staging s USING (tenant, request_id) GROUP BY s.tenant, s.request_id
                     """, logger: logger)
-                for try await n in inserted.decode(Int.self) { accepted = n }
+                for try await i in inserted.decode(Int32.self) { acceptedIndexes.append(Int(i)) }
+                let accepted = acceptedIndexes.count
                 let compared = Self.columns.dropFirst(2).map { $0 }
                 let left = compared.map { "s.\($0)" }.joined(separator: ", ")
                 let right = compared.map { "u.\($0)" }.joined(separator: ", ")
@@ -80,7 +90,8 @@ public struct UsageStore: Sendable {
                     ORDER BY s.ord
                     """, logger: logger)
                 for try await id in rows.decode(String.self) where seen.insert(id).inserted { conflicts.append(id) }
-                return IngestOutcome(accepted: accepted, duplicates: records.count - accepted, conflicts: conflicts)
+                return IngestOutcome(accepted: accepted, duplicates: records.count - accepted, conflicts: conflicts,
+                                     acceptedIndexes: acceptedIndexes.sorted())
         }
     }
 

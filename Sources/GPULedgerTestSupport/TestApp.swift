@@ -23,6 +23,7 @@ public struct TestApp: Sendable {
         var configuration = AppConfiguration()
         configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("gpuledger-app-\(database.name)").path
         configuration.databaseAcquireTimeout = .seconds(60) // the suite shares two cores with the servers it starts
+        configuration.budgetGaugeInterval = nil // a test refreshes the budget gauges itself
         configure(&configuration)
         let keys = try await database.withDatabase { db in
             let store = KeyStore(database: db)
@@ -38,10 +39,13 @@ public struct TestApp: Sendable {
                        acmeIngestKey: keys[2], financeKey: keys[3], acmeTenantKey: keys[4])
     }
 
+    /// This application's metrics (a registry of its own).
+    public let metrics = AppMetrics()
+
     /// The application, as `gpuledger serve` builds it, on this test database.
     public func application() -> some ApplicationProtocol {
         buildApplication(configuration: configuration, client: database.makeClient(),
                          migrator: Migrator(directory: TestDatabase.migrationsDirectory, logger: TestDatabase.logger),
-                         logger: TestDatabase.logger)
+                         logger: TestDatabase.logger, metrics: metrics)
     }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Metrics
+import Prometheus
 import GPULedgerAPI
 import GPULedgerCore
 import GPULedgerStore
@@ -53,11 +55,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Billing account id in FOCUS exports (GPULEDGER_BILLING_ACCOUNT_ID, default gpuledger).") var billingAccountId: String?
     @Option(help: "Billing account name and invoice issuer in FOCUS exports (GPULEDGER_BILLING_ACCOUNT_NAME, default \"GPU inference fleet\").")
     var billingAccountName: String?
+    @Option(help: "Distinct tenants, models or accelerators labelled in /metrics before the rest count as 'other' (GPULEDGER_METRICS_LABEL_CAP, default 200).")
+    var metricsLabelCap: Int?
+    @Option(help: "Seconds between recomputations of the budget gauges in /metrics (GPULEDGER_BUDGET_GAUGE_INTERVAL, default 60).")
+    var budgetGaugeInterval: Int?
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var log: LogOptions
 
     func run() async throws {
         let logger = log.bootstrap()
+        // Once per process: swift-metrics (and what libraries record through it) into the same
+        // registry /metrics serves.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let metrics = AppMetrics(registry: registry,
+                                 labelCap: metricsLabelCap ?? environment("GPULEDGER_METRICS_LABEL_CAP").flatMap { Int($0) } ?? 200)
         var config = AppConfiguration()
         config.host = host ?? environment("GPULEDGER_HOST") ?? "127.0.0.1"
         config.port = port ?? environment("GPULEDGER_PORT").flatMap { Int($0) } ?? 8080
@@ -65,6 +77,8 @@ struct Serve: AsyncParsableCommand {
         config.dataDirectory = database.dataDirectory
         config.billingAccountID = billingAccountId ?? environment("GPULEDGER_BILLING_ACCOUNT_ID") ?? config.billingAccountID
         config.billingAccountName = billingAccountName ?? environment("GPULEDGER_BILLING_ACCOUNT_NAME") ?? config.billingAccountName
+        let gaugeSeconds = budgetGaugeInterval ?? environment("GPULEDGER_BUDGET_GAUGE_INTERVAL").flatMap { Int($0) } ?? 60
+        config.budgetGaugeInterval = gaugeSeconds > 0 ? .seconds(gaugeSeconds) : nil
         if let seconds = environment("GPULEDGER_DB_ACQUIRE_TIMEOUT").flatMap(Double.init), seconds > 0 {
             config.databaseAcquireTimeout = .milliseconds(Int(seconds * 1000))
         }
@@ -77,7 +91,8 @@ struct Serve: AsyncParsableCommand {
         }
         let (clientConfig, cluster, _) = try await database.resolve(logger: logger)
         let client = PostgresClient(configuration: clientConfig, backgroundLogger: logger)
-        let app = buildApplication(configuration: config, client: client, migrator: Migrator(directory: Migrator.defaultDirectory(), logger: logger), logger: logger)
+        let app = buildApplication(configuration: config, client: client, migrator: Migrator(directory: Migrator.defaultDirectory(), logger: logger),
+                                   logger: logger, metrics: metrics)
         do {
             try await app.runService()
         } catch {

@@ -1,0 +1,139 @@
+import Foundation
+import GPULedgerCore
+import Logging
+import PostgresNIO
+
+/// One row of `/v1/stats`.
+public struct StatsRow: Sendable, Equatable {
+    public struct Percentiles: Sendable, Equatable {
+        public var p50, p95, p99: Double
+    }
+    public var group: [String?]
+    public var requests: Int64
+    public var errors: Int64
+    public var ttftMS: Percentiles?
+    public var tpotMS: Percentiles?
+    public var e2eMS: Percentiles?
+    public var outputTokens: Int64
+    public var gpuSeconds: Double
+    /// The seconds of the row's window: its time bucket within `[from, to)`, else the range.
+    public var windowSeconds: Double
+    /// Provisioned GPU-seconds of the row's pool in its window (rows of one pool only).
+    public var provisionedGPUSeconds: Double?
+
+    public var errorRate: Double { requests > 0 ? Double(errors) / Double(requests) : 0 }
+    public var outputTokensPerSecond: Double { windowSeconds > 0 ? Double(outputTokens) / windowSeconds : 0 }
+    public var busyGPUs: Double { windowSeconds > 0 ? gpuSeconds / windowSeconds : 0 }
+    public var utilization: Double? { provisionedGPUSeconds.flatMap { $0 > 0 ? gpuSeconds / $0 : nil } }
+}
+
+/// The serving statistics of the fleet, from the raw records: percentiles are exact
+/// (PostgreSQL's `percentile_disc`, the nearest-rank definition: the smallest value with at
+/// least p of the values at or below it).
+public struct StatsStore: Sendable {
+    let db: Database
+    var logger: Logger { db.logger }
+
+    public init(database: Database) { self.db = database }
+
+    /// Rows per group, then the total (over the whole range) last.
+    public func stats(_ query: CostQuery) async throws -> (rows: [StatsRow], total: StatsRow) {
+        var q = SQLText()
+        let from = q.bind(query.from), to = q.bind(query.to)
+        var filters = ""
+        if let tenant = query.tenant { filters += " AND tenant = \(q.bind(tenant))" }
+        if let model = query.model { filters += " AND model = \(q.bind(model))" }
+        if let accelerator = query.accelerator { filters += " AND accelerator = \(q.bind(accelerator))" }
+        if let pool = query.pool { filters += " AND coalesce(pool, '') = \(q.bind(pool))" }
+        var keys: [String] = []
+        for key in query.groupBy {
+            switch key {
+            case .tenant, .model, .accelerator: keys.append(key.description)
+            case .pool: keys.append("pool")
+            case .hour: keys.append("date_trunc('hour', started_at, 'UTC')")
+            case .day: keys.append("date_trunc('day', started_at, 'UTC')")
+            case .month: keys.append("date_trunc('month', started_at, 'UTC')")
+            case .label(let k): keys.append("labels ->> \(q.bind(k))")
+            }
+        }
+        // The finest time key sets a row's window.
+        let unit = query.groupBy.contains(.hour) ? "hour" : query.groupBy.contains(.day) ? "day" : query.groupBy.contains(.month) ? "month" : nil
+        let bucket = unit.map { "date_trunc('\($0)', started_at, 'UTC')" }
+        let ws = bucket.map { "greatest(\($0), \(from))" } ?? from
+        let we = bucket.map { "least(\($0) + interval '1 \(unit!)', \(to))" } ?? to
+        let named = keys.enumerated().map { "\($0.element) AS k\($0.offset)" }
+        let keyList = keys.indices.map { "k\($0)" }
+        let grouping = keys.isEmpty ? "GROUP BY ()" : "GROUP BY GROUPING SETS ((\(keyList.joined(separator: ", ")), ws, we), ())"
+        let isTotal = keys.isEmpty ? "true" : "GROUPING(\(keyList.joined(separator: ", "))) <> 0"
+        // Utilization: rows of one pool (grouped by pool and time only, or filtered to a pool).
+        let onlyPoolAndTime = query.groupBy.allSatisfy { [.pool, .hour, .day, .month].contains($0) }
+        let poolExpr: String? = onlyPoolAndTime && query.groupBy.contains(.pool)
+            ? "k\(query.groupBy.firstIndex(of: .pool)!)" : (query.pool.map { _ in "\(q.bind(query.pool!))::text" })
+        let shown = query.groupBy.enumerated().map { i, key -> String in
+            switch key {
+            case .hour: return #"to_char(k\#(i) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:00:00"Z"')"#
+            case .day: return "to_char(k\(i) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+            case .month: return "to_char(k\(i) AT TIME ZONE 'UTC', 'YYYY-MM')"
+            default: return "k\(i)::text"
+            }
+        }
+        let order = query.groupBy.enumerated().map { i, key -> String in
+            switch key {
+            case .hour, .day, .month: "k\(i) NULLS LAST"
+            default: "k\(i) COLLATE \"C\" NULLS LAST"
+            }
+        }
+        q.sql = """
+            WITH r AS (
+                SELECT \((named + ["\(ws) AS ws", "\(we) AS we"]).joined(separator: ", ")), status, ttft_ms, tpot_ms, e2e_ms, output_tokens, gpu_seconds
+                FROM usage_records WHERE started_at >= \(from) AND started_at < \(to)\(filters)
+            ),
+            g AS (
+                SELECT \(isTotal) AS total, \((keyList + ["min(ws) AS ws", "max(we) AS we"]).joined(separator: ", ")),
+                       count(*)::bigint AS requests, count(*) FILTER (WHERE status = 'error')::bigint AS errors,
+                       percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY ttft_ms) AS ttft,
+                       percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY tpot_ms) AS tpot,
+                       percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY e2e_ms) AS e2e,
+                       coalesce(sum(output_tokens), 0)::bigint AS output_tokens, coalesce(sum(gpu_seconds), 0)::float8 AS gpu_seconds
+                FROM r \(grouping)
+            ),
+            cap AS (SELECT pool, at AS s, coalesce(lead(at) OVER (PARTITION BY pool ORDER BY at), 'infinity') AS e, gpus FROM pool_capacity)
+            SELECT total, \(shown.isEmpty ? "" : shown.joined(separator: ", ") + ",") requests, errors, ttft, tpot, e2e, output_tokens, gpu_seconds,
+                   extract(epoch FROM coalesce(we, \(to)) - coalesce(ws, \(from)))::float8,
+                   \(poolExpr.map { p in """
+                       CASE WHEN total AND \(keys.isEmpty ? "false" : "true") THEN NULL ELSE (SELECT sum(c.gpus * extract(epoch FROM least(c.e, g.we) - greatest(c.s, g.ws)))::float8
+                                                         FROM cap c WHERE c.pool = \(p) AND c.s < g.we AND c.e > g.ws) END
+                       """ } ?? "NULL::float8")
+            FROM g
+            ORDER BY total\(order.isEmpty ? "" : ", " + order.joined(separator: ", "))
+            """
+        let columns = query.groupBy.count
+        let logger = self.logger
+        let sqlQuery = q.query
+        return try await db.withConnection { conn in
+            try await CostStore.noJIT(conn, logger)
+            var rows: [StatsRow] = []
+            var total: StatsRow?
+            for try await row in try await conn.query(sqlQuery, logger: logger) {
+                var c = row.makeIterator()
+                let isTotal = try c.next()!.decode(Bool.self)
+                var group: [String?] = []
+                for _ in 0..<columns { group.append(try c.next()!.decode(String?.self)) }
+                func percentiles() throws -> StatsRow.Percentiles? {
+                    guard let a = try c.next()!.decode([Double]?.self), a.count == 3 else { return nil }
+                    return .init(p50: a[0], p95: a[1], p99: a[2])
+                }
+                let r = StatsRow(group: group, requests: try c.next()!.decode(Int64.self), errors: try c.next()!.decode(Int64.self),
+                                 ttftMS: try percentiles(), tpotMS: try percentiles(), e2eMS: try percentiles(),
+                                 outputTokens: try c.next()!.decode(Int64.self), gpuSeconds: try c.next()!.decode(Double.self),
+                                 windowSeconds: try c.next()!.decode(Double.self), provisionedGPUSeconds: try c.next()!.decode(Double?.self))
+                if isTotal { total = r } else { rows.append(r) }
+            }
+            let t = total ?? StatsRow(group: Array(repeating: nil, count: columns), requests: 0, errors: 0, ttftMS: nil, tpotMS: nil, e2eMS: nil,
+                                      outputTokens: 0, gpuSeconds: 0, windowSeconds: Double(query.to.microseconds - query.from.microseconds) / 1e6,
+                                      provisionedGPUSeconds: nil)
+            if columns == 0 { rows = [t] }
+            return (rows, t)
+        }
+    }
+}
