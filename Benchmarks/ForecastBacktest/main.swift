@@ -1,6 +1,6 @@
 // Rolling-origin backtest of the spend forecaster (and the hourly one the capacity planner uses).
 //
-//   swift build -c release && .build/release/gpuledger-backtest [--series 5] [--seed 1]
+//   swift build -c release && .build/release/gpuledger-backtest [--series 5] [--seed 1] [--dump-series FILE]
 //
 // Daily: generated two-year series (trend, weekly season, persistent level shocks, noise), origins
 // 7 days apart over the second year, horizons 7, 14 and 28 days. Hourly: the ServeGen hourly
@@ -109,6 +109,13 @@ func backtest(name: String, series: [[Double]], period: Int, forecaster: Forecas
 let seriesCount = option("--series", 5)
 let seed = UInt64(option("--seed", 1))
 let daily = (0..<seriesCount).map { generatedSeries(seed: seed &+ UInt64($0) &* 7919) }
+// --dump-series FILE: the generated daily series as CSV (series,t,y), for scripts/autoets_backtest.py.
+let dump = stringOption("--dump-series", "")
+if !dump.isEmpty {
+    var csv = "series,t,y\n"
+    for (k, y) in daily.enumerated() { for (t, v) in y.enumerated() { csv += "\(k),\(t),\(v)\n" } }
+    try csv.write(toFile: dump, atomically: true, encoding: .utf8)
+}
 backtest(name: "Daily spend: \(seriesCount) generated two-year series (trend, weekly season, persistent shocks), origins every 7 days from day 365",
          series: daily, period: 7, forecaster: .daily, firstOrigin: 365, step: 7, horizons: [7, 14, 28], unit: "days")
 

@@ -1,6 +1,6 @@
 // The ingest benchmark: not a test. It prints figures.
 //
-//   swift build -c release && .build/release/gpuledger-bench-ingest [--records 1000000] [--batch 10000] [--connections 2] [--rounds 3]
+//   swift build -c release && .build/release/gpuledger-bench-ingest [--records 1000000] [--batch 10000] [--connections 2] [--rounds 3] [--shape month|stream]
 //
 // 1. Parser: decodes the same NDJSON with the service's RecordParser and with Foundation's
 //    JSONDecoder, and prints records per second for each.
@@ -26,6 +26,7 @@ let total = option("--records", 1_000_000)
 let batchSize = option("--batch", 10_000)
 let connections = option("--connections", 2)
 let binary = stringOption("--binary", ".build/release/gpuledger")
+let stream = stringOption("--shape", "month") == "stream"
 let fmt = { (x: Double) in String(format: "%.0f", x) }
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
@@ -37,7 +38,9 @@ var lines: [String] = []
 lines.reserveCapacity(batchSize)
 var bytes = 0
 for i in 0..<total {
-    lines.append(SampleRecords.json(i))
+    // --shape stream: records in the order a fleet sends them (each batch covers ~26 minutes of the
+    // month); month (the default): every record at a random moment of the month (a backfill).
+    lines.append(SampleRecords.json(i, at: stream ? Timestamp(secondsSince1970: 1_790_812_800 + Int64(i) * 30 * 86_400 / Int64(total)) : nil))
     if lines.count == batchSize || i == total - 1 {
         let body = Data((lines.joined(separator: "\n") + "\n").utf8)
         bytes += body.count

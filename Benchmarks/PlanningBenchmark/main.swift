@@ -61,15 +61,19 @@ await service.sql("VACUUM ANALYZE usage_daily")
 await service.sql("VACUUM ANALYZE usage_hourly")
 say(String(format: "loaded in %.0f s: %d records", milliseconds(ContinuousClock.now - loadClock) / 1000, days * tenants * 2))
 
+/// The first call fits the models (the service keeps forecasts by their exact input, so the
+/// repeated calls after it measure the query and a cache hit): both are printed.
 func report(_ name: String, _ path: String) async throws {
     var body = Data()
-    let t = try await timed(runs) {
+    let fetch = {
         let (status, data) = try await service.get(path)
         guard status == 200 else { await service.fail("\(path): HTTP \(status): \(String(decoding: data, as: UTF8.self))") }
         body = data
     }
+    let cold = try await timed(1, warmUp: false, fetch)
+    let t = try await timed(runs, warmUp: false, fetch)
     let method = ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["method"] as? String ?? ""
-    say(String(format: "%@ HTTP p50 %7.1f ms p95 %7.1f ms", name.padding(toLength: 44, withPad: " ", startingAt: 0), t.p50, t.p95))
+    say(String(format: "%@ HTTP first %7.1f ms | then p50 %7.1f ms p95 %7.1f ms", name.padding(toLength: 38, withPad: " ", startingAt: 0), cold.p50, t.p50, t.p95))
     if !method.isEmpty { say("    method: " + method) }
 }
 
@@ -92,7 +96,8 @@ for _ in 0..<3 {
 let lines = output.split(separator: "\n").filter { $0.contains("  spent $") }
 var states: [String: Int] = [:]
 for line in lines { states[String(line.split(separator: " ", omittingEmptySubsequences: true)[1]), default: 0] += 1 }
-say(String(format: "budget check --all: %d budgets in %.2f s (best %.2f s of 3)", lines.count, checks.sorted()[1] / 1000, checks.min()! / 1000)
+say(String(format: "budget check --all: %d budgets: first %.2f s (every forecast fitted), then %.2f s and %.2f s", lines.count,
+             checks[0] / 1000, checks[1] / 1000, checks[2] / 1000)
     + "; states: " + states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
 
 if keep { say("kept: \(service.base) (key in \(service.dir)/admin.key)") }

@@ -70,19 +70,28 @@ public final class AppMetrics: Sendable {
 
     /// GPU-seconds and requests of accepted records, by tenant, model and accelerator (capped).
     func usage(_ records: [UsageRecord]) {
+        // Summed per distinct key first (a batch has few), then capped and counted once per key.
         struct Key: Hashable { var tenant, model, accelerator: String }
-        var sums: [Key: (Double, Int64)] = [:]
+        var sums: [Key: (gpuSeconds: Double, requests: Int64)] = [:]
+        var order: [Key] = [] // first appearance: label values are given out in the order records came
         for r in records {
-            let k = Key(tenant: seen.cap("tenant", r.tenant, labelCap), model: seen.cap("model", r.model, labelCap),
-                        accelerator: seen.cap("accelerator", r.accelerator, labelCap))
-            let gs = Double(r.gpuSeconds) ?? 0
-            sums[k, default: (0, 0)].0 += gs
-            sums[k, default: (0, 0)].1 += 1
+            let k = Key(tenant: r.tenant, model: r.model, accelerator: r.accelerator)
+            if sums[k] == nil { order.append(k); sums[k] = (0, 0) }
+            sums[k]!.gpuSeconds += Double(r.gpuSeconds) ?? 0
+            sums[k]!.requests += 1
         }
-        for (k, v) in sums {
+        var capped: [Key: (gpuSeconds: Double, requests: Int64)] = [:]
+        for k in order {
+            let v = sums[k]!
+            let c = Key(tenant: seen.cap("tenant", k.tenant, labelCap), model: seen.cap("model", k.model, labelCap),
+                        accelerator: seen.cap("accelerator", k.accelerator, labelCap))
+            capped[c, default: (0, 0)].gpuSeconds += v.gpuSeconds
+            capped[c, default: (0, 0)].requests += v.requests
+        }
+        for (k, v) in capped {
             let labels = [("tenant", k.tenant), ("model", k.model), ("accelerator", k.accelerator)]
-            counter("gpuledger_usage_gpu_seconds_total", labels).increment(by: v.0)
-            counter("gpuledger_usage_requests_total", labels).increment(by: v.1)
+            counter("gpuledger_usage_gpu_seconds_total", labels).increment(by: v.gpuSeconds)
+            counter("gpuledger_usage_requests_total", labels).increment(by: v.requests)
         }
     }
 

@@ -8,13 +8,15 @@ public enum SampleRecords {
                                 "qwen2.5-72b", "deepseek-v3", "gemma-2-27b", "phi-3-mini", "command-r"]
     public static let accelerators = ["H100", "H200", "A100-80GB", "L40S"]
 
-    /// One record's JSON (one line of NDJSON), deterministic in `i`.
-    public static func json(_ i: Int, tenant: String? = nil, requestID: String? = nil, start: Timestamp = Timestamp(secondsSince1970: 1_790_812_800), spanSeconds: Int64 = 30 * 86_400) -> String {
+    /// One record's JSON (one line of NDJSON), deterministic in `i`; started at a random moment
+    /// of the span unless `at` is given.
+    public static func json(_ i: Int, tenant: String? = nil, requestID: String? = nil, start: Timestamp = Timestamp(secondsSince1970: 1_790_812_800),
+                            spanSeconds: Int64 = 30 * 86_400, at fixed: Timestamp? = nil) -> String {
         var rng = SplitMix(seed: UInt64(i))
         let tenant = tenant ?? tenants[Int(rng.next() % UInt64(tenants.count))]
         let model = models[Int(rng.next() % UInt64(models.count))]
         let accel = accelerators[Int(rng.next() % UInt64(accelerators.count))]
-        let at = start.adding(seconds: Int64(rng.next() % UInt64(spanSeconds)))
+        let at = fixed ?? start.adding(seconds: Int64(rng.next() % UInt64(spanSeconds)))
         let input = 50 + rng.next() % 4000
         let output = 10 + rng.next() % 800
         let gpu = Double(input + output * 20) / 1000.0
