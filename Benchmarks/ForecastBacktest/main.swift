@@ -106,6 +106,7 @@ func backtest(name: String, series: [[Double]], period: Int, forecaster: Forecas
                  firstOrigin, series[0].count - horizons.max()!, unit))
 }
 
+Forecaster.logModels = !CommandLine.arguments.contains("--additive-only")
 let seriesCount = option("--series", 5)
 let seed = UInt64(option("--seed", 1))
 let daily = (0..<seriesCount).map { generatedSeries(seed: seed &+ UInt64($0) &* 7919) }

@@ -98,9 +98,10 @@ public enum BudgetProjection {
     {
         var p10 = spent, p50 = spent, p90 = spent
         if let forecast, !weights.isEmpty {
-            p10 += money(forecast.weightedSumQuantile(weights, p: 0.1))
-            p50 += money(forecast.weightedSumQuantile(weights, p: 0.5))
-            p90 += money(forecast.weightedSumQuantile(weights, p: 0.9))
+            let q = forecast.weightedSumQuantiles(weights, [0.1, 0.5, 0.9])
+            p10 += money(q[0])
+            p50 += money(q[1])
+            p90 += money(q[2])
         }
         let round = { (d: Decimal) in CentRounding.rounded(d, scale: 2, .plain) }
         // The day the amount is first reached: in the past from the ledger, else on the p50 path.

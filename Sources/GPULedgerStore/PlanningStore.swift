@@ -22,7 +22,7 @@ public struct PlanningStore: Sendable {
     public static let historyDays: Int64 = 730
     /// Days of history a budget's forecast is fitted on: the rest of a period needs less than a
     /// spend forecast's two years, and `budget check --all` fits a thousand of them.
-    public static let budgetHistoryDays: Int64 = 182
+    public static let budgetHistoryDays: Int64 = 119
     /// Hours of history a capacity plan is fitted on (at most).
     public static let historyHours: Int64 = 28 * 24
 

@@ -44,6 +44,9 @@ public struct Forecaster: Sendable {
         /// Run-rate only: the per-step standard deviation.
         var runRateSD: Double = 0
         public var combined: Bool = false
+        /// A model of the logarithm of the series (multiplicative): `mean` is then the median
+        /// path, exp of the model's mean, and sums' quantiles come from simulated paths.
+        public var logScale: Bool = false
 
         /// Each step's standard deviation.
         public var stepSDs: [Double] {
@@ -52,14 +55,46 @@ public struct Forecaster: Sendable {
 
         /// The central `level` interval of each step, clamped at zero.
         public func intervals(level: Double) -> [(lower: Double, upper: Double)] {
-            let z = Normal.quantile(0.5 + level / 2)
-            return zip(mean, stepSDs).map { (max($0 - z * $1, 0), max($0 + z * $1, 0)) }
+            zip(quantiles(0.5 - level / 2), quantiles(0.5 + level / 2)).map { ($0, $1) }
         }
 
         /// The `p` quantile of each step, clamped at zero.
         public func quantiles(_ p: Double) -> [Double] {
             let z = Normal.quantile(p)
+            if logScale { return zip(mean, stepSDs).map { $0 * exp(z * $1) } }
             return zip(mean, stepSDs).map { max($0 + z * $1, 0) }
+        }
+
+        /// Σ w_k y_k over `paths` simulated paths of a log-scale model, sorted (seeded: the same
+        /// forecast gives the same answer).
+        func simulatedSums(_ w: [Double], paths: Int = 2000) -> [Double] {
+            guard let model else { return [] }
+            var rng = SplitMix64(state: 0x5EED)
+            let sigma = model.sigma2.squareRoot()
+            let m = model.spec.seasonal ? model.spec.period : 1
+            var sums: [Double] = []
+            sums.reserveCapacity(paths)
+            for _ in 0..<paths {
+                var l = model.level, b = model.slope, season = model.season
+                var si = model.nextIndex % m
+                var total = 0.0
+                for k in 0..<w.count {
+                    let pred = l + model.phi * b + (model.spec.seasonal ? season[si] : 0)
+                    let e = sigma * rng.gaussian()
+                    total += w[k] * exp(pred + e)
+                    l = l + model.phi * b + model.alpha * e
+                    b = model.phi * b + model.beta * e
+                    if model.spec.seasonal { season[si] += model.gamma * e }
+                    si = (si + 1) % m
+                }
+                sums.append(total)
+            }
+            return sums.sorted()
+        }
+
+        static func quantile(sorted xs: [Double], _ p: Double) -> Double {
+            guard !xs.isEmpty else { return 0 }
+            return xs[min(xs.count - 1, max(0, Int((p * Double(xs.count)).rounded(.up)) - 1))]
         }
 
         /// The mean and the central `level` interval of Σ w_k y_k (step k = 1…weights.count),
@@ -67,6 +102,10 @@ public struct Forecaster: Sendable {
         public func weightedSum(_ weights: [Double], level: Double) -> (mean: Double, lower: Double, upper: Double) {
             let h = min(weights.count, mean.count)
             let w = Array(weights.prefix(h))
+            if logScale {
+                let sums = simulatedSums(w)
+                return (Self.quantile(sorted: sums, 0.5), Self.quantile(sorted: sums, 0.5 - level / 2), Self.quantile(sorted: sums, 0.5 + level / 2))
+            }
             let m = zip(w, mean).reduce(0) { $0 + $1.0 * $1.1 }
             let sd: Double
             if let model { sd = model.weightedSumVariance(w).squareRoot() } else { sd = w.reduce(0, +) * runRateSD }
@@ -74,10 +113,18 @@ public struct Forecaster: Sendable {
             return (max(m, 0), max(m - z * sd, 0), max(m + z * sd, 0))
         }
 
+        /// The `ps` quantiles of Σ w_k y_k (one simulation for all of them on the log scale).
+        public func weightedSumQuantiles(_ weights: [Double], _ ps: [Double]) -> [Double] {
+            guard logScale else { return ps.map { weightedSumQuantile(weights, p: $0) } }
+            let sums = simulatedSums(Array(weights.prefix(min(weights.count, mean.count))))
+            return ps.map { Self.quantile(sorted: sums, $0) }
+        }
+
         /// The `p` quantile of Σ w_k y_k, clamped at zero.
         public func weightedSumQuantile(_ weights: [Double], p: Double) -> Double {
             let h = min(weights.count, mean.count)
             let w = Array(weights.prefix(h))
+            if logScale { return Self.quantile(sorted: simulatedSums(w), p) }
             let m = zip(w, mean).reduce(0) { $0 + $1.0 * $1.1 }
             let sd = model.map { $0.weightedSumVariance(w).squareRoot() } ?? w.reduce(0, +) * runRateSD
             return max(m + Normal.quantile(p) * sd, 0)
@@ -100,7 +147,33 @@ public struct Forecaster: Sendable {
             return Forecast(method: "run-rate: the mean of the \(recent.count) \(unit) of history (under \(minimumHistory), too few for a model), with a wide band",
                             mean: Array(repeating: mean, count: h), model: nil, runRateSD: sd)
         }
-        guard let model = Self.select(y, period: period, seasonalOnly: seasonalOnly) else {
+        // The family on the series and, when every value is positive, on its logarithm (the
+        // multiplicative models: growth and a season that scale with the level); the two are
+        // compared by AICc with the Jacobian of the log, 2 Σ log y.
+        let logs = Self.logModels && present.allSatisfy({ $0 > 0 })
+        let specs = Self.candidates(y.count, period: period, seasonalOnly: seasonalOnly)
+        let jobs = specs.map { (false, $0) } + (logs ? specs.map { (true, $0) } : [])
+        let logY = logs ? y.map { $0.map(Foundation.log) } : []
+        let fitted = Self.fitConcurrently(jobs.count) { i in ETSModel.fit(jobs[i].0 ? logY : y, spec: jobs[i].1) }
+        var raw: ETSModel?, bestLog: ETSModel?
+        for (job, model) in zip(jobs, fitted) {
+            guard let model else { continue }
+            if job.0 {
+                if bestLog.map({ model.aicc < $0.aicc }) ?? true { bestLog = model }
+            } else if raw.map({ model.aicc < $0.aicc }) ?? true {
+                raw = model
+            }
+        }
+        var jacobian = 0.0
+        for v in present where logs { jacobian += 2 * Foundation.log(v) }
+        let rawAICc = raw?.aicc ?? Double.infinity
+        if let logModel = bestLog, logModel.aicc + jacobian < rawAICc {
+            var method = "\(logModel.spec) on the logarithm of the series (multiplicative), chosen by AICc from the additive ETS family on the series and on its log"
+            method += logModel.spec.seasonal ? " with a season of \(period) \(unit)" : ""
+            method += ", fitted on \(present.count) \(unit)"
+            return Forecast(method: method, mean: logModel.forecast(h).map(Foundation.exp), model: logModel, logScale: true)
+        }
+        guard let model = raw else {
             return Forecast(method: "run-rate: no model could be fitted", mean: Array(repeating: present.last!, count: h), model: nil,
                             runRateSD: 0.25 * abs(present.last!))
         }
@@ -122,12 +195,33 @@ public struct Forecaster: Sendable {
         return Forecast(method: method, mean: mean, model: model, combined: combined)
     }
 
+    /// Whether the family is also fitted on the logarithm (off: the additive family only).
+    nonisolated(unsafe) public static var logModels = true
+
     /// The lowest-AICc model of the family (seasonal ones only with two whole seasons).
     public static func select(_ y: [Double?], period: Int, seasonalOnly: Bool = false) -> ETSModel? {
+        candidates(y.count, period: period, seasonalOnly: seasonalOnly).compactMap { ETSModel.fit(y, spec: $0) }.min { $0.aicc < $1.aicc }
+    }
+
+    /// The family's models for a series of `count` steps (seasonal ones only with two seasons).
+    static func candidates(_ count: Int, period: Int, seasonalOnly: Bool) -> [ETSModel.Spec] {
         var candidates: [ETSModel.Spec] = []
-        if !seasonalOnly || y.count < 2 * period { candidates = ETSModel.Trend.allCases.map { .init(trend: $0, seasonal: false, period: period) } }
-        if y.count >= 2 * period { candidates += ETSModel.Trend.allCases.map { .init(trend: $0, seasonal: true, period: period) } }
-        return candidates.compactMap { ETSModel.fit(y, spec: $0) }.min { $0.aicc < $1.aicc }
+        if !seasonalOnly || count < 2 * period { candidates = ETSModel.Trend.allCases.map { .init(trend: $0, seasonal: false, period: period) } }
+        if count >= 2 * period { candidates += ETSModel.Trend.allCases.map { .init(trend: $0, seasonal: true, period: period) } }
+        return candidates
+    }
+
+    /// `fit(i)` for i in 0..<n on every core (one forecast's dozen fits are independent).
+    static func fitConcurrently(_ n: Int, _ fit: (Int) -> ETSModel?) -> [ETSModel?] {
+        var out = [ETSModel?](repeating: nil, count: n)
+        out.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let slots = buffer
+            withoutActuallyEscaping(fit) { fit in
+                nonisolated(unsafe) let fit = fit
+                DispatchQueue.concurrentPerform(iterations: n) { i in slots[i] = fit(i) }
+            }
+        }
+        return out
     }
 
     enum Choice { case model, average }
@@ -180,5 +274,21 @@ public enum Normal {
         if p > 1 - low { return -quantile(1 - p) }
         let q = p - 0.5, r = q * q
         return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+    }
+}
+
+/// A small seeded generator (SplitMix64) with normal draws, for simulated forecast paths.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func gaussian() -> Double {
+        let u = Double(next() >> 11) * 0x1p-53, v = Double(next() >> 11) * 0x1p-53
+        return (-2 * Foundation.log(max(u, 1e-300))).squareRoot() * cos(2 * .pi * v)
     }
 }
