@@ -15,21 +15,6 @@ import GPULedgerTestSupport
 /// Prints a line at once (stdout is block-buffered when piped).
 func say(_ line: String) { print(line); fflush(nil) }
 
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func gaussian() -> Double {
-        let u = Double.random(in: Double.ulpOfOne..<1, using: &self), v = Double.random(in: 0..<1, using: &self)
-        return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
-    }
-}
-
 /// Two years of daily spend: a growing level with occasional persistent jumps, a weekday/weekend
 /// pattern, and day-to-day noise.
 func generatedSeries(seed: UInt64, days: Int = 730) -> [Double] {

@@ -278,16 +278,17 @@ public enum Normal {
 }
 
 /// A small seeded generator (SplitMix64) with normal draws, for simulated forecast paths.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+    public init(state: UInt64) { self.state = state }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
-    mutating func gaussian() -> Double {
+    public mutating func gaussian() -> Double {
         let u = Double(next() >> 11) * 0x1p-53, v = Double(next() >> 11) * 0x1p-53
         return (-2 * Foundation.log(max(u, 1e-300))).squareRoot() * cos(2 * .pi * v)
     }
