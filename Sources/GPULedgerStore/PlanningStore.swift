@@ -235,7 +235,7 @@ public struct PlanningStore: Sendable {
                 group.addTask {
                     stride(from: w, to: keys.count, by: workers).map { i in
                         let job = jobs[keys[i]]!
-                        return (keys[i], cache.forecast(job.series, horizon: job.horizon))
+                        return (keys[i], cache.forecast(job.series, horizon: job.horizon, concurrent: false))
                     }
                 }
             }
@@ -366,12 +366,12 @@ final class ForecastCache: @unchecked Sendable {
     private var entries: [Key: Forecaster.Forecast?] = [:]
     let capacity = 20_000
 
-    func forecast(_ series: [Double?], horizon: Int) -> Forecaster.Forecast? {
+    func forecast(_ series: [Double?], horizon: Int, concurrent: Bool = true) -> Forecaster.Forecast? {
         let key = Key(series: series, horizon: horizon)
         lock.lock()
         if let hit = entries[key] { lock.unlock(); return hit }
         lock.unlock()
-        let f = Forecaster.daily.forecast(series, horizon: horizon)
+        let f = Forecaster.daily.forecast(series, horizon: horizon, concurrent: concurrent)
         lock.lock()
         if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
         entries[key] = f

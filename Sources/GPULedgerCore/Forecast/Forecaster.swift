@@ -133,7 +133,9 @@ public struct Forecaster: Sendable {
 
     /// Forecasts `h` steps after the end of `y`, `unit` naming the steps in `method` ("days").
     /// Nil when `y` holds no observation at all.
-    public func forecast(_ y: [Double?], horizon h: Int, unit: String = "days") -> Forecast? {
+    /// `concurrent`: the dozen fits on every core (off when the caller already runs forecasts
+    /// side by side).
+    public func forecast(_ y: [Double?], horizon h: Int, unit: String = "days", concurrent: Bool = true) -> Forecast? {
         let present = y.compactMap { $0 }
         guard !present.isEmpty, h > 0 else { return nil }
         if present.count < minimumHistory {
@@ -154,7 +156,8 @@ public struct Forecaster: Sendable {
         let specs = Self.candidates(y.count, period: period, seasonalOnly: seasonalOnly)
         let jobs = specs.map { (false, $0) } + (logs ? specs.map { (true, $0) } : [])
         let logY = logs ? y.map { $0.map(Foundation.log) } : []
-        let fitted = Self.fitConcurrently(jobs.count) { i in ETSModel.fit(jobs[i].0 ? logY : y, spec: jobs[i].1) }
+        let fit = { (i: Int) in ETSModel.fit(jobs[i].0 ? logY : y, spec: jobs[i].1) }
+        let fitted = concurrent ? Self.fitConcurrently(jobs.count, fit) : jobs.indices.map(fit)
         var raw: ETSModel?, bestLog: ETSModel?
         for (job, model) in zip(jobs, fitted) {
             guard let model else { continue }
