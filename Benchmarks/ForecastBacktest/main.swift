@@ -91,7 +91,8 @@ func backtest(name: String, series: [[Double]], period: Int, forecaster: Forecas
                  firstOrigin, series[0].count - horizons.max()!, unit))
 }
 
-Forecaster.logModels = !CommandLine.arguments.contains("--additive-only")
+var dailyForecaster = Forecaster.daily
+dailyForecaster.logModels = !CommandLine.arguments.contains("--additive-only")
 let seriesCount = option("--series", 5)
 let seed = UInt64(option("--seed", 1))
 let daily = (0..<seriesCount).map { generatedSeries(seed: seed &+ UInt64($0) &* 7919) }
@@ -103,7 +104,7 @@ if !dump.isEmpty {
     try csv.write(toFile: dump, atomically: true, encoding: .utf8)
 }
 backtest(name: "Daily spend: \(seriesCount) generated two-year series (trend, weekly season, persistent shocks), origins every 7 days from day 365",
-         series: daily, period: 7, forecaster: .daily, firstOrigin: 365, step: 7, horizons: [7, 14, 28], unit: "days")
+         series: daily, period: 7, forecaster: dailyForecaster, firstOrigin: 365, step: 7, horizons: [7, 14, 28], unit: "days")
 
 // The ServeGen hourly requests of the three language models, summed per hour.
 let path = stringOption("--servegen", "../shared/data/traces/servegen_hourly.csv")

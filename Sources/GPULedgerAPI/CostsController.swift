@@ -236,15 +236,17 @@ struct Query {
         return acceptsCSV(request)
     }
 
+    /// A date or RFC 3339 time parameter; nil when absent, 400 when it is not one.
+    func time(_ key: String) throws -> Timestamp? {
+        guard let text = get(key) else { return nil }
+        guard let t = QueryTime.parse(text) else {
+            throw AppError.badRequest("\(key)=\(text) is not a date (2026-11-28) or an RFC 3339 time", code: "bad_query")
+        }
+        return t
+    }
+
     /// `from`/`to` (half-open); by default the current month so far.
     func range(now: Timestamp = .now()) throws -> (Timestamp, Timestamp) {
-        func time(_ key: String) throws -> Timestamp? {
-            guard let text = get(key) else { return nil }
-            guard let t = QueryTime.parse(text) else {
-                throw AppError.badRequest("\(key)=\(text) is not a date (2026-11-28) or an RFC 3339 time", code: "bad_query")
-            }
-            return t
-        }
         let to = try time("to") ?? now
         let from = try time("from") ?? Period.containing(to.microseconds > 0 ? Timestamp(microseconds: to.microseconds - 1) : to).start
         guard from <= to else {

@@ -48,7 +48,6 @@ public struct ETSModel: Sendable, Equatable {
     public var sigma2: Double
     public var aicc: Double
 
-    var m: Int { spec.seasonal ? spec.period : 1 }
     /// The mean forecast 1…h steps ahead.
     public func forecast(_ h: Int) -> [Double] {
         var out: [Double] = []

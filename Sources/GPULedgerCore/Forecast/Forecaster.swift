@@ -23,12 +23,15 @@ public struct Forecaster: Sendable {
     /// Only the seasonal models once there are two seasons (the capacity planner's hourly
     /// series: its daily cycle is the point).
     public var seasonalOnly: Bool
+    /// Whether the family is also fitted on the logarithm (false: the additive family only).
+    public var logModels: Bool
 
-    public init(period: Int, minimumHistory: Int? = nil, holdout: Int? = nil, seasonalOnly: Bool = false) {
+    public init(period: Int, minimumHistory: Int? = nil, holdout: Int? = nil, seasonalOnly: Bool = false, logModels: Bool = true) {
         self.period = period
         self.minimumHistory = minimumHistory ?? period
         self.holdout = holdout ?? 4 * period
         self.seasonalOnly = seasonalOnly
+        self.logModels = logModels
     }
 
     /// Daily series with a weekly season.
@@ -152,7 +155,7 @@ public struct Forecaster: Sendable {
         // The family on the series and, when every value is positive, on its logarithm (the
         // multiplicative models: growth and a season that scale with the level); the two are
         // compared by AICc with the Jacobian of the log, 2 Σ log y.
-        let logs = Self.logModels && present.allSatisfy({ $0 > 0 })
+        let logs = logModels && present.allSatisfy({ $0 > 0 })
         let specs = Self.candidates(y.count, period: period, seasonalOnly: seasonalOnly)
         let jobs = specs.map { (false, $0) } + (logs ? specs.map { (true, $0) } : [])
         let logY = logs ? y.map { $0.map(Foundation.log) } : []
@@ -197,9 +200,6 @@ public struct Forecaster: Sendable {
         }
         return Forecast(method: method, mean: mean, model: model, combined: combined)
     }
-
-    /// Whether the family is also fitted on the logarithm (off: the additive family only).
-    nonisolated(unsafe) public static var logModels = true
 
     /// The lowest-AICc model of the family (seasonal ones only with two whole seasons).
     public static func select(_ y: [Double?], period: Int, seasonalOnly: Bool = false) -> ETSModel? {
