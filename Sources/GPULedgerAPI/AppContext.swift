@@ -1,3 +1,4 @@
+import Foundation
 import GPULedgerCore
 import Hummingbird
 
@@ -8,6 +9,9 @@ public struct AppRequestContext: RequestContext {
     public var principal: Principal?
     /// From `X-Request-Id`, or made here; echoed in the response and in every log line.
     public var requestID: String = ""
+    /// What a handler adds to the request's log line (the tenant it served, the records it took);
+    /// a reference, so that the outermost middleware sees what the handler set.
+    public let logFields = LogFields()
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
@@ -18,4 +22,19 @@ public struct AppRequestContext: RequestContext {
         guard let principal else { throw AppError.unauthorized("missing API key") }
         return principal
     }
+}
+
+/// Fields a handler adds to its request's log line.
+public final class LogFields: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fields: [String: String] = [:]
+
+    public init() {}
+
+    public subscript(key: String) -> String? {
+        get { lock.lock(); defer { lock.unlock() }; return fields[key] }
+        set { lock.lock(); defer { lock.unlock() }; fields[key] = newValue }
+    }
+
+    var all: [String: String] { lock.lock(); defer { lock.unlock() }; return fields }
 }

@@ -26,8 +26,8 @@ public struct AppConfiguration: Sendable {
     /// Who issues the chargeback, in FOCUS exports (BillingAccountId, BillingAccountName, InvoiceIssuerName).
     public var billingAccountID: String = "gpuledger"
     public var billingAccountName: String = "GPU inference fleet"
-    /// How often the budget gauges of `/metrics` are recomputed; nil: never (tests refresh them
-    /// themselves).
+    /// How often the budget and pool gauges and the cost counter's price book of `/metrics` are
+    /// reloaded; nil: never (tests refresh them themselves).
     public var budgetGaugeInterval: Duration? = .seconds(60)
 
     public init() {}
@@ -43,7 +43,8 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     router.add(middleware: ErrorMiddleware())
     HealthController(database: database, migrator: migrator).addRoutes(to: router)
     router.get("metrics") { _, _ -> Response in
-        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+        metrics.observe(database.stats)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                  body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
     }
     let keys = KeyStore(database: database)
@@ -69,7 +70,7 @@ public func buildApplication(
     let router = buildRouter(configuration: configuration, database: database, migrator: migrator, pricing: pricing, metrics: metrics)
     var services: [any Service] = [client]
     if let interval = configuration.budgetGaugeInterval {
-        services.append(BudgetGaugeService(database: database, metrics: metrics, interval: interval, logger: logger))
+        services.append(MetricsRefreshService(database: database, metrics: metrics, interval: interval, logger: logger))
     }
     var app = Application(
         router: router,
@@ -86,6 +87,7 @@ public func buildApplication(
         }
         // Rate cards into the rate history; refused files are logged and keep what they had.
         _ = try await pricing.load(into: RateStore(database: database), allOrNothing: false, logger: logger)
+        metrics.setPriceBook(try await RateStore(database: database).priceBook())
         let file = dataDirectory + "/admin.key"
         if try await KeyStore(database: database).bootstrapAdminKey(file: file) != nil {
             logger.notice("no API keys existed: created the first admin key and wrote it to \(file) (mode 0600); it is not shown again")

@@ -22,7 +22,7 @@ struct CostsController {
         let (from, to) = try params.range()
         let groupBy: [GroupKey]
         do { groupBy = try params.get("group_by").map(GroupKey.parseList) ?? [] } catch { throw AppError.badRequest(error.message, code: "bad_query") }
-        let tenant = try Scope.tenant(principal, asked: params.get("tenant"))
+        let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
         let report = try await costs.costs(CostQuery(from: from, to: to, groupBy: groupBy, tenant: tenant, model: params.get("model"),
                                                     accelerator: params.get("accelerator"), pool: params.get("pool")))
         let names = groupBy.map(\.description)
@@ -92,7 +92,7 @@ struct CostsController {
         } else {
             period = Period.containing(.now())
         }
-        let scope = try Scope.tenant(principal, asked: params.get("tenant"))
+        let scope = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
         let items = try await costs.chargebackItems(period: period)
         var bill = Chargeback.assemble(period: period, items: items)
         if let scope {
@@ -189,6 +189,13 @@ struct DynamicKey: CodingKey, ExpressibleByStringLiteral {
 /// Which tenant a read is limited to: a tenant key to its own (naming another is 403); an
 /// ingest key may not read; admin and finance read what they ask for.
 enum Scope {
+    /// The tenant a report is limited to (nil: all), also put in the request's log line.
+    static func tenant(_ principal: Principal, asked: String?, log: LogFields) throws -> String? {
+        let tenant = try tenant(principal, asked: asked)
+        if let tenant { log["tenant"] = tenant }
+        return tenant
+    }
+
     static func tenant(_ principal: Principal, asked: String?) throws -> String? {
         switch principal.role {
         case .admin, .finance: return asked

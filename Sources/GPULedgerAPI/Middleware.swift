@@ -32,7 +32,7 @@ struct RequestLogMiddleware: RouterMiddleware {
             "duration_ms": .string(String(format: "%.2f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
         ]
         if let route = context.endpointPath { metadata["route"] = .string(route) }
-        if let principal = context.principal { metadata["key_id"] = .stringConvertible(principal.keyID) }
+        for (key, value) in context.logFields.all { metadata[key] = .string(value) }
         context.logger.info("request", metadata: metadata)
         return response
     }
@@ -84,6 +84,8 @@ struct AuthMiddleware: RouterMiddleware {
         }
         var context = context
         context.principal = principal
+        context.logFields["key_id"] = "\(principal.keyID)"
+        if let tenant = principal.tenant { context.logFields["tenant"] = tenant }
         return try await next(request, context)
     }
 }

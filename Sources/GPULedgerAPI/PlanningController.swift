@@ -132,7 +132,7 @@ struct PlanningController {
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let params = try Query(request, allowed: ["tenant", "status", "at"])
-        let tenant = try Scope.tenant(principal, asked: params.get("tenant"))
+        let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
         var found = try await budgets.list(tenant: tenant)
         if principal.role == .tenant { found = found.filter { $0.tenant == principal.tenant } }
         var statuses: [String: BudgetStatus] = [:]
@@ -268,7 +268,7 @@ struct PlanningController {
     @Sendable func forecastSpend(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let params = try Query(request, allowed: ["tenant", "model", "horizon_days", "level", "as_of"])
-        let tenant = try Scope.tenant(principal, asked: params.get("tenant"))
+        let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
         let horizon = try Self.integer(params, "horizon_days", default: 30, range: 1...366)
         let level = try Self.fraction(params, "level", default: 0.8, { $0 >= 0.5 && $0 <= 0.99 }, "a number from 0.5 to 0.99")
         let asOf = try params.time("as_of") ?? .now()

@@ -18,7 +18,7 @@ struct StatsController {
         let (from, to) = try params.range()
         let groupBy: [GroupKey]
         do { groupBy = try params.get("group_by").map(GroupKey.parseList) ?? [] } catch { throw AppError.badRequest(error.message, code: "bad_query") }
-        let tenant = try Scope.tenant(principal, asked: params.get("tenant"))
+        let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
         let result = try await stats.stats(CostQuery(from: from, to: to, groupBy: groupBy, tenant: tenant, model: params.get("model"),
                                                      accelerator: params.get("accelerator"), pool: params.get("pool")))
         let names = groupBy.map(\.description)

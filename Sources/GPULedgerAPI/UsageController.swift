@@ -61,6 +61,8 @@ struct UsageController {
         let batch = try body.withUnsafeReadableBytes { raw in
             try parser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), format: format)
         }
+        context.logFields["records"] = "\(batch.count)"
+        if let first = batch.records.first?.tenant, batch.records.allSatisfy({ $0.tenant == first }) { context.logFields["tenant"] = first }
         if batch.count > configuration.maxRecordsPerRequest {
             var e = AppError(.contentTooLarge, code: "too_many_records",
                              message: "the body holds \(batch.count) records; at most \(configuration.maxRecordsPerRequest) are taken per request")

@@ -13,28 +13,40 @@ public struct Database: Sendable {
     public let client: PostgresClient
     public let logger: Logger
     public var acquireTimeout: Duration
+    /// Connections in use and callers waiting, for `/metrics`.
+    public let stats: DatabaseStats
 
-    public init(client: PostgresClient, logger: Logger, acquireTimeout: Duration = .seconds(5)) {
+    public init(client: PostgresClient, logger: Logger, acquireTimeout: Duration = .seconds(5), stats: DatabaseStats = DatabaseStats()) {
         self.client = client
         self.logger = logger
         self.acquireTimeout = acquireTimeout
+        self.stats = stats
     }
 
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let leased = Flag()
         let timeout = acquireTimeout
         let client = self.client
+        let stats = self.stats
+        stats.waiting(+1)
+        let waiting = Flag() // still counted as waiting
+        waiting.set()
+        defer { if waiting.take() { stats.waiting(-1) } }
         do {
             return try await withThrowingTaskGroup(of: T?.self) { group in
                 group.addTask {
                     try await client.withConnection { conn in
                         leased.set()
+                        if waiting.take() { stats.waiting(-1) }
+                        stats.inUse(+1)
+                        defer { stats.inUse(-1) }
                         return try await body(conn)
                     }
                 }
                 group.addTask {
                     try await Task.sleep(for: timeout)
                     if leased.isSet { return nil }
+                    stats.timedOut()
                     throw StoreError.unavailable("no database connection within \(timeout)")
                 }
                 while let result = try await group.next() {
@@ -62,4 +74,20 @@ final class Flag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
+    /// Clears the flag; true when it was set (exactly one caller gets true).
+    func take() -> Bool { value.withLock { was in defer { was = false }; return was } }
+}
+
+/// The pool's figures as this process sees them: connections lent out, callers waiting for
+/// one, and waits that ran out (answered 503).
+public final class DatabaseStats: Sendable {
+    private let state = Mutex((inUse: 0, waiting: 0, timeouts: 0))
+
+    public init() {}
+
+    func inUse(_ delta: Int) { state.withLock { $0.inUse += delta } }
+    func waiting(_ delta: Int) { state.withLock { $0.waiting += delta } }
+    func timedOut() { state.withLock { $0.timeouts += 1 } }
+
+    public var snapshot: (inUse: Int, waiting: Int, timeouts: Int) { state.withLock { $0 } }
 }

@@ -234,3 +234,33 @@ extension RateStore {
         }
     }
 }
+
+extension RateStore {
+    /// The rates not retired, the default keys and the pools, for pricing records in memory
+    /// (the cost counters of `/metrics`).
+    public func priceBook() async throws -> PriceBook {
+        let logger = self.logger
+        return try await db.withConnection { conn in
+            var rates: [PriceBook.Key: [(from: Int64, usd: Double)]] = [:]
+            for try await (p, r, a, t, eff, price) in try await conn.query("""
+                SELECT provider, region, accelerator, tier, (extract(epoch FROM effective_from) * 1000000)::bigint, usd_per_gpu_hour::float8
+                FROM rates WHERE retired_at IS NULL
+                """, logger: logger).decode((String, String, String, String, Int64, Double).self) {
+                rates[PriceBook.Key(provider: p, region: r, accelerator: a, tier: t), default: []].append((eff, price))
+            }
+            var defaults: [String: PriceBook.Key] = [:]
+            for try await (a, p, r, t) in try await conn.query("SELECT accelerator, provider, region, tier FROM default_rates", logger: logger)
+                .decode((String, String, String, String).self) {
+                defaults[a] = PriceBook.Key(provider: p, region: r, accelerator: a, tier: t)
+            }
+            var pools: [String: PriceBook.Pool] = [:]
+            for try await (name, a, p, r, t, price) in try await conn.query(
+                "SELECT name, accelerator, provider, region, tier, usd_per_gpu_hour::float8 FROM pools", logger: logger)
+                .decode((String, String, String, String, String, Double?).self) {
+                pools[name] = PriceBook.Pool(accelerator: a, key: PriceBook.Key(provider: p, region: r, accelerator: a, tier: t),
+                                             overrideUSDPerGPUHour: price)
+            }
+            return PriceBook(rates: rates, defaults: defaults, pools: pools)
+        }
+    }
+}

@@ -137,3 +137,34 @@ public struct StatsStore: Sendable {
         }
     }
 }
+
+/// One pool's GPUs now, for the pool gauges of `/metrics`.
+public struct PoolNow: Sendable, Equatable {
+    public var pool: String
+    /// GPUs provisioned at the time asked about (the latest capacity event at or before it).
+    public var provisionedGPUs: Int
+    /// Busy GPUs (GPU-seconds / 3,600) in the last whole hour before the time asked about.
+    public var busyGPUs: Double
+}
+
+extension StatsStore {
+    /// Every registered pool's provisioned GPUs at `at` and busy GPUs in the hour before `at`'s hour.
+    public func poolsNow(at: Timestamp) async throws -> [PoolNow] {
+        let logger = self.logger
+        let text = at.rfc3339
+        return try await db.withConnection { conn in
+            var out: [PoolNow] = []
+            for try await (pool, gpus, busy) in try await conn.query("""
+                SELECT p.name,
+                       coalesce((SELECT c.gpus FROM pool_capacity c WHERE c.pool = p.name AND c.at <= \(text)::timestamptz
+                                 ORDER BY c.at DESC LIMIT 1), 0)::bigint,
+                       coalesce((SELECT sum(h.gpu_seconds) FROM usage_hourly h WHERE h.pool = p.name
+                                 AND h.hour = date_trunc('hour', \(text)::timestamptz, 'UTC') - interval '1 hour'), 0)::float8 / 3600
+                FROM pools p ORDER BY p.name
+                """, logger: logger).decode((String, Int, Double).self) {
+                out.append(PoolNow(pool: pool, provisionedGPUs: gpus, busyGPUs: busy))
+            }
+            return out
+        }
+    }
+}

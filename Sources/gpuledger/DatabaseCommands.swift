@@ -57,7 +57,7 @@ struct Serve: AsyncParsableCommand {
     var billingAccountName: String?
     @Option(help: "Distinct tenants, models or accelerators labelled in /metrics before the rest count as 'other' (GPULEDGER_METRICS_LABEL_CAP, default 200).")
     var metricsLabelCap: Int?
-    @Option(help: "Seconds between recomputations of the budget gauges in /metrics (GPULEDGER_BUDGET_GAUGE_INTERVAL, default 60).")
+    @Option(help: "Seconds between recomputations of the budget and pool gauges and the cost counter's prices in /metrics (GPULEDGER_BUDGET_GAUGE_INTERVAL, default 60).")
     var budgetGaugeInterval: Int?
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var log: LogOptions

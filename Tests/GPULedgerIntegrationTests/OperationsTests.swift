@@ -91,7 +91,7 @@ import Testing
             #expect(try await client.post("/v1/usage", key: t.ingestKey, body: "{").status == .badRequest)
             #expect(try await client.put("/v1/budgets/tight", key: t.financeKey, body: #"{"tenant":"acme","period":"monthly","amount_usd":"0.01"}"#).status == .created)
             try await t.database.withDatabase { db in
-                try await BudgetGaugeService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
+                try await MetricsRefreshService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
             }
             let scrape = try await client.get("/metrics", key: nil)
             #expect(scrape.status == .ok)
@@ -106,13 +106,117 @@ import Testing
             #expect(text.contains(#"gpuledger_budget_state{budget="tight",state="exceeded"} 1.0"#))
             #expect(text.contains(#"gpuledger_budget_state{budget="tight",state="ok"} 0.0"#))
             #expect(text.contains(#"gpuledger_budget_amount_usd{budget="tight"} 0.01"#))
+            // Cost at the card's 3.60 USD/h: 6 accepted records of 2.5 GPU-seconds each.
+            let cost = sample(text, #"gpuledger_usage_cost_usd_total{tenant="acme",model="llama-3.1-70b",accelerator="H100"}"#)
+            #expect(cost.map { abs($0 - 6 * 2.5 * 3.60 / 3600) < 1e-12 } == true, "\(String(describing: cost))")
+            #expect(sample(text, #"gpuledger_usage_output_tokens_total{tenant="acme",model="llama-3.1-70b",accelerator="H100"}"#) == 1800.0)
+            #expect(sample(text, "gpuledger_database_connections_in_use") == 0)
 
             // A deleted budget's gauges go at the next refresh.
             #expect(try await client.delete("/v1/budgets/tight", key: t.financeKey).status == .noContent)
             try await t.database.withDatabase { db in
-                try await BudgetGaugeService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
+                try await MetricsRefreshService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
             }
             #expect(!(try await client.get("/metrics", key: nil).body.contains(#"budget="tight""#)))
+        }
+    }
+
+    /// The value of one series in a scrape.
+    func sample(_ text: String, _ series: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.dropFirst(series.count + 1)) }
+    }
+
+    @Test func latencyHistogramsPoolGaugesAndUnpricedRecords() async throws {
+        let dir = try pricingFolder(["cloud.csv": "acme-cloud,r1,H100,on_demand,3.60,2024-01-01,list\nacme-cloud,r1,H100,on_demand,2.40,2026-11-01T12:00:00Z,cut\n",
+                                              "other.csv": "acme-cloud,r1,A100,on_demand,1.50,2026-12-01,later\n"],
+                                    defaults: "H100,acme-cloud,r1,on_demand\n")
+        let t = try await TestApp.make { $0.pricingDirectory = dir }
+        try await t.application().test(.router) { client in
+            #expect(try await client.put("/v1/pools/fixed", key: t.adminKey,
+                                         body: #"{"accelerator":"H100","provider":"acme-cloud","region":"r1","tier":"on_demand","usd_per_gpu_hour":"1.00"}"#).status == .created)
+            let now = Timestamp.now().microseconds
+            let lastHour = Timestamp(microseconds: (now / 3_600_000_000 - 1) * 3_600_000_000)
+            #expect(try await client.post("/v1/pools/fixed/capacity", key: t.adminKey, body: #"{"at":"2026-01-01T00:00:00Z","gpus":4}"#).status == .created)
+            try await t.database.withDatabase { db in
+                try await MetricsRefreshService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
+            }
+            try await client.ingest([
+                // Before and after the 12:00 price cut, on no pool; then on the pool with its own price.
+                record("a", ["started_at": "\"2026-11-01T11:00:00Z\"", "gpu_seconds": "3600", "ttft_ms": "120", "tpot_ms": "30", "e2e_ms": "9000"]),
+                record("b", ["started_at": "\"2026-11-01T12:00:00Z\"", "gpu_seconds": "3600", "ttft_ms": "4000", "e2e_ms": "90000"]),
+                record("c", ["started_at": "\"\(lastHour.rfc3339)\"", "gpu_seconds": "7200", "pool": "\"fixed\"", "status": "\"error\"", "error_type": "\"oom\""]),
+                // No rate covers an A100 yet (no default key, and its card starts in December).
+                record("d", ["accelerator": "\"A100\"", "model": "\"qwen\""]),
+            ], key: t.ingestKey)
+            try await t.database.withDatabase { db in
+                try await MetricsRefreshService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
+            }
+            let text = try await client.get("/metrics", key: nil).body
+            let m = #"model="llama-3.1-70b""#
+            #expect(sample(text, "gpuledger_llm_time_to_first_token_seconds_count{\(m)}") == 2)
+            #expect(sample(text, "gpuledger_llm_time_to_first_token_seconds_sum{\(m)}") == 4.12)
+            #expect(sample(text, #"gpuledger_llm_time_to_first_token_seconds_bucket{model="llama-3.1-70b",le="0.25"}"#) == 1)
+            #expect(sample(text, #"gpuledger_llm_time_to_first_token_seconds_bucket{model="llama-3.1-70b",le="5.0"}"#) == 2)
+            #expect(sample(text, "gpuledger_llm_time_per_output_token_seconds_count{\(m)}") == 1)
+            #expect(sample(text, "gpuledger_llm_e2e_request_latency_seconds_sum{\(m)}") == 99)
+            let labels = #"{tenant="acme",model="llama-3.1-70b",accelerator="H100"}"#
+            #expect(sample(text, "gpuledger_usage_errors_total\(labels)") == 1)
+            #expect(sample(text, "gpuledger_usage_requests_total\(labels)") == 3)
+            // 1 h at 3.60 + 1 h at 2.40 + 2 h at the pool's 1.00 = 8.00; the A100 record is unpriced.
+            #expect(sample(text, "gpuledger_usage_cost_usd_total\(labels)").map { abs($0 - 8) < 1e-9 } == true)
+            #expect(sample(text, #"gpuledger_usage_cost_usd_total{tenant="acme",model="qwen",accelerator="A100"}"#) == 0)
+            #expect(sample(text, #"gpuledger_usage_unpriced_records_total{accelerator="A100"}"#) == 1)
+            // The pool: 4 GPUs, 2 busy in the last whole hour.
+            #expect(sample(text, #"gpuledger_pool_provisioned_gpus{pool="fixed"}"#) == 4)
+            #expect(sample(text, #"gpuledger_pool_busy_gpus{pool="fixed"}"#) == 2)
+            #expect(sample(text, #"gpuledger_pool_utilization_ratio{pool="fixed"}"#) == 0.5)
+        }
+    }
+
+    /// Every `gpuledger_…` series the Grafana dashboard and the alert rules query.
+    static func seriesUsedByDeployFiles() throws -> (dashboard: Set<String>, alerts: Set<String>) {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let names = try NSRegularExpression(pattern: "gpuledger_[a-z0-9_]+")
+        func find(_ text: String) -> Set<String> {
+            Set(names.matches(in: text, range: NSRange(text.startIndex..., in: text)).map { String(text[Range($0.range, in: text)!]) })
+        }
+        let data = try Data(contentsOf: root.appendingPathComponent("deploy/grafana/gpuledger.json"))
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        // A datasource variable, and every panel and query on it.
+        let variables = (dashboard["templating"] as? [String: Any])?["list"] as? [[String: Any]] ?? []
+        #expect(variables.contains { $0["type"] as? String == "datasource" && $0["name"] as? String == "datasource" })
+        var exprs: [String] = []
+        for panel in dashboard["panels"] as? [[String: Any]] ?? [] where panel["type"] as? String != "row" {
+            #expect((panel["datasource"] as? [String: Any])?["uid"] as? String == "${datasource}", "\(panel["title"] ?? "")")
+            for target in panel["targets"] as? [[String: Any]] ?? [] { exprs.append(target["expr"] as? String ?? "") }
+        }
+        #expect(exprs.count >= 15)
+        let alerts = try String(contentsOf: root.appendingPathComponent("deploy/prometheus/alerts.yml"), encoding: .utf8)
+        return (find(exprs.joined(separator: "\n")), find(alerts))
+    }
+
+    @Test func everySeriesTheDashboardAndAlertRulesQueryIsExported() async throws {
+        let (dashboard, alerts) = try Self.seriesUsedByDeployFiles()
+        #expect(dashboard.contains("gpuledger_usage_cost_usd_total") && dashboard.contains("gpuledger_pool_busy_gpus"))
+        #expect(alerts.contains("gpuledger_budget_forecast_ratio") && alerts.contains("gpuledger_llm_time_to_first_token_seconds_bucket"))
+        let dir = try pricingFolder(["cloud.csv": "acme-cloud,r1,H100,on_demand,3.60,2024-01-01,list\n"], defaults: "H100,acme-cloud,r1,on_demand\n")
+        let t = try await TestApp.make { $0.pricingDirectory = dir }
+        try await t.application().test(.router) { client in
+            #expect(try await client.put("/v1/pools/p", key: t.adminKey,
+                                         body: #"{"accelerator":"H100","provider":"acme-cloud","region":"r1","tier":"on_demand"}"#).status == .created)
+            #expect(try await client.post("/v1/pools/p/capacity", key: t.adminKey, body: #"{"at":"2026-01-01T00:00:00Z","gpus":2}"#).status == .created)
+            #expect(try await client.put("/v1/budgets/b", key: t.financeKey, body: #"{"period":"monthly","amount_usd":"100"}"#).status == .created)
+            try await client.ingest((0..<20).map { record("s\($0)", ["pool": "\"p\"", "ttft_ms": "200", "tpot_ms": "20", "e2e_ms": "5000"]) }, key: t.ingestKey)
+            #expect(try await client.post("/v1/usage", key: t.ingestKey, body: "[" + record("bad", ["gpu_seconds": "-1"]) + "]").status == .unprocessableContent)
+            try await t.database.withDatabase { db in
+                try await MetricsRefreshService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
+            }
+            let scrape = try await client.get("/metrics", key: nil).body
+            let exported = Set(scrape.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
+                String(line.prefix { $0 != "{" && $0 != " " })
+            })
+            #expect(dashboard.subtracting(exported).isEmpty, "the dashboard queries series /metrics lacks: \(dashboard.subtracting(exported).sorted())")
+            #expect(alerts.subtracting(exported).isEmpty, "the alert rules query series /metrics lacks: \(alerts.subtracting(exported).sorted())")
         }
     }
 

@@ -192,6 +192,9 @@ import FoundationNetworking
         #expect(line?["route"] as? String == "/v1/usage")
         #expect(line?["status"] as? String == "200")
         #expect(line?["duration_ms"] != nil && line?["time"] != nil && line?["level"] as? String == "info")
+        // The tenant and the record count of the batch, and which key (its id, never the key).
+        #expect(line?["records"] as? String == "1" && line?["tenant"] as? String == "acme")
+        #expect(Int(line?["key_id"] as? String ?? "") != nil)
         #expect(objects.contains { $0["request_id"] as? String == "trace-4242" && $0["records"] as? String == "1" })
         #expect(!service.process.output.contains(key))
         #expect(!service.process.output.contains(String(key.dropFirst(4).prefix(16))))
