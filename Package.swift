@@ -45,6 +45,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The OpenAPI description, served as is at GET /openapi.yaml.
+            resources: [.copy("Resources/openapi.yaml")],
             swiftSettings: strict
         ),
         // The thin executable: command-line parsing and wiring.

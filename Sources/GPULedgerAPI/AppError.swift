@@ -86,6 +86,9 @@ public struct AppError: Error, HTTPResponseError, Sendable {
                 return .unavailable("the database is unreachable; nothing was stored; retry later")
             case StoreError.uniqueViolation(let m):
                 return AppError(.conflict, code: "conflict", message: m)
+            case StoreError.unstorableText:
+                return AppError(.badRequest, code: "bad_text",
+                                message: "a text value in the request holds the NUL character (U+0000), which cannot be stored; nothing was stored")
             default:
                 return AppError(.internalServerError, code: "internal", message: "internal error; nothing was stored")
             }

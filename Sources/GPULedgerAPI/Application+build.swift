@@ -42,6 +42,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
     HealthController(database: database, migrator: migrator).addRoutes(to: router)
+    OpenAPIController().addRoutes(to: router)
     router.get("metrics") { _, _ -> Response in
         metrics.observe(database.stats)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

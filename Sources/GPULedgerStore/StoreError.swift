@@ -10,6 +10,9 @@ public enum StoreError: Error, CustomStringConvertible {
     case migration(String)
     /// A unique key refused a row (SQLSTATE 23505).
     case uniqueViolation(String)
+    /// A text value the database cannot hold (SQLSTATE 22021: a NUL character, U+0000): the
+    /// client's input, refused before anything was written.
+    case unstorableText(String)
     /// Anything else from the database: a bug on our side, not the client's.
     case database(String)
 
@@ -19,6 +22,7 @@ public enum StoreError: Error, CustomStringConvertible {
         case .configuration(let m): return m
         case .migration(let m): return "migration failed: \(m)"
         case .uniqueViolation(let m): return "duplicate key: \(m)"
+        case .unstorableText(let m): return "text the database cannot store: \(m)"
         case .database(let m): return "database error: \(m)"
         }
     }
@@ -44,6 +48,7 @@ public enum StoreError: Error, CustomStringConvertible {
                     return StoreError.unavailable("\(state) \(message)")
                 }
                 if state == "23505" { return StoreError.uniqueViolation(message) }
+                if state == "22021" { return StoreError.unstorableText(message) }
                 return StoreError.database("\(state) \(message)")
             default:
                 return StoreError.database(String(describing: p.code))

@@ -220,6 +220,40 @@ import Testing
         }
     }
 
+    @Test func openAPIIsServedAsInTheRepository() async throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let file = try String(contentsOf: root.appendingPathComponent("Sources/GPULedgerAPI/Resources/openapi.yaml"), encoding: .utf8)
+        let t = try await TestApp.make()
+        try await t.application().test(.router) { client in
+            let answer = try await client.get("/openapi.yaml", key: nil)
+            #expect(answer.status == .ok)
+            #expect(answer.headers[.contentType] == "application/yaml; charset=utf-8")
+            #expect(answer.body == file)
+            #expect(file.hasPrefix("openapi: 3.1.0\n"))
+            // Every route the router has is described.
+            for path in ["/v1/usage:", "/v1/usage/{tenant}/{request_id}:", "/v1/costs:", "/v1/chargeback:", "/v1/stats:", "/v1/rates:",
+                         "/v1/rates/reload:", "/v1/pools:", "/v1/pools/{pool}:", "/v1/pools/{pool}/capacity:", "/v1/budgets:",
+                         "/v1/budgets/{name}:", "/v1/budgets/{name}/status:", "/v1/forecast/spend:", "/v1/forecast/capacity:",
+                         "/healthz:", "/readyz:", "/metrics:", "/openapi.yaml:"] {
+                #expect(file.contains("\n  \(path)\n"), "\(path)")
+            }
+        }
+    }
+
+    /// PostgreSQL cannot store U+0000 in text: a client sending it gets a 400, never a 500
+    /// (schemathesis found this on a pool's fields).
+    @Test func textWithANULCharacterIsA400() async throws {
+        let t = try await TestApp.make()
+        try await t.application().test(.router) { client in
+            let pool = try await client.put("/v1/pools/p", key: t.adminKey,
+                                            body: #"{"accelerator":"H100","provider":"a\u0000b","region":"r","tier":"on_demand"}"#)
+            #expect(pool.status == .badRequest, "\(pool.body)")
+            #expect((pool.json["error"] as? [String: Any])?["code"] as? String == "bad_text")
+            #expect(try await client.get("/v1/costs?tenant=a%00b", key: t.adminKey).status == .badRequest)
+            #expect(try await client.get("/v1/pools/p", key: t.adminKey).status == .notFound)
+        }
+    }
+
     @Test func labelValuesPastTheCapCountAsOther() {
         let metrics = AppMetrics(labelCap: 2)
         let records = ["a", "b", "c", "d"].map { UsageRecord(requestID: "r", tenant: $0, model: "m", accelerator: "H100", startedAt: Timestamp(microseconds: 0),
