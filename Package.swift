@@ -93,6 +93,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "gpuledger-bench-metrics",
+            dependencies: ["GPULedgerCore", "GPULedgerStore", "GPULedgerAPI", "GPULedgerTestSupport"],
+            path: "Benchmarks/MetricsBenchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "gpuledger-backtest",
             dependencies: ["GPULedgerCore", "GPULedgerTestSupport"],
             path: "Benchmarks/ForecastBacktest",

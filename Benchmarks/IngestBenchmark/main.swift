@@ -1,6 +1,6 @@
 // The ingest benchmark: not a test. It prints figures.
 //
-//   swift build -c release && .build/release/gpuledger-bench-ingest [--records 1000000] [--batch 10000] [--connections 2] [--rounds 3] [--shape month|stream]
+//   swift build -c release && .build/release/gpuledger-bench-ingest [--records 1000000] [--batch 10000] [--connections 2] [--rounds 3] [--shape month|stream|hour] [--usage-metrics on|off]
 //
 // 1. Parser: decodes the same NDJSON with the service's RecordParser and with Foundation's
 //    JSONDecoder, and prints records per second for each.
@@ -26,7 +26,8 @@ let total = option("--records", 1_000_000)
 let batchSize = option("--batch", 10_000)
 let connections = option("--connections", 2)
 let binary = stringOption("--binary", ".build/release/gpuledger")
-let stream = stringOption("--shape", "month") == "stream"
+let shape = stringOption("--shape", "month")
+guard ["month", "stream", "hour"].contains(shape) else { print("--shape takes month, stream or hour"); exit(2) }
 let fmt = { (x: Double) in String(format: "%.0f", x) }
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
@@ -38,9 +39,15 @@ var lines: [String] = []
 lines.reserveCapacity(batchSize)
 var bytes = 0
 for i in 0..<total {
-    // --shape stream: records in the order a fleet sends them (each batch covers ~26 minutes of the
-    // month); month (the default): every record at a random moment of the month (a backfill).
-    lines.append(SampleRecords.json(i, at: stream ? Timestamp(secondsSince1970: 1_790_812_800 + Int64(i) * 30 * 86_400 / Int64(total)) : nil))
+    // --shape month (the default): every record at a random moment of the month (a backfill);
+    // stream: the month's records in time order (each batch of 10,000 covers ~7 hours);
+    // hour: a fleet's live hour, in time order (a million requests an hour is ~280 a second).
+    let at: Timestamp? = switch shape {
+    case "stream": Timestamp(secondsSince1970: 1_790_812_800 + Int64(i) * 30 * 86_400 / Int64(total))
+    case "hour": Timestamp(microseconds: 1_790_812_800_000_000 + Int64(i) * 3_600_000_000 / Int64(total))
+    default: nil
+    }
+    lines.append(SampleRecords.json(i, at: at))
     if lines.count == batchSize || i == total - 1 {
         let body = Data((lines.joined(separator: "\n") + "\n").utf8)
         bytes += body.count
@@ -87,7 +94,10 @@ guard FileManager.default.isExecutableFile(atPath: binary) else {
     exit(2)
 }
 let port = freePort()
-let serve = try ChildProcess(binary, ["serve", "--port", "\(port)", "--data-dir", dir], environment: ["GPULEDGER_LOG_LEVEL": "warning"])
+let usageMetrics = stringOption("--usage-metrics", "on")
+print("service: --usage-metrics \(usageMetrics)")
+let serve = try ChildProcess(binary, ["serve", "--port", "\(port)", "--data-dir", dir, "--usage-metrics", usageMetrics],
+                             environment: ["GPULEDGER_LOG_LEVEL": "warning"])
 let base = "http://127.0.0.1:\(port)"
 try await waitUntil(timeout: .seconds(120), "the service") {
     if serve.hasExited { print(serve.output); exit(2) }
@@ -204,6 +214,13 @@ func psql(_ commands: String...) async throws {
     guard try await p.wait(timeout: .seconds(1800)) == 0 else { print("psql failed: \(p.output)"); exit(2) }
 }
 
+/// One number from a query.
+func psqlValue(_ query: String) async throws -> Double {
+    let p = try ChildProcess("/usr/bin/psql", [psqlURL, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", query])
+    guard try await p.wait(timeout: .seconds(600)) == 0 else { print("psql failed: \(p.output)"); exit(2) }
+    return Double(p.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .nan
+}
+
 // Rounds, alternating the two loads, each into an empty table after a checkpoint, so that
 // neither side pays for the other's checkpoint; medians are reported.
 let rounds = option("--rounds", 3)
@@ -221,7 +238,7 @@ func ownCPUSeconds() -> Double {
     return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
 }
 for round in 1...rounds {
-    try await psql("TRUNCATE usage_records", "CHECKPOINT")
+    try await psql("TRUNCATE usage_records, usage_delta, usage_hourly, usage_daily, usage_daily_fleet, pool_day_versions", "CHECKPOINT")
     let serverCPU = cpuSeconds(serve.pid), clientCPU = ownCPUSeconds()
     let start = ContinuousClock.now
     let accepted = try await postAll()
@@ -229,6 +246,12 @@ for round in 1...rounds {
     print(String(format: "  round %d: gpuledger serve used %.1f CPU-s, this client %.1f CPU-s, in %.1f s", round, cpuSeconds(serve.pid) - serverCPU, ownCPUSeconds() - clientCPU, serviceSeconds))
     guard accepted == total else { print("only \(accepted) of \(total) accepted"); exit(2) }
     serviceRates.append(Double(total) / serviceSeconds)
+    // The service folds the summary deltas every second; reports are exact meanwhile (they read
+    // the deltas too), but the fold's backlog is work: wait for it, and say how long it took.
+    let deltas = try await psqlValue("SELECT count(*) FROM usage_delta")
+    while try await psqlValue("SELECT count(*) FROM usage_delta") > 0 { try await Task.sleep(for: .milliseconds(200)) }
+    print(String(format: "  round %d: summary deltas folded %.1f s after the last answer (%.0f delta rows left then)", round,
+                 seconds(ContinuousClock.now - start) - serviceSeconds, deltas))
 
     try await psql("DROP TABLE IF EXISTS bench_copy", "CREATE TABLE bench_copy (LIKE usage_records INCLUDING ALL)", "CHECKPOINT")
     let copyStart = ContinuousClock.now
@@ -245,6 +268,13 @@ do {
     let accepted = try await postAll()
     let elapsed = seconds(ContinuousClock.now - start)
     print("resend of all \(total) records (all duplicates, staging path): \(fmt(Double(total) / elapsed)) records/s, \(accepted) accepted")
+}
+if let (_, text) = await httpStatus(base + "/metrics") {
+    let lines = text.split(separator: "\n")
+    func value(_ name: String) -> Double { lines.first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) } ?? .nan }
+    let folds = value("gpuledger_summary_fold_duration_seconds_count"), foldSeconds = value("gpuledger_summary_fold_duration_seconds_sum")
+    print(String(format: "summary folds: %.0f, %.0f delta rows, %.1f s in all (%.0f ms each on average)", folds,
+                 value("gpuledger_summary_folded_rows_total"), foldSeconds, foldSeconds / folds * 1000))
 }
 let status = (try? String(contentsOfFile: "/proc/\(serve.pid)/status", encoding: .utf8)) ?? ""
 let hwmKB = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0

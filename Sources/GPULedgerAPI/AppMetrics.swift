@@ -27,7 +27,10 @@ public final class AppMetrics: Sendable {
     }
 
     /// The rates the cost counter prices records at (reloaded by `MetricsRefreshService`).
-    public func setPriceBook(_ book: PriceBook) { prices.withLock { $0 = book } }
+    public func setPriceBook(_ book: PriceBook) {
+        prices.withLock { $0 = book }
+        resolvedGroups.withLock { $0.removeAll() } // their prices are resolved again
+    }
 
     /// Every metric's help text (one per name, as Prometheus asks).
     static let help: [String: String] = [
@@ -49,6 +52,8 @@ public final class AppMetrics: Sendable {
         "gpuledger_pool_provisioned_gpus": "GPUs provisioned in the pool now (its latest capacity event)",
         "gpuledger_pool_busy_gpus": "Busy GPUs of the pool (GPU-seconds / 3600) in the last whole hour",
         "gpuledger_pool_utilization_ratio": "Busy / provisioned GPUs of the pool in the last whole hour (pools with capacity)",
+        "gpuledger_summary_folded_rows_total": "Summary delta rows (a batch's sums per hour, tenant, model, accelerator and pool) folded into the report summaries",
+        "gpuledger_summary_fold_duration_seconds": "Time one fold of the summary deltas took",
         "gpuledger_metrics_refreshed_timestamp_seconds": "When the price book and pool gauges were last reloaded (Unix time)",
         "gpuledger_http_request_duration_seconds": "HTTP request duration by route, method and status class",
         "gpuledger_database_unavailable_total": "Requests answered 503 because the database was unreachable",
@@ -106,61 +111,171 @@ public final class AppMetrics: Sendable {
 
     /// Requests, errors, tokens, GPU-seconds and cost of accepted records by tenant, model and
     /// accelerator (capped), and their latencies by model.
-    func usage(_ records: [UsageRecord]) {
-        guard usageSeries else { return }
-        // Summed per distinct key first (a batch has few), then capped and counted once per key.
-        struct Key: Hashable { var tenant, model, accelerator: String }
-        let book = prices.withLock { $0 }
-        var sums: [Key: UsageSums] = [:]
-        var order: [Key] = [] // first appearance: label values are given out in the order records came
-        for r in records {
-            let k = Key(tenant: r.tenant, model: r.model, accelerator: r.accelerator)
-            if sums[k] == nil { order.append(k); sums[k] = UsageSums() }
-            sums[k]!.gpuSeconds += Double(r.gpuSeconds) ?? 0
-            sums[k]!.requests += 1
-            if r.status == .error { sums[k]!.errors += 1 }
-            sums[k]!.inputTokens += r.inputTokens
-            sums[k]!.outputTokens += r.outputTokens
-            if let cost = book.cost(r) { sums[k]!.cost += cost } else { sums[k]!.unpriced += 1 }
+    ///
+    /// On the ingest path, so made for it (about 0.3 µs a record, `gpuledger-bench-metrics`): one
+    /// dictionary lookup per record, for its group (tenant, model, accelerator, pool); each group's
+    /// label values, counters, price history and histograms are resolved once and kept; per record
+    /// there is the GPU-seconds parse, a binary search in the group's short price history and three
+    /// bucket searches; the sums go into the counters and histograms once per group and batch.
+    public func usage(_ records: [UsageRecord]) {
+        guard usageSeries, !records.isEmpty else { return }
+        var groupOf: [Group: Int] = [:]
+        var firsts: [Int] = [] // each group's first record
+        var members: [Int] = []
+        members.reserveCapacity(records.count)
+        for i in records.indices {
+            let g = Group(tenant: records[i].tenant, model: records[i].model, accelerator: records[i].accelerator, pool: records[i].pool)
+            if let n = groupOf[g] { members.append(n) } else {
+                groupOf[g] = firsts.count
+                members.append(firsts.count)
+                firsts.append(i)
+            }
         }
-        var capped: [Key: UsageSums] = [:]
-        var models: [String: String] = [:] // model -> its label value
-        for k in order {
-            let c = Key(tenant: seen.cap("tenant", k.tenant, labelCap), model: seen.cap("model", k.model, labelCap),
-                        accelerator: seen.cap("accelerator", k.accelerator, labelCap))
-            models[k.model] = c.model
-            capped[c, default: UsageSums()].add(sums[k]!)
+        let groups = resolve(firsts.map { records[$0] })
+        var sums = [UsageSums](repeating: UsageSums(), count: groups.count)
+        let width = LatencyHistogram.maxBuckets + 1
+        // Per group and histogram (ttft, tpot, e2e): bucket counts (flat), sum and count.
+        var latencyCounts = [Int64](repeating: 0, count: groups.count * 3 * width)
+        var latencySums = [Double](repeating: 0, count: groups.count * 3)
+        var latencyN = [Int64](repeating: 0, count: groups.count * 3)
+        let (ttftBuckets, tpotBuckets, e2eBuckets) = (Self.ttftBuckets, Self.tpotBuckets, Self.e2eBuckets)
+        func observe(_ value: Double, _ slot: Int, _ buckets: [Double]) {
+            var b = 0
+            while b < buckets.count && value > buckets[b] { b += 1 }
+            latencyCounts[slot * width + b] += 1
+            latencySums[slot] += value
+            latencyN[slot] += 1
+        }
+        for i in records.indices {
+            let g = members[i]
+            let group = groups[g]
+            let seconds = Double(records[i].gpuSeconds) ?? 0
+            sums[g].gpuSeconds += seconds
+            sums[g].requests += 1
+            if records[i].status == .error { sums[g].errors += 1 }
+            sums[g].inputTokens += records[i].inputTokens
+            sums[g].outputTokens += records[i].outputTokens
+            if let rate = group.override ?? group.history.flatMap({ PriceBook.rate(in: $0, at: records[i].startedAt) }) {
+                sums[g].cost += seconds * rate / 3600
+            } else {
+                sums[g].unpriced += 1
+            }
+            if let v = records[i].ttftMs { observe(v / 1000, 3 * g, ttftBuckets) }
+            if let v = records[i].tpotMs { observe(v / 1000, 3 * g + 1, tpotBuckets) }
+            if let v = records[i].e2eMs { observe(v / 1000, 3 * g + 2, e2eBuckets) }
         }
         var unpriced: [String: Int64] = [:]
-        for (k, v) in capped {
-            let labels = [("tenant", k.tenant), ("model", k.model), ("accelerator", k.accelerator)]
-            counter("gpuledger_usage_gpu_seconds_total", labels).increment(by: v.gpuSeconds)
-            counter("gpuledger_usage_requests_total", labels).increment(by: v.requests)
-            counter("gpuledger_usage_errors_total", labels).increment(by: v.errors)
-            counter("gpuledger_usage_input_tokens_total", labels).increment(by: v.inputTokens)
-            counter("gpuledger_usage_output_tokens_total", labels).increment(by: v.outputTokens)
-            counter("gpuledger_usage_cost_usd_total", labels).increment(by: v.cost)
-            if v.unpriced > 0 { unpriced[k.accelerator, default: 0] += v.unpriced }
+        for (g, group) in groups.enumerated() {
+            let v = sums[g], c = group.counters
+            c.gpuSeconds.increment(by: v.gpuSeconds)
+            c.requests.increment(by: v.requests)
+            if v.errors > 0 { c.errors.increment(by: v.errors) }
+            c.inputTokens.increment(by: v.inputTokens)
+            c.outputTokens.increment(by: v.outputTokens)
+            if v.cost > 0 { c.cost.increment(by: v.cost) }
+            if v.unpriced > 0 { unpriced[group.acceleratorLabel, default: 0] += v.unpriced }
+            for (k, h) in [group.histograms.ttft, group.histograms.tpot, group.histograms.e2e].enumerated() where latencyN[3 * g + k] > 0 {
+                let slot = 3 * g + k
+                h.add(counts: latencyCounts[(slot * width)..<((slot + 1) * width)], sum: latencySums[slot], count: latencyN[slot])
+            }
         }
         for (accelerator, n) in unpriced {
             counter("gpuledger_usage_unpriced_records_total", [("accelerator", accelerator)]).increment(by: n)
         }
-        // Latencies: one histogram per model label value, looked up once per batch.
-        var histograms: [String: (ttft: Prometheus.Histogram<Double>, tpot: Prometheus.Histogram<Double>, e2e: Prometheus.Histogram<Double>)] = [:]
-        for r in records {
-            let label = models[r.model]!
-            if histograms[label] == nil {
-                let l = [("model", label)]
-                histograms[label] = (
-                    registry.makeValueHistogram(descriptor: Self.descriptor("gpuledger_llm_time_to_first_token_seconds"), labels: l, buckets: Self.ttftBuckets),
-                    registry.makeValueHistogram(descriptor: Self.descriptor("gpuledger_llm_time_per_output_token_seconds"), labels: l, buckets: Self.tpotBuckets),
-                    registry.makeValueHistogram(descriptor: Self.descriptor("gpuledger_llm_e2e_request_latency_seconds"), labels: l, buckets: Self.e2eBuckets))
-            }
-            let h = histograms[label]!
-            if let v = r.ttftMs { h.ttft.record(v / 1000) }
-            if let v = r.tpotMs { h.tpot.record(v / 1000) }
-            if let v = r.e2eMs { h.e2e.record(v / 1000) }
+    }
+
+    struct Group: Hashable { var tenant, model, accelerator, pool: String? }
+    struct Labels: Hashable { var tenant, model, accelerator: String }
+    struct Histograms: Sendable {
+        var ttft, tpot, e2e: LatencyHistogram
+    }
+    struct UsageCounters: Sendable {
+        var gpuSeconds, requests, errors, inputTokens, outputTokens, cost: Prometheus.Counter
+    }
+    /// What a group's records are counted with: found once, kept until the prices change. (A
+    /// class: the per-record loop takes one reference, not a copy of a dozen.)
+    final class Resolved: Sendable {
+        let counters: UsageCounters
+        let acceleratorLabel: String
+        let override: Double?
+        let history: [(from: Int64, usd: Double)]?
+        let histograms: Histograms
+
+        init(counters: UsageCounters, acceleratorLabel: String, override: Double?, history: [(from: Int64, usd: Double)]?, histograms: Histograms) {
+            self.counters = counters
+            self.acceleratorLabel = acceleratorLabel
+            self.override = override
+            self.history = history
+            self.histograms = histograms
         }
+    }
+
+    // The registry's lookup by name and labels costs microseconds, and a batch touches hundreds
+    // of groups: what each group is counted with is kept here.
+    private let resolvedGroups = Mutex<[Group: Resolved]>([:])
+    private let usageCache = Mutex<[Labels: UsageCounters]>([:])
+    private let histogramCache = Mutex<[String: Histograms]>([:])
+
+    /// Each group's counters, prices and histograms (`records`: one record of each group).
+    private func resolve(_ records: [UsageRecord]) -> [Resolved] {
+        let book = prices.withLock { $0 }
+        return resolvedGroups.withLock { cache in
+            records.map { r in
+                let g = Group(tenant: r.tenant, model: r.model, accelerator: r.accelerator, pool: r.pool)
+                if let known = cache[g] { return known }
+                // Label values are given out in the order records came (first appearance), as the cap decides.
+                let l = Labels(tenant: seen.cap("tenant", r.tenant, labelCap), model: seen.cap("model", r.model, labelCap),
+                               accelerator: seen.cap("accelerator", r.accelerator, labelCap))
+                let (override, history) = book.prices(accelerator: r.accelerator, pool: r.pool)
+                let made = Resolved(counters: usageCounters(l), acceleratorLabel: l.accelerator, override: override, history: history,
+                                    histograms: latencyHistograms(model: l.model))
+                cache[g] = made
+                return made
+            }
+        }
+    }
+
+    /// The counters of a label set, made on first use.
+    private func usageCounters(_ k: Labels) -> UsageCounters {
+        usageCache.withLock { cache in
+            if let c = cache[k] { return c }
+            let l = [("tenant", k.tenant), ("model", k.model), ("accelerator", k.accelerator)]
+            let c = UsageCounters(gpuSeconds: counter("gpuledger_usage_gpu_seconds_total", l), requests: counter("gpuledger_usage_requests_total", l),
+                                  errors: counter("gpuledger_usage_errors_total", l), inputTokens: counter("gpuledger_usage_input_tokens_total", l),
+                                  outputTokens: counter("gpuledger_usage_output_tokens_total", l), cost: counter("gpuledger_usage_cost_usd_total", l))
+            cache[k] = c
+            return c
+        }
+    }
+
+    /// A model's latency histograms, made on first use.
+    private func latencyHistograms(model: String) -> Histograms {
+        histogramCache.withLock { cache in
+            if let h = cache[model] { return h }
+            let h = Histograms(ttft: LatencyHistogram(name: "gpuledger_llm_time_to_first_token_seconds", model: model, buckets: Self.ttftBuckets),
+                               tpot: LatencyHistogram(name: "gpuledger_llm_time_per_output_token_seconds", model: model, buckets: Self.tpotBuckets),
+                               e2e: LatencyHistogram(name: "gpuledger_llm_e2e_request_latency_seconds", model: model, buckets: Self.e2eBuckets))
+            cache[model] = h
+            return h
+        }
+    }
+
+    /// The latency histograms in the text format, by metric name and model.
+    func renderLatency(into out: inout [UInt8]) {
+        let all = histogramCache.withLock { Array($0.values) }
+        guard !all.isEmpty else { return }
+        for (name, pick) in [("gpuledger_llm_time_to_first_token_seconds", \Histograms.ttft),
+                             ("gpuledger_llm_time_per_output_token_seconds", \Histograms.tpot),
+                             ("gpuledger_llm_e2e_request_latency_seconds", \Histograms.e2e)] {
+            out.append(contentsOf: "# HELP \(name) \(Self.help[name] ?? "")\n# TYPE \(name) histogram\n".utf8)
+            for h in all.map({ $0[keyPath: pick] }).sorted(by: { $0.model < $1.model }) { h.render(into: &out) }
+        }
+    }
+
+    func folded(rows: Int64, duration: Duration) {
+        counter("gpuledger_summary_folded_rows_total", []).increment(by: rows)
+        registry.makeDurationHistogram(descriptor: Self.descriptor("gpuledger_summary_fold_duration_seconds"), labels: [],
+                                       buckets: Self.durationBuckets).record(duration)
     }
 
     // MARK: - Database and pools
@@ -243,7 +358,11 @@ public final class AppMetrics: Sendable {
     static let states = ["ok", "warning", "at_risk", "exceeded"]
 
     /// The exposition text.
-    public func render() -> [UInt8] { registry.emitToBuffer() }
+    public func render() -> [UInt8] {
+        var out = registry.emitToBuffer()
+        renderLatency(into: &out)
+        return out
+    }
 }
 
 /// Sets of label values seen, behind a lock.
@@ -289,6 +408,31 @@ struct MetricsMiddleware: RouterMiddleware {
     }
 }
 
+/// Folds what ingest appended to the summary deltas into the report summaries every `interval`
+/// (and once at start), so that the deltas, which every report reads next to the summaries,
+/// stay small. Ingest never waits for it; one fold runs at a time across processes.
+public struct SummaryFoldService: Service {
+    let usage: UsageStore
+    let metrics: AppMetrics
+    let interval: Duration
+    let logger: Logger
+
+    public init(database: Database, metrics: AppMetrics, interval: Duration, logger: Logger) {
+        self.usage = UsageStore(database: database)
+        self.metrics = metrics
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await runPeriodically(every: interval, logger: logger, failure: "summary deltas not folded") {
+            let start = ContinuousClock.now
+            let folded = try await usage.foldSummaries()
+            metrics.folded(rows: folded, duration: ContinuousClock.now - start)
+        }
+    }
+}
+
 /// Keeps the gauges that need the database current: every `interval`, every budget's status
 /// from the ledger, every pool's GPUs, and the price book of the cost counter. (Computing a
 /// thousand budget statuses takes about a second, too long for a scrape.)
@@ -319,18 +463,76 @@ public struct MetricsRefreshService: Service {
     }
 
     public func run() async throws {
-        // Stops at graceful shutdown; a stop is not an error (the service group would fail on one).
-        await cancelWhenGracefulShutdown {
-            var first = true
-            while !Task.isCancelled {
-                do { try await refresh() } catch {
-                    if Task.isCancelled { return }
-                    // (The first try can come before the migrations have run.)
-                    logger.log(level: first ? .debug : .warning, "metrics gauges not refreshed", metadata: ["error": .string(String(describing: error))])
-                }
-                first = false
-                try? await Task.sleep(for: interval)
+        await runPeriodically(every: interval, logger: logger, failure: "metrics gauges not refreshed") { try await refresh() }
+    }
+}
+
+/// Runs `body` now and then every `interval` until graceful shutdown (a stop is not an error:
+/// the service group would fail on one). A failure is logged and the next round tried; the
+/// first is logged at debug only, since it can come before the migrations have run.
+func runPeriodically(every interval: Duration, logger: Logger, failure: String, _ body: @escaping @Sendable () async throws -> Void) async {
+    await cancelWhenGracefulShutdown {
+        var first = true
+        while !Task.isCancelled {
+            do { try await body() } catch {
+                if Task.isCancelled { return }
+                logger.log(level: first ? .debug : .warning, "\(failure)", metadata: ["error": .string(String(describing: error))])
             }
+            first = false
+            try? await Task.sleep(for: interval)
         }
+    }
+}
+
+/// A Prometheus histogram of one metric and model, filled a batch at a time (swift-prometheus's
+/// takes one observation per call, a lock each: three per ingested record).
+final class LatencyHistogram: Sendable {
+    static let maxBuckets = 12
+    let name: String
+    let model: String
+    let buckets: [Double]
+    private let state: Mutex<State>
+
+    /// Counts per bucket (not cumulative; the last is +Inf), their sum and count.
+    struct State {
+        var counts: [Int64]
+        var sum = 0.0
+        var count: Int64 = 0
+    }
+
+    init(name: String, model: String, buckets: [Double]) {
+        precondition(buckets.count <= Self.maxBuckets)
+        self.name = name
+        self.model = model
+        self.buckets = buckets
+        self.state = Mutex(State(counts: [Int64](repeating: 0, count: buckets.count + 1)))
+    }
+
+    /// Adds a batch's bucket counts (not cumulative; `counts.count` may exceed this histogram's
+    /// buckets + 1: the rest are +Inf, and empty), their sum and count.
+    func add(counts: ArraySlice<Int64>, sum: Double, count: Int64) {
+        state.withLock { s in
+            for (i, n) in counts.enumerated() where n > 0 { s.counts[min(i, buckets.count)] += n }
+            s.sum += sum
+            s.count += count
+        }
+    }
+
+    func render(into out: inout [UInt8]) {
+        let s = state.withLock { $0 }
+        let label = "model=\"" + Self.escape(model) + "\""
+        var cumulative: Int64 = 0
+        for (i, bound) in buckets.enumerated() {
+            cumulative += s.counts[i]
+            out.append(contentsOf: "\(name)_bucket{\(label),le=\"\(bound)\"} \(cumulative)\n".utf8)
+        }
+        out.append(contentsOf: "\(name)_bucket{\(label),le=\"+Inf\"} \(s.count)\n".utf8)
+        out.append(contentsOf: "\(name)_sum{\(label)} \(s.sum)\n\(name)_count{\(label)} \(s.count)\n".utf8)
+    }
+
+    /// A label value as the text format has it: backslash, double quote and newline escaped.
+    static func escape(_ s: String) -> String {
+        guard s.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return s }
+        return s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 }

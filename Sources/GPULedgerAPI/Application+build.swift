@@ -29,6 +29,9 @@ public struct AppConfiguration: Sendable {
     /// How often the budget and pool gauges and the cost counter's price book of `/metrics` are
     /// reloaded; nil: never (tests refresh them themselves).
     public var budgetGaugeInterval: Duration? = .seconds(60)
+    /// How often ingest's summary deltas are folded into the report summaries; nil: never (tests
+    /// fold when they mean to; reports are exact either way).
+    public var summaryFoldInterval: Duration? = .seconds(1)
 
     public init() {}
 }
@@ -70,6 +73,9 @@ public func buildApplication(
     let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     let router = buildRouter(configuration: configuration, database: database, migrator: migrator, pricing: pricing, metrics: metrics)
     var services: [any Service] = [client]
+    if let interval = configuration.summaryFoldInterval {
+        services.append(SummaryFoldService(database: database, metrics: metrics, interval: interval, logger: logger))
+    }
     if let interval = configuration.budgetGaugeInterval {
         services.append(MetricsRefreshService(database: database, metrics: metrics, interval: interval, logger: logger))
     }

@@ -33,21 +33,31 @@ public struct PriceBook: Sendable {
         self.pools = pools
     }
 
-    /// USD per GPU-hour for a record, or nil when no rate covers it.
-    public func usdPerGPUHour(accelerator: String, pool: String?, at time: Timestamp) -> Double? {
+    /// How a record of this accelerator on this pool is priced: the pool's override price, or
+    /// the price history of the rate key it is priced at (nil: none).
+    public func prices(accelerator: String, pool: String?) -> (override: Double?, history: [(from: Int64, usd: Double)]?) {
         var key = defaults[accelerator]
         if let pool, let p = pools[pool], p.accelerator == accelerator {
-            if let price = p.overrideUSDPerGPUHour { return price }
+            if let price = p.overrideUSDPerGPUHour { return (price, nil) }
             key = p.key
         }
-        guard let key, let history = rates[key] else { return nil }
-        // The last rate that took effect at or before `time`.
+        return (nil, key.flatMap { rates[$0] })
+    }
+
+    /// The last rate of `history` (sorted by time) that took effect at or before `time`.
+    public static func rate(in history: [(from: Int64, usd: Double)], at time: Timestamp) -> Double? {
         var (lo, hi) = (0, history.count)
         while lo < hi {
             let mid = (lo + hi) / 2
             if history[mid].from <= time.microseconds { lo = mid + 1 } else { hi = mid }
         }
         return lo == 0 ? nil : history[lo - 1].usd
+    }
+
+    /// USD per GPU-hour for a record, or nil when no rate covers it.
+    public func usdPerGPUHour(accelerator: String, pool: String?, at time: Timestamp) -> Double? {
+        let (override, history) = prices(accelerator: accelerator, pool: pool)
+        return override ?? history.flatMap { Self.rate(in: $0, at: time) }
     }
 
     /// The record's cost in USD, or nil when unpriced.

@@ -126,14 +126,14 @@ public struct CostStore: Sendable {
         var parts: [String] = []
         let d0 = ceil(h0, day), d1 = floor(h1, day)
         if hourly || d0 >= d1 {
-            parts.append("SELECT hour, \(columns) FROM usage_hourly WHERE hour >= \(q.bind(h0)) AND hour < \(q.bind(h1))\(filters)")
+            parts.append("SELECT hour, \(columns) FROM usage_hourly_live WHERE hour >= \(q.bind(h0)) AND hour < \(q.bind(h1))\(filters)")
         } else {
             // Whole days from the daily rollup, except days inside which a rate changes (`split`):
             // those, and the whole hours before and after the whole days, from the hourly one.
             let (bd0, bd1) = (q.bind(d0), q.bind(d1))
             let daily = fleet && tenant == nil
-                ? "SELECT day AS hour, ''::text AS tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens FROM usage_daily_fleet"
-                : "SELECT day AS hour, \(columns) FROM usage_daily"
+                ? "SELECT day AS hour, ''::text AS tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens FROM usage_daily_fleet_live"
+                : "SELECT day AS hour, \(columns) FROM usage_daily_live"
             parts.append("""
                 \(daily)
                 WHERE day >= \(bd0) AND day < \(bd1) AND day NOT IN (SELECT day FROM split)\(filters)
@@ -142,11 +142,11 @@ public struct CostStore: Sendable {
             parts.append("""
                 SELECT h.hour, \(columns.split(separator: ",").map { "h." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
                 FROM split s
-                CROSS JOIN LATERAL (SELECT * FROM usage_hourly WHERE hour >= s.day AND hour < s.day + interval '1 day'\(filters) OFFSET 0) h
+                CROSS JOIN LATERAL (SELECT * FROM usage_hourly_live WHERE hour >= s.day AND hour < s.day + interval '1 day'\(filters) OFFSET 0) h
                 WHERE s.day >= \(bd0) AND s.day < \(bd1)
                 """)
-            if h0 < d0 { parts.append("SELECT hour, \(columns) FROM usage_hourly WHERE hour >= \(q.bind(h0)) AND hour < \(bd0)\(filters)") }
-            if d1 < h1 { parts.append("SELECT hour, \(columns) FROM usage_hourly WHERE hour >= \(bd1) AND hour < \(q.bind(h1))\(filters)") }
+            if h0 < d0 { parts.append("SELECT hour, \(columns) FROM usage_hourly_live WHERE hour >= \(q.bind(h0)) AND hour < \(bd0)\(filters)") }
+            if d1 < h1 { parts.append("SELECT hour, \(columns) FROM usage_hourly_live WHERE hour >= \(bd1) AND hour < \(q.bind(h1))\(filters)") }
         }
         var edges: [(Timestamp, Timestamp)] = []
         if from < h0 { edges.append((from, h0)) }
@@ -307,7 +307,7 @@ extension CostStore {
             refresh.sql = Self.poolDays(&refresh, period: period, end: end) + """
                 , todo AS (SELECT pool, day, version FROM cur WHERE cacheable AND NOT valid),
                 \(Self.seg),
-                \(Self.idleItems(&refresh, end: end, usage: "usage_hourly", period: period)),
+                \(Self.idleItems(&refresh, end: end, usage: "usage_hourly_live", period: period)),
                 gone AS (DELETE FROM idle_cache c USING todo t WHERE c.pool = t.pool AND c.day = t.day)
                 INSERT INTO idle_cache (pool, day, usage_version, epoch, kind, tenant, accelerator, provider, region, tier, rate, seg_s, seg_e,
                                         pool_hours, gpu_seconds, cost)
@@ -351,7 +351,7 @@ extension CostStore {
         } else {
             idle = Self.poolDays(&q, period: period, end: end).dropFirst(5) + """
                 , todo AS (SELECT pool, day FROM cur WHERE NOT (cacheable AND valid)),
-                \(Self.idleItems(&q, end: end, usage: "usage_hourly", period: period)),
+                \(Self.idleItems(&q, end: end, usage: "usage_hourly_live", period: period)),
                 idle AS (
                     SELECT kind, tenant, pool, accelerator, provider, region, tier, rate, seg_s, seg_e, pool_hours, gs, cost FROM items
                     UNION ALL
@@ -433,10 +433,10 @@ extension CostStore {
             pu AS (
                 SELECT h.pool, h.hour, h.tenant, sum(h.gpu_seconds) AS gs
                 FROM todo t
-                -- On usage_hourly, OFFSET 0 keeps the subquery per pool-day (an index range each);
+                -- On the hourly summary, OFFSET 0 keeps the subquery per pool-day (an index range each);
                 -- pulled up into a join it became a scan of the whole summary even with nothing to
                 -- do. (The raw comparison's CTE has no index: there the join is the better plan.)
-                CROSS JOIN LATERAL (SELECT * FROM \(usage) WHERE pool = t.pool AND hour >= t.day AND hour < least(t.day + interval '1 day', \(e))\(usage == "usage_hourly" ? " OFFSET 0" : "")) h
+                CROSS JOIN LATERAL (SELECT * FROM \(usage) WHERE pool = t.pool AND hour >= t.day AND hour < least(t.day + interval '1 day', \(e))\(usage == "usage_hourly_live" ? " OFFSET 0" : "")) h
                 JOIN pools p ON p.name = h.pool AND p.accelerator = h.accelerator
                 GROUP BY 1, 2, 3
             ),

@@ -75,7 +75,7 @@ public struct PlanningStore: Sendable {
             SELECT k, array_agg(d ORDER BY d), array_agg(c ORDER BY d) FROM daily GROUP BY k
             UNION ALL
             SELECT NULL, array_agg(d ORDER BY d), NULL FROM (
-                SELECT floor(extract(epoch FROM day - \(s)) / 86400)::int AS d FROM usage_daily_fleet
+                SELECT floor(extract(epoch FROM day - \(s)) / 86400)::int AS d FROM usage_daily_fleet_live
                 WHERE day >= \(s) AND day < \(e) GROUP BY day) p
             """
         let query = q.query
@@ -297,10 +297,10 @@ public struct PlanningStore: Sendable {
         let s = sql.bind(start), e = sql.bind(end), asOf = sql.bind(q.asOf)
         sql.sql = """
             SELECT 'h', (extract(epoch FROM hour) * 1000000)::bigint, (sum(gpu_seconds) / 3600)::float8, NULL::text
-            FROM usage_hourly WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY hour
+            FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY hour
             UNION ALL
             SELECT 'm', NULL, (sum(output_tokens) / nullif(sum(gpu_seconds), 0))::float8, model
-            FROM usage_hourly WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY model
+            FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY model
             UNION ALL
             SELECT 'g', NULL, coalesce(sum(gpus), 0)::float8, NULL FROM (
                 SELECT DISTINCT ON (c.pool) c.gpus FROM pool_capacity c JOIN pools p ON p.name = c.pool

@@ -158,7 +158,7 @@ extension StatsStore {
                 SELECT p.name,
                        coalesce((SELECT c.gpus FROM pool_capacity c WHERE c.pool = p.name AND c.at <= \(text)::timestamptz
                                  ORDER BY c.at DESC LIMIT 1), 0)::bigint,
-                       coalesce((SELECT sum(h.gpu_seconds) FROM usage_hourly h WHERE h.pool = p.name
+                       coalesce((SELECT sum(h.gpu_seconds) FROM usage_hourly_live h WHERE h.pool = p.name
                                  AND h.hour = date_trunc('hour', \(text)::timestamptz, 'UTC') - interval '1 hour'), 0)::float8 / 3600
                 FROM pools p ORDER BY p.name
                 """, logger: logger).decode((String, Int, Double).self) {

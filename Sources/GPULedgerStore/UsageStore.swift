@@ -125,6 +125,18 @@ public struct UsageStore: Sendable {
 
     public static var columnList: String { columns.joined(separator: ", ") }
 
+    /// Folds the summary deltas that ingest appended (`usage_delta`) into the hourly, daily and
+    /// fleet summaries, in one transaction (`usage_fold()` in `sql/0008`); the number of delta rows
+    /// folded, 0 when there were none or another session was folding. Reports are exact either
+    /// way: they read the summaries plus the deltas not folded yet.
+    public func foldSummaries() async throws -> Int64 {
+        try await db.withConnection { [logger] conn in
+            var n: Int64 = 0
+            for try await folded in try await conn.query("SELECT usage_fold()", logger: logger).decode(Int64.self) { n = folded }
+            return n
+        }
+    }
+
     /// How many records are stored (for tests and the benchmark).
     public func count() async throws -> Int {
         try await db.withConnection { [logger] conn in

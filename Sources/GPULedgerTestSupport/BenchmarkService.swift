@@ -20,7 +20,7 @@ public final class BenchmarkService: @unchecked Sendable {
 
     /// Starts `binary serve` in `/tmp/gpl-bench-<name>-<pid>` with an empty rate-card folder
     /// (the benchmark loads its own rates); exits 2 when it cannot.
-    public init(name: String, binary: String) async throws {
+    public init(name: String, binary: String, arguments: [String] = []) async throws {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             FileHandle.standardOutput.write(Data("no \(binary): build it first with swift build -c release\n".utf8))
             exit(2)
@@ -29,7 +29,7 @@ public final class BenchmarkService: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: dir + "/pricing", withIntermediateDirectories: true)
         try "accelerator,provider,region,tier\n".write(toFile: dir + "/pricing/defaults.csv", atomically: true, encoding: .utf8)
         let port = freePort()
-        serve = try ChildProcess(binary, ["serve", "--port", "\(port)", "--data-dir", dir, "--pricing", dir + "/pricing"],
+        serve = try ChildProcess(binary, ["serve", "--port", "\(port)", "--data-dir", dir, "--pricing", dir + "/pricing"] + arguments,
                                  environment: ["GPULEDGER_LOG_LEVEL": "warning"])
         base = "http://127.0.0.1:\(port)"
         let serve = self.serve, base = self.base

@@ -24,6 +24,7 @@ public struct TestApp: Sendable {
         configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("gpuledger-app-\(database.name)").path
         configuration.databaseAcquireTimeout = .seconds(60) // the suite shares two cores with the servers it starts
         configuration.budgetGaugeInterval = nil // a test refreshes the budget gauges itself
+        configuration.summaryFoldInterval = nil // and folds the summary deltas when it means to
         configure(&configuration)
         let keys = try await database.withDatabase { db in
             let store = KeyStore(database: db)

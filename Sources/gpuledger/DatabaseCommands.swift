@@ -57,6 +57,8 @@ struct Serve: AsyncParsableCommand {
     var billingAccountName: String?
     @Option(help: "Distinct tenants, models or accelerators labelled in /metrics before the rest count as 'other' (GPULEDGER_METRICS_LABEL_CAP, default 200).")
     var metricsLabelCap: Int?
+    @Option(help: "on: /metrics has usage, cost and latency series by tenant, model and accelerator; off: not (GPULEDGER_USAGE_METRICS, default on).")
+    var usageMetrics: String?
     @Option(help: "Seconds between recomputations of the budget and pool gauges and the cost counter's prices in /metrics (GPULEDGER_BUDGET_GAUGE_INTERVAL, default 60).")
     var budgetGaugeInterval: Int?
     @OptionGroup var database: DatabaseOptions
@@ -68,8 +70,13 @@ struct Serve: AsyncParsableCommand {
         // registry /metrics serves.
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let usageSeries = usageMetrics ?? environment("GPULEDGER_USAGE_METRICS") ?? "on"
+        guard ["on", "off"].contains(usageSeries) else {
+            throw ValidationError("--usage-metrics takes on or off, not \(usageSeries)")
+        }
         let metrics = AppMetrics(registry: registry,
-                                 labelCap: metricsLabelCap ?? environment("GPULEDGER_METRICS_LABEL_CAP").flatMap { Int($0) } ?? 200)
+                                 labelCap: metricsLabelCap ?? environment("GPULEDGER_METRICS_LABEL_CAP").flatMap { Int($0) } ?? 200,
+                                 usageSeries: usageSeries == "on")
         var config = AppConfiguration()
         config.host = host ?? environment("GPULEDGER_HOST") ?? "127.0.0.1"
         config.port = port ?? environment("GPULEDGER_PORT").flatMap { Int($0) } ?? 8080

@@ -254,6 +254,26 @@ import Testing
         }
     }
 
+    @Test func latencyHistogramsAreValidExpositionText() {
+        let metrics = AppMetrics()
+        let odd = "llama \"q4\" \\ v2"
+        metrics.usage([0.004, 0.5, 31.0].map { v in
+            UsageRecord(requestID: "r", tenant: "a", model: odd, accelerator: "H100", startedAt: Timestamp(microseconds: 0),
+                        gpuSeconds: "1", inputTokens: 1, outputTokens: 1, ttftMs: v * 1000)
+        })
+        let text = String(decoding: metrics.render(), as: UTF8.self)
+        let name = "gpuledger_llm_time_to_first_token_seconds"
+        #expect(text.components(separatedBy: "# TYPE \(name) histogram\n").count == 2)
+        let label = #"model="llama \"q4\" \\ v2""#
+        // Cumulative buckets: 0.004 ≤ 0.01; 0.5 ≤ 0.5; 31 only in +Inf.
+        #expect(text.contains("\(name)_bucket{\(label),le=\"0.01\"} 1\n"), "\(text)")
+        #expect(text.contains("\(name)_bucket{\(label),le=\"0.5\"} 2\n"))
+        #expect(text.contains("\(name)_bucket{\(label),le=\"30.0\"} 2\n"))
+        #expect(text.contains("\(name)_bucket{\(label),le=\"+Inf\"} 3\n"))
+        #expect(text.contains("\(name)_count{\(label)} 3\n"))
+        #expect(text.contains("gpuledger_llm_e2e_request_latency_seconds_count{\(label)} 0\n"))
+    }
+
     @Test func labelValuesPastTheCapCountAsOther() {
         let metrics = AppMetrics(labelCap: 2)
         let records = ["a", "b", "c", "d"].map { UsageRecord(requestID: "r", tenant: $0, model: "m", accelerator: "H100", startedAt: Timestamp(microseconds: 0),
