@@ -139,6 +139,8 @@ for day in 0..<30 {
         """)
     if day % 5 == 4 { print("  day \(day + 1) of 30 loaded (\(String(format: "%.0f", ms(ContinuousClock.now - loadClock) / 1000)) s)") }
 }
+// The service folds the summary deltas every second; finish what the load left before measuring.
+await sql("DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM usage_delta) LOOP PERFORM usage_fold(); PERFORM pg_sleep(0.05); END LOOP; END $$")
 // Capacity: sized from each pool's busiest hour (about 70% there), grown by a quarter mid-month.
 await sql("""
     INSERT INTO pool_capacity (pool, at, gpus)
@@ -149,6 +151,9 @@ await sql("""
     """)
 await sql("VACUUM ANALYZE usage_records")
 await sql("VACUUM ANALYZE usage_hourly")
+await sql("VACUUM ANALYZE usage_daily")
+await sql("VACUUM ANALYZE usage_daily_fleet")
+await sql("VACUUM ANALYZE usage_delta")
 let loadSeconds = ms(ContinuousClock.now - loadClock) / 1000
 let sizes = try await db.withConnection { conn in
     var out = ""
