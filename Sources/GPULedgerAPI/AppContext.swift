@@ -1,6 +1,6 @@
-import Foundation
 import GPULedgerCore
 import Hummingbird
+import Synchronization
 
 /// The per-request context: who is asking, and the request's id.
 public struct AppRequestContext: RequestContext {
@@ -25,16 +25,15 @@ public struct AppRequestContext: RequestContext {
 }
 
 /// Fields a handler adds to its request's log line.
-public final class LogFields: @unchecked Sendable {
-    private let lock = NSLock()
-    private var fields: [String: String] = [:]
+public final class LogFields: Sendable {
+    private let fields = Mutex<[String: String]>([:])
 
     public init() {}
 
     public subscript(key: String) -> String? {
-        get { lock.lock(); defer { lock.unlock() }; return fields[key] }
-        set { lock.lock(); defer { lock.unlock() }; fields[key] = newValue }
+        get { fields.withLock { $0[key] } }
+        set { fields.withLock { $0[key] = newValue } }
     }
 
-    var all: [String: String] { lock.lock(); defer { lock.unlock() }; return fields }
+    var all: [String: String] { fields.withLock { $0 } }
 }
