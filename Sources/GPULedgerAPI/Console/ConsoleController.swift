@@ -144,7 +144,13 @@ struct ConsoleController {
         let daily = try await costs.costs(CostQuery(from: ninetyDays, to: now, groupBy: [.day], tenant: scope))
         let beforeToday = today > month ? try await costs.costs(CostQuery(from: month, to: today, groupBy: [], tenant: scope)).total.costUSD : "0"
         let monthDays = Int((Self.monthStart(Timestamp(microseconds: month.microseconds + 32 * day)).microseconds - today.microseconds) / day)
-        let forecast = try? await planning.forecastSpend(tenant: scope, model: nil, horizon: max(monthDays, 1), level: 0.8, asOf: now)
+        // The page stands without its forecast card; a failure is logged, not hidden.
+        var forecast: PlanningStore.SpendForecast?
+        do {
+            forecast = try await planning.forecastSpend(tenant: scope, model: nil, horizon: max(monthDays, 1), level: 0.8, asOf: now)
+        } catch {
+            context.logger.warning("overview: no month forecast", metadata: ["error": .string(String(describing: error))])
+        }
         let budgetList = try await budgets.list(tenant: scope)
         let statuses = budgetList.isEmpty ? [] : try await planning.statuses(budgetList, at: now)
         let atRisk = statuses.filter { $0.state == .at_risk || $0.state == .exceeded }
