@@ -36,7 +36,7 @@ public struct SessionStore: Sendable {
         let logger = self.logger
         try await db.withConnection { conn in
             try await conn.query("DELETE FROM console_sessions WHERE expires_at < now()", logger: logger)
-            try await conn.query("""
+            _ = try await conn.query("""
                 INSERT INTO console_sessions (token_hash, key_id, csrf_token, expires_at) VALUES (\(hash), \(keyID), \(csrf), \(text)::timestamptz)
                 """, logger: logger)
         }
@@ -67,7 +67,7 @@ public struct SessionStore: Sendable {
         let hash = Self.hash(token)
         let logger = self.logger
         try await db.withConnection { conn in
-            try await conn.query("DELETE FROM console_sessions WHERE token_hash = \(hash)", logger: logger)
+            _ = try await conn.query("DELETE FROM console_sessions WHERE token_hash = \(hash)", logger: logger)
         }
     }
 }
