@@ -99,10 +99,6 @@ public final class AppMetrics: Sendable {
     struct UsageSums {
         var gpuSeconds = 0.0, cost = 0.0
         var requests: Int64 = 0, errors: Int64 = 0, inputTokens: Int64 = 0, outputTokens: Int64 = 0, unpriced: Int64 = 0
-        mutating func add(_ o: UsageSums) {
-            gpuSeconds += o.gpuSeconds; cost += o.cost; requests += o.requests; errors += o.errors
-            inputTokens += o.inputTokens; outputTokens += o.outputTokens; unpriced += o.unpriced
-        }
     }
 
     static let ttftBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]

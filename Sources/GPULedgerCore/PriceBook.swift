@@ -53,17 +53,4 @@ public struct PriceBook: Sendable {
         }
         return lo == 0 ? nil : history[lo - 1].usd
     }
-
-    /// USD per GPU-hour for a record, or nil when no rate covers it.
-    public func usdPerGPUHour(accelerator: String, pool: String?, at time: Timestamp) -> Double? {
-        let (override, history) = prices(accelerator: accelerator, pool: pool)
-        return override ?? history.flatMap { Self.rate(in: $0, at: time) }
-    }
-
-    /// The record's cost in USD, or nil when unpriced.
-    public func cost(_ record: UsageRecord) -> Double? {
-        guard let rate = usdPerGPUHour(accelerator: record.accelerator, pool: record.pool, at: record.startedAt),
-              let seconds = Double(record.gpuSeconds) else { return nil }
-        return seconds * rate / 3600
-    }
 }

@@ -29,14 +29,12 @@ public struct KeyStore: Sendable {
     }
 
     /// `gpl_` and 64 hex digits: 256 random bits from the system's secure generator.
-    static func generateKey() -> String {
+    static func generateKey() -> String { "gpl_" + randomHex() }
+
+    /// 64 hex digits: 256 random bits from the system's secure generator (keys, console sessions).
+    static func randomHex() -> String {
         var rng = SystemRandomNumberGenerator()
-        var out = "gpl_"
-        for _ in 0..<4 {
-            let word = rng.next() as UInt64
-            out += String(word, radix: 16).leftPadded(to: 16)
-        }
-        return out
+        return (0..<4).map { _ in String(rng.next() as UInt64, radix: 16).leftPadded(to: 16) }.joined()
     }
 
     static func hash(_ key: String) -> ByteBuffer { ByteBuffer(bytes: SHA256.hash(data: Data(key.utf8))) }

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import GPULedgerCore
 import Logging
@@ -19,17 +18,16 @@ public struct SessionStore: Sendable {
 
     public init(database: Database) { self.db = database }
 
-    /// 32 random bytes from the system's secure generator, as hex.
-    public static func randomToken() -> String {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<4).map { _ in String(rng.next() as UInt64, radix: 16).leftPadded(to: 16) }.joined()
-    }
+    /// 32 random bytes from the system's secure generator, as hex (as API keys are made).
+    public static func randomToken() -> String { KeyStore.randomHex() }
 
-    static func hash(_ token: String) -> ByteBuffer { ByteBuffer(bytes: SHA256.hash(data: Data(token.utf8))) }
+    /// Stored like API keys: SHA-256 only.
+    static func hash(_ token: String) -> ByteBuffer { KeyStore.hash(token) }
 
-    /// A new session for `keyID`, lasting `lifetime`; returns the cookie's token (only its hash is
-    /// stored) and the session. Expired sessions are removed on the way.
-    public func create(keyID: Int64, principal: Principal, lifetime: Duration) async throws -> (token: String, session: Session) {
+    /// A new session for `principal`'s key, lasting `lifetime`; returns the cookie's token (only its
+    /// hash is stored) and the session. Expired sessions are removed on the way.
+    public func create(principal: Principal, lifetime: Duration) async throws -> (token: String, session: Session) {
+        let keyID = principal.keyID
         let token = Self.randomToken(), csrf = Self.randomToken()
         let expires = Timestamp(microseconds: Timestamp.now().microseconds + lifetime.components.seconds * 1_000_000)
         let hash = Self.hash(token), text = expires.rfc3339

@@ -91,7 +91,7 @@ struct ConsoleController {
         guard let key = form["key"]?.trimmingCharacters(in: .whitespacesAndNewlines), let principal = try await keys.authenticate(key) else {
             return Self.html(Self.signinPage(nonce: fresh, message: "Unknown or revoked API key."), status: .unauthorized, cookies: retry)
         }
-        let (token, _) = try await sessions.create(keyID: principal.keyID, principal: principal, lifetime: Self.lifetime)
+        let (token, _) = try await sessions.create(principal: principal, lifetime: Self.lifetime)
         context.logFields["key_id"] = "\(principal.keyID)"
         return Self.redirect("/", cookies: [Self.cookie(Self.sessionCookie, token, maxAge: Int(Self.lifetime.components.seconds), request: request),
                                             Self.cookie(Self.signinCookie, "", path: "/signin", maxAge: 0, request: request)])
