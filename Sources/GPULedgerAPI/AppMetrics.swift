@@ -324,9 +324,13 @@ public final class AppMetrics: Sendable {
     // MARK: - Budgets
 
     private let budgetNames = LockedSets()
+    /// The statuses behind the gauges, for the console (computing a thousand takes seconds).
+    let budgetStatuses = BudgetStatusCache()
 
-    /// Sets each budget's gauges from its status, and drops those of budgets that are gone.
-    public func budgets(_ statuses: [BudgetStatus]) {
+    /// Sets each budget's gauges from its status (computed at `at`), and drops those of budgets
+    /// that are gone.
+    public func budgets(_ statuses: [BudgetStatus], at: Timestamp = .now()) {
+        budgetStatuses.store(statuses, at: at)
         func d(_ x: Decimal) -> Double { NSDecimalNumber(decimal: x).doubleValue }
         let names = Set(statuses.map(\.budget.name))
         for gone in budgetNames.replace("budgets", with: names) {
@@ -455,11 +459,32 @@ public struct MetricsRefreshService: Service {
     public func refresh() async throws {
         metrics.setPriceBook(try await rates.priceBook())
         metrics.pools(try await stats.poolsNow(at: .now()))
-        metrics.budgets(try await planning.statuses(try await budgets.list(), at: .now()))
+        let now = Timestamp.now()
+        metrics.budgets(try await planning.statuses(try await budgets.list(), at: now), at: now)
     }
 
     public func run() async throws {
         await runPeriodically(every: interval, logger: logger, failure: "metrics gauges not refreshed") { try await refresh() }
+    }
+}
+
+/// The budget statuses last computed for the gauges, and when.
+final class BudgetStatusCache: Sendable {
+    private let state = Mutex<(at: Timestamp, byName: [String: BudgetStatus])?>(nil)
+
+    func store(_ statuses: [BudgetStatus], at: Timestamp) {
+        state.withLock { $0 = (at, Dictionary(statuses.map { ($0.budget.name, $0) }, uniquingKeysWith: { a, _ in a })) }
+    }
+
+    /// The status of each of `budgets` computed for the gauges within `maxAge` of `now` from the
+    /// same definition (an edited budget is not in it); the rest are for the caller to compute.
+    func lookup(_ budgets: [Budget], now: Timestamp, maxAge: Int64) -> (found: [BudgetStatus], at: Timestamp?, missing: [Budget]) {
+        guard let (at, byName) = state.withLock({ $0 }), now.microseconds - at.microseconds <= maxAge else { return ([], nil, budgets) }
+        var found: [BudgetStatus] = [], missing: [Budget] = []
+        for b in budgets {
+            if let s = byName[b.name], s.budget == b { found.append(s) } else { missing.append(b) }
+        }
+        return (found, found.isEmpty ? nil : at, missing)
     }
 }
 

@@ -83,37 +83,47 @@ struct CostsController {
         guard ["json", "csv", "focus"].contains(format) else {
             throw AppError.badRequest("format=\(format) is not one of json, csv, focus", code: "bad_query")
         }
-        let period: Period
-        if let text = params.get("period") {
-            guard let p = Period.parse(text) else {
-                throw AppError.badRequest("period=\(text) is not a month (2026-11)", code: "bad_query")
-            }
-            period = p
-        } else {
-            period = Period.containing(.now())
-        }
+        let period = try Self.period(params.get("period"))
         let scope = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
-        let items = try await costs.chargebackItems(period: period)
-        var bill = Chargeback.assemble(period: period, items: items)
-        if let scope {
-            bill.tenants = bill.tenants.filter { $0.tenant == scope }
-            bill.lines = bill.lines.filter { $0.item.tenant == scope }
-        }
+        let bill = try await Self.bill(costs, period: period, tenant: scope)
         // A tenant key sees its own rows only: the fleet's figures describe other tenants too.
         let showFleet = principal.role == .admin || principal.role == .finance
         switch format {
-        case "focus":
-            let text = FOCUSExport.csv(bill, billingAccountID: configuration.billingAccountID, billingAccountName: configuration.billingAccountName)
-            return CSVResponse.make(text, filename: "focus-\(period).csv")
-        case "csv":
-            var text = CSVText.line(ChargebackAnswer.csvColumns)
-            for t in bill.tenants { text += CSVText.line(ChargebackAnswer.Row(t).csvFields) }
-            return CSVResponse.make(text, filename: "chargeback-\(period).csv")
+        case "focus", "csv":
+            return Self.export(bill, format: format, configuration: configuration)
         default:
             return try JSONResponse.make(ChargebackAnswer(
                 period: period.description, period_start: period.start.rfc3339, period_end: period.end.rfc3339, currency: "USD",
                 rows: bill.tenants.map(ChargebackAnswer.Row.init), fleet: showFleet ? ChargebackAnswer.FleetAnswer(bill.fleet) : nil))
         }
+    }
+
+    /// `period=YYYY-MM`, or the current month when absent.
+    static func period(_ text: String?) throws -> Period {
+        guard let text else { return Period.containing(.now()) }
+        guard let p = Period.parse(text) else { throw AppError.badRequest("period=\(text) is not a month (2026-11)", code: "bad_query") }
+        return p
+    }
+
+    /// The month's bill, limited to one tenant's rows and lines when `tenant` is set.
+    static func bill(_ costs: CostStore, period: Period, tenant: String?) async throws -> Chargeback {
+        var bill = Chargeback.assemble(period: period, items: try await costs.chargebackItems(period: period))
+        if let tenant {
+            bill.tenants = bill.tenants.filter { $0.tenant == tenant }
+            bill.lines = bill.lines.filter { $0.item.tenant == tenant }
+        }
+        return bill
+    }
+
+    /// The bill as a CSV download: `csv` (a row per tenant) or `focus` (FinOps FOCUS lines).
+    static func export(_ bill: Chargeback, format: String, configuration: AppConfiguration) -> Response {
+        if format == "focus" {
+            let text = FOCUSExport.csv(bill, billingAccountID: configuration.billingAccountID, billingAccountName: configuration.billingAccountName)
+            return CSVResponse.make(text, filename: "focus-\(bill.period).csv")
+        }
+        var text = CSVText.line(ChargebackAnswer.csvColumns)
+        for t in bill.tenants { text += CSVText.line(ChargebackAnswer.Row(t).csvFields) }
+        return CSVResponse.make(text, filename: "chargeback-\(bill.period).csv")
     }
 
     struct ChargebackAnswer: Encodable {

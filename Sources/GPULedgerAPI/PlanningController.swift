@@ -119,7 +119,11 @@ struct PlanningController {
     /// Reads a budget the key may see: 404 when there is none, 403 when it is another tenant's
     /// (or the fleet's, for a tenant key).
     func visibleBudget(_ name: String, _ principal: Principal) async throws -> Budget {
-        guard let b = try await budgets.get(name) else { throw AppError.notFound("no budget \(name)") }
+        try Self.visible(try await budgets.get(name), name: name, principal)
+    }
+
+    static func visible(_ budget: Budget?, name: String, _ principal: Principal) throws -> Budget {
+        guard let b = budget else { throw AppError.notFound("no budget \(name)") }
         switch principal.role {
         case .admin, .finance: return b
         case .tenant:

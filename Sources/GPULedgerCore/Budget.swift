@@ -65,6 +65,8 @@ public struct BudgetStatus: Sendable, Equatable {
     public var state: Budget.State
     public var thresholdsCrossed: [Decimal]
     public var method: String
+    /// The path to the period's end, when asked for (the console's burn-up chart).
+    public var burnUp: BurnUp?
 
     public init(budget: Budget, periodStart: Timestamp, periodEnd: Timestamp, spent: Decimal, forecastP10: Decimal, forecastP50: Decimal,
                 forecastP90: Decimal, projectedExhaustionDate: String?, state: Budget.State, thresholdsCrossed: [Decimal], method: String) {
@@ -82,6 +84,24 @@ public struct BudgetStatus: Sendable, Equatable {
         if forecastP50 > budget.amount { return (.at_risk, crossed) }
         if crossed.contains(where: { $0 < 1 }) { return (.warning, crossed) }
         return (.ok, crossed)
+    }
+}
+
+/// A budget's burn-up: spend to date accumulated day by day, then the forecast of the
+/// cumulative spend at the end of each remaining day (p10, p50, p90).
+public struct BurnUp: Sendable, Equatable {
+    public struct Point: Sendable, Equatable {
+        public var day: String
+        public var p10, p50, p90: Decimal
+    }
+    /// Cumulative spend at the end of each day of the period with spend, up to `at` (exact).
+    public var actual: [(day: String, cumulative: Decimal)]
+    /// Cumulative spend forecast at the end of each day from the one holding `at`, in cents (the
+    /// last is the status's forecast).
+    public var forecast: [Point]
+
+    public static func == (a: BurnUp, b: BurnUp) -> Bool {
+        a.forecast == b.forecast && a.actual.map(\.day) == b.actual.map(\.day) && a.actual.map(\.cumulative) == b.actual.map(\.cumulative)
     }
 }
 
@@ -121,6 +141,26 @@ public enum BudgetProjection {
             }
         }
         return (round(p10), round(p50), round(p90), exhaustion)
+    }
+
+    /// The burn-up to the period's end: `spentByDay` accumulated, then for each of `days` the
+    /// spend to date plus the quantiles of the forecast sum up to that day's end.
+    public static func burnUp(spent: Decimal, spentByDay: [(day: String, amount: Decimal)], forecast: Forecaster.Forecast?,
+                              days: [String], weights: [Double]) -> BurnUp {
+        var cumulative: Decimal = 0
+        let actual = spentByDay.map { (day: String, amount: Decimal) -> (day: String, cumulative: Decimal) in
+            cumulative += amount
+            return (day, cumulative)
+        }
+        var points: [BurnUp.Point] = []
+        if let forecast {
+            for (i, day) in days.enumerated() where i < weights.count {
+                let q = forecast.weightedSumQuantiles(Array(weights.prefix(i + 1)), [0.1, 0.5, 0.9])
+                let round = { (d: Decimal) in CentRounding.rounded(d, scale: 2, .plain) }
+                points.append(.init(day: day, p10: round(spent + money(q[0])), p50: round(spent + money(q[1])), p90: round(spent + money(q[2]))))
+            }
+        }
+        return BurnUp(actual: actual, forecast: points)
     }
 
     /// A forecast figure (a plain number) as a decimal amount to the cent.

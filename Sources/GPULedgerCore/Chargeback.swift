@@ -67,6 +67,9 @@ public struct Chargeback: Sendable {
         public var usageCost: Decimal = 0
         public var idleCost: Decimal = 0
         public var totalCost: Decimal { usageCost + idleCost }
+
+        /// A tenant with nothing billed.
+        public init(tenant: String) { self.tenant = tenant }
     }
 
     public struct Fleet: Sendable, Equatable {

@@ -483,3 +483,25 @@ extension CostStore {
             """
     }
 }
+
+extension CostStore {
+    /// The label keys on a tenant's records in `[from, to)`, sorted: those of the first `sample`
+    /// records with labels found there (enough to offer a breakdown without reading a month of
+    /// records; a key on none of them is still reachable by `group_by=label:KEY`).
+    public func labelKeys(tenant: String, from: Timestamp, to: Timestamp, sample: Int = 2000) async throws -> [String] {
+        let logger = db.logger
+        let f = from.rfc3339, t = to.rfc3339
+        return try await db.withConnection { conn in
+            var keys: [String] = []
+            for try await key in try await conn.query("""
+                SELECT DISTINCT k COLLATE "C" FROM (SELECT labels FROM usage_records
+                    WHERE tenant = \(tenant) AND started_at >= \(f)::timestamptz AND started_at < \(t)::timestamptz AND labels IS NOT NULL
+                    LIMIT \(sample)) s, jsonb_object_keys(s.labels) k
+                ORDER BY 1 LIMIT 50
+                """, logger: logger).decode(String.self) {
+                keys.append(key)
+            }
+            return keys
+        }
+    }
+}

@@ -129,8 +129,9 @@ public struct PlanningStore: Sendable {
     // MARK: - Budget status
 
     /// The status of each budget at `at`: spend summed from the ledger for its period up to `at`,
-    /// and the period's projection (spent plus the forecast of the rest).
-    public func statuses(_ budgets: [Budget], at: Timestamp) async throws -> [BudgetStatus] {
+    /// and the period's projection (spent plus the forecast of the rest); with `burnUp`, each
+    /// one's day-by-day path too.
+    public func statuses(_ budgets: [Budget], at: Timestamp, burnUp: Bool = false) async throws -> [BudgetStatus] {
         guard !budgets.isEmpty else { return [] }
         let today = Self.dayStart(at)
         // One tenant's (or the fleet's) budgets read only its rows; several, every tenant's.
@@ -144,13 +145,14 @@ public struct PlanningStore: Sendable {
         var totalRatio: [Budget.Cadence: [String?: Decimal]] = [:]
         for cadence in Set(budgets.map(\.period)) {
             let window = Budget.window(cadence, at: at)
-            let fleetOnly = only == .some(nil)
-            let report = try await costs.costs(CostQuery(from: window.start, to: at, groupBy: fleetOnly ? [.day] : [.day, .tenant],
-                                                         tenant: only ?? nil))
+            // Per tenant and day even for the fleet's budgets alone: the fleet's spend is then the
+            // same sum of the same rows whichever budgets are asked about together (a list and a
+            // single status agree to the last digit).
+            let report = try await costs.costs(CostQuery(from: window.start, to: at, groupBy: [.day, .tenant], tenant: only ?? nil))
             var perKey: [String?: [(day: String, amount: Decimal)]] = [:]
             for row in report.rows {
                 guard let dayText = row.group[0], let cost = CentRounding.decimal(row.costUSD) else { continue }
-                if !fleetOnly, let tenant = row.group[1] { perKey[tenant, default: []].append((dayText, cost)) }
+                if let tenant = row.group[1] { perKey[tenant, default: []].append((dayText, cost)) }
                 if let last = perKey[nil]?.last, last.day == dayText {
                     perKey[nil]![perKey[nil]!.count - 1].amount += cost
                 } else {
@@ -218,9 +220,14 @@ public struct PlanningStore: Sendable {
             var method = budget.basis == .total
                 ? "spend: usage cost plus idle share (the rest forecast at the period's ratio of total to usage)" : "spend: usage cost"
             method += "; forecast: " + (forecast?.method ?? "none (no history)")
-            out.append(BudgetStatus(budget: budget, periodStart: input.window.start, periodEnd: input.window.end, spent: input.spent,
-                                    forecastP10: p.p10, forecastP50: p.p50, forecastP90: p.p90, projectedExhaustionDate: p.exhaustion,
-                                    state: state, thresholdsCrossed: crossed, method: method))
+            var status = BudgetStatus(budget: budget, periodStart: input.window.start, periodEnd: input.window.end, spent: input.spent,
+                                      forecastP10: p.p10, forecastP50: p.p50, forecastP90: p.p90, projectedExhaustionDate: p.exhaustion,
+                                      state: state, thresholdsCrossed: crossed, method: method)
+            if burnUp {
+                status.burnUp = BudgetProjection.burnUp(spent: input.spent, spentByDay: input.byDay, forecast: forecast,
+                                                        days: input.days, weights: input.weights)
+            }
+            out.append(status)
         }
         return out
     }

@@ -167,4 +167,37 @@ extension StatsStore {
             return out
         }
     }
+
+    /// One pool's hour: busy GPUs (GPU-seconds used / 3600) against provisioned GPUs (the
+    /// time-weighted count over the hour).
+    public struct PoolHour: Sendable, Equatable {
+        public var pool: String
+        public var hour: Timestamp
+        public var busyGPUs: Double
+        public var provisionedGPUs: Double
+    }
+
+    /// Every pool's hours in `[from, to)` (whole hours), in pool then hour order.
+    public func poolHours(from: Timestamp, to: Timestamp) async throws -> [PoolHour] {
+        let logger = self.logger
+        let f = from.rfc3339, t = to.rfc3339
+        return try await db.withConnection { conn in
+            try await CostStore.noJIT(conn, logger)
+            var out: [PoolHour] = []
+            for try await (pool, hour, busy, provisioned) in try await conn.query("""
+                WITH h AS (SELECT generate_series(\(f)::timestamptz, \(t)::timestamptz - interval '1 hour', interval '1 hour') AS hour),
+                cap AS (SELECT pool, at AS s, coalesce(lead(at) OVER (PARTITION BY pool ORDER BY at), 'infinity') AS e, gpus FROM pool_capacity),
+                u AS (SELECT pool, hour, sum(gpu_seconds) AS gpu_seconds FROM usage_hourly_live
+                      WHERE hour >= \(f)::timestamptz AND hour < \(t)::timestamptz GROUP BY pool, hour)
+                SELECT p.name, (extract(epoch FROM h.hour) * 1000000)::bigint, coalesce(u.gpu_seconds, 0)::float8 / 3600,
+                       coalesce((SELECT sum(c.gpus * extract(epoch FROM least(c.e, h.hour + interval '1 hour') - greatest(c.s, h.hour)))
+                                 FROM cap c WHERE c.pool = p.name AND c.s < h.hour + interval '1 hour' AND c.e > h.hour), 0)::float8 / 3600
+                FROM pools p CROSS JOIN h LEFT JOIN u ON u.pool = p.name AND u.hour = h.hour
+                ORDER BY p.name, h.hour
+                """, logger: logger).decode((String, Int64, Double, Double).self) {
+                out.append(PoolHour(pool: pool, hour: Timestamp(microseconds: hour), busyGPUs: busy, provisionedGPUs: provisioned))
+            }
+            return out
+        }
+    }
 }

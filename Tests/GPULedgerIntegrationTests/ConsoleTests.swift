@@ -122,3 +122,231 @@ import Testing
         }
     }
 }
+
+/// Every console page against the API's answer to the same query, on generated records.
+@Suite struct ConsolePageTests {
+    let c = ConsoleTests()
+
+    /// The cells (inner HTML) of the row of table `id` whose first cell's text is `key`.
+    func row(_ html: String, table id: String, _ key: String) -> [String]? {
+        guard let start = html.range(of: "id=\"\(id)\""), let end = html[start.upperBound...].range(of: "</table>") else { return nil }
+        for tr in html[start.upperBound..<end.lowerBound].components(separatedBy: "<tr>").dropFirst() {
+            let cells = tr.components(separatedBy: "<td").dropFirst().map { cell -> String in
+                let inner = cell.drop { $0 != ">" }.dropFirst()
+                return String(inner.prefix { _ in true }).components(separatedBy: "</td>")[0]
+            }
+            if let first = cells.first, text(first) == key { return cells }
+        }
+        return nil
+    }
+
+    /// A cell's text without tags.
+    func text(_ cell: String) -> String {
+        var out = "", inTag = false
+        for ch in cell { if ch == "<" { inTag = true } else if ch == ">" { inTag = false } else if !inTag { out.append(ch) } }
+        return out.replacingOccurrences(of: "&amp;", with: "&")
+    }
+
+    /// The exact amount of a cell's `<data value>`.
+    func exact(_ cell: String?) -> Decimal? {
+        guard let cell, let r = cell.range(of: "value=\"") else { return nil }
+        return Decimal(string: String(cell[r.upperBound...].prefix { $0 != "\"" }))
+    }
+
+    func decimal(_ any: Any?) -> Decimal? { (any as? String).flatMap { Decimal(string: $0) } }
+
+    @Test func everyPageShowsTheAPIsFiguresForTheSameQuery() async throws {
+        let dir = try pricingFolder(["cloud.csv": """
+            acme-cloud,r1,H100,on_demand,3.60,2024-01-01,list
+            acme-cloud,r1,H200,on_demand,4.20,2024-01-01,list
+            acme-cloud,r1,A100-80GB,on_demand,1.80,2024-01-01,list
+            acme-cloud,r1,L40S,on_demand,0.90,2024-01-01,list
+
+            """], defaults: "H100,acme-cloud,r1,on_demand\nH200,acme-cloud,r1,on_demand\nA100-80GB,acme-cloud,r1,on_demand\nL40S,acme-cloud,r1,on_demand\n")
+        let t = try await TestApp.make { $0.pricingDirectory = dir }
+        let now = Timestamp.now()
+        let thisMonth = Period.containing(now)
+        let last = Period.containing(Timestamp(microseconds: thisMonth.start.microseconds - 1))
+        let span = (now.microseconds - last.start.microseconds) / 1_000_000 - 3600
+        let tenants = ["acme", "globex", "initech"]
+        let records = (0..<1500).map { SampleRecords.json($0, tenant: tenants[$0 % 3], start: last.start, spanSeconds: span) }
+        try await t.application().test(.router) { client in
+            try await client.ingest(records, key: t.ingestKey)
+            #expect(try await client.put("/v1/pools/h100-pool", key: t.adminKey,
+                                         body: #"{"accelerator":"H100","provider":"acme-cloud","region":"r1","tier":"on_demand"}"#).status == .created)
+            #expect(try await client.post("/v1/pools/h100-pool/capacity", key: t.adminKey,
+                                          body: "{\"at\":\"\(last.start.rfc3339)\",\"gpus\":2}").status == .created)
+            #expect(try await client.put("/v1/budgets/acme-m", key: t.financeKey, body: #"{"tenant":"acme","period":"monthly","amount_usd":"50"}"#).status == .created)
+            #expect(try await client.put("/v1/budgets/fleet-q", key: t.financeKey, body: #"{"tenant":null,"period":"quarterly","amount_usd":"100000"}"#).status == .created)
+            let session = try await c.signIn(client, key: t.financeKey)
+            func page(_ uri: String, _ s: String? = nil) async throws -> Answer { try await c.page(client, uri, session: s ?? session) }
+
+            // Tenants: last month's chargeback, row by row, and its downloads byte for byte.
+            let tenantsPage = try await page("/tenants?period=\(last)")
+            #expect(tenantsPage.status == .ok)
+            let bill = try await client.get("/v1/chargeback?period=\(last)", key: t.financeKey).json
+            let billRows = try #require(bill["rows"] as? [[String: Any]])
+            #expect(billRows.count == 3)
+            for r in billRows {
+                let cells = try #require(row(tenantsPage.body, table: "chargeback", r["tenant"] as! String))
+                #expect(text(cells[1]).replacingOccurrences(of: ",", with: "") == "\(r["requests"]!)")
+                #expect(exact(cells[3]) == decimal(r["usage_cost_usd"]))
+                #expect(exact(cells[4]) == decimal(r["idle_cost_usd"]))
+                #expect(exact(cells[5]) == decimal(r["total_cost_usd"]))
+            }
+            let fleet = try #require(bill["fleet"] as? [String: Any])
+            #expect(tenantsPage.body.contains(shownMoney(fleet["total_cost_usd"] as! String)))
+            // Sorted by total, descending, by default.
+            let order = billRows.sorted { decimal($0["total_cost_usd"])! > decimal($1["total_cost_usd"])! }.map { $0["tenant"] as! String }
+            let shownOrder = order.map { tenantsPage.body.range(of: ">\($0)</a></td>")!.lowerBound }
+            #expect(shownOrder == shownOrder.sorted())
+            for format in ["csv", "focus"] {
+                let download = try await page("/tenants/\(format == "csv" ? "chargeback" : "focus").csv?period=\(last)")
+                let api = try await client.get("/v1/chargeback?period=\(last)&format=\(format)", key: t.financeKey)
+                #expect(download.status == .ok && download.body == api.body && download.headers[.contentType] == api.headers[.contentType])
+            }
+
+            // A tenant's page: its total, its models, a label's breakdown.
+            let acmePage = try await page("/tenants/acme?period=\(last)&label=team")
+            let acmeRow = try #require(billRows.first { $0["tenant"] as? String == "acme" })
+            #expect(c.shown(acmePage.body, id: "tenant-total").flatMap { Decimal(string: $0) } == decimal(acmeRow["total_cost_usd"]))
+            let range = "from=\(last.start.rfc3339)&to=\(last.end.rfc3339)"
+            let acmeModels = try #require(try await client.get("/v1/costs?tenant=acme&group_by=model&\(range)", key: t.financeKey).json["rows"] as? [[String: Any]])
+            #expect(acmeModels.count >= 5)
+            for m in acmeModels {
+                let cells = try #require(row(acmePage.body, table: "tenant-models", m["model"] as! String))
+                #expect(exact(cells[3]) == decimal(m["cost_usd"]))
+            }
+            #expect(acmePage.body.contains(">env</a>") && acmePage.body.contains(">team</a>"))
+            let teams = try #require(try await client.get("/v1/costs?tenant=acme&group_by=label:team&\(range)", key: t.financeKey).json["rows"] as? [[String: Any]])
+            for r in teams {
+                let cells = try #require(row(acmePage.body, table: "tenant-labels", r["label:team"] as! String))
+                #expect(exact(cells[2]) == decimal(r["cost_usd"]))
+            }
+
+            // Models: the page's range, against /v1/stats and /v1/costs.
+            let models = try await page("/models?range=30d&metric=ttft")
+            #expect(models.status == .ok)
+            func attribute(_ name: String) -> String {
+                String(models.body[models.body.range(of: "\(name)=\"")!.upperBound...].prefix { $0 != "\"" })
+            }
+            let window = "from=\(attribute("data-from"))&to=\(attribute("data-to"))"
+            let stats = try #require(try await client.get("/v1/stats?group_by=model&\(window)", key: t.financeKey).json["rows"] as? [[String: Any]])
+            let modelCosts = try #require(try await client.get("/v1/costs?group_by=model&\(window)", key: t.financeKey).json["rows"] as? [[String: Any]])
+            #expect(stats.count == SampleRecords.models.count)
+            for s in stats {
+                let name = s["model"] as! String
+                let cells = try #require(row(models.body, table: "models", name))
+                #expect(text(cells[1]).replacingOccurrences(of: ",", with: "") == "\(s["requests"]!)")
+                #expect(exact(cells[3]) == decimal(modelCosts.first { $0["model"] as? String == name }?["cost_usd"]))
+                let e2e = s["e2e_ms"] as! [String: Double], ttft = s["ttft_ms"] as! [String: Double]
+                #expect(text(cells[11]) == String(format: "%.1f", e2e["p50"]!) && text(cells[13]) == String(format: "%.1f", e2e["p99"]!))
+                #expect(text(cells[6]) == String(format: "%.1f", ttft["p95"]!))
+            }
+            #expect(models.body.contains("p95 time to first token over time") && models.body.contains("<polyline"))
+
+            // Budgets: each one's spent and state as its status says; the burn-up ends at the forecast.
+            let budgetsPage = try await page("/budgets")
+            for name in ["acme-m", "fleet-q"] {
+                let status = try await client.get("/v1/budgets/\(name)/status", key: t.financeKey).json
+                let cells = try #require(row(budgetsPage.body, table: "budget-list", name))
+                #expect(exact(cells[4]) == decimal(status["spent_usd"]))
+                #expect(text(cells[8]) == (status["state"] as! String).replacingOccurrences(of: "_", with: " "))
+                let detail = try await page("/budgets/\(name)")
+                #expect(c.shown(detail.body, id: "budget-spent").flatMap { Decimal(string: $0) } == decimal(status["spent_usd"]))
+                let forecast = try #require(c.shown(detail.body, id: "budget-forecast"))
+                let burnUp = try #require(detail.body.range(of: "id=\"burn-up\"").map { String(detail.body[$0.upperBound...]) })
+                // The table lists the days newest first: its first forecast cell is the period's end.
+                let lastForecast = burnUp.components(separatedBy: "<tr>")[2].components(separatedBy: "<td").dropFirst().map { $0 }[2]
+                #expect(exact(lastForecast) == Decimal(string: forecast))
+            }
+
+            // Capacity: the planner's answer for the same question.
+            let capacity = try await page("/capacity?pool=h100-pool&horizon_days=14&target_utilization=0.6&budget_usd=5000")
+            let plan = try await client.get("/v1/forecast/capacity?pool=h100-pool&horizon_days=14&target_utilization=0.6&budget_usd=5000", key: t.financeKey).json
+            #expect(capacity.body.contains("<div class=\"big\">\(plan["required_gpus"]!)</div>"))
+            #expect(c.shown(capacity.body, id: "plan-cost").flatMap { Decimal(string: $0) } == decimal(plan["plan_cost_usd"]))
+            #expect(try #require(row(capacity.body, table: "pools", "h100-pool")).count == 5)
+
+            // Bad input is a page that says what is wrong, never a 500.
+            let bad = try await page("/tenants?period=2026-13")
+            #expect(bad.status == .badRequest && bad.body.contains("period=2026-13 is not a month"))
+            #expect(try await page("/models?range=1y").status == .badRequest)
+            #expect(try await page("/capacity?pool=nope").status == .notFound)
+            #expect(try await page("/budgets/nope").status == .notFound)
+
+            // A tenant key: its own tenant, its own budgets, no capacity page, no other tenant.
+            let mine = try await c.signIn(client, key: t.acmeTenantKey)
+            let other = try await page("/tenants/globex", mine)
+            #expect(other.status == .forbidden && other.body.contains("reads only tenant acme"))
+            #expect(try await page("/capacity", mine).status == .forbidden)
+            let myTenants = try await page("/tenants?period=\(last)", mine)
+            #expect(myTenants.body.contains(">acme</a>") && !myTenants.body.contains("globex") && !myTenants.body.contains("id=\"fleet\""))
+            let myBudgets = try await page("/budgets", mine)
+            #expect(myBudgets.body.contains("acme-m") && !myBudgets.body.contains("fleet-q") && !myBudgets.body.contains("New budget"))
+            #expect(try await page("/budgets/fleet-q", mine).status == .forbidden)
+        }
+    }
+
+    @Test func budgetFormsNeedTheirTokenAndKeepTheAPIsRules() async throws {
+        let t = try await TestApp.make()
+        try await t.application().test(.router) { client in
+            let session = try await c.signIn(client, key: t.financeKey)
+            let form = try await c.page(client, "/budgets/new", session: session)
+            let csrf = try #require(form.body.range(of: #"name="csrf" value=""#).map { String(form.body[$0.upperBound...].prefix(64)) })
+            func post(_ path: String, _ body: String, _ s: String? = nil) async throws -> Answer {
+                try await client.post(path, key: nil, contentType: ConsoleTests.form, body: body, headers: [.cookie: "gpl_session=\(s ?? session)"])
+            }
+            let fields = "name=q4-infra&tenant=&period=quarterly&amount_usd=25000.50&thresholds=0.5%2C+0.9&basis=total&mode=create"
+            // Without the token, or with another: 403, nothing stored.
+            #expect(try await post("/budgets", fields).status == .forbidden)
+            #expect(try await post("/budgets", fields + "&csrf=" + String(repeating: "a", count: 64)).status == .forbidden)
+            #expect(try await client.get("/v1/budgets/q4-infra", key: t.financeKey).status == .notFound)
+            // With it: created as PUT /v1/budgets would.
+            let created = try await post("/budgets", fields + "&csrf=\(csrf)")
+            #expect(created.status == .seeOther && created.headers[.location] == "/budgets/q4-infra")
+            let stored = try await client.get("/v1/budgets/q4-infra", key: t.financeKey).json
+            #expect(stored["amount_usd"] as? String == "25000.50" && stored["basis"] as? String == "total" && stored["tenant"] is NSNull)
+            #expect((stored["thresholds"] as? [Double]) == [0.5, 0.9])
+            // The same name again is a conflict, not a silent overwrite.
+            let again = try await post("/budgets", fields.replacingOccurrences(of: "25000.50", with: "1") + "&csrf=\(csrf)")
+            #expect(again.status == .conflict && again.body.contains("exists already"))
+            // Invalid fields: 422, the form again with each field's message, nothing changed.
+            let invalid = try await post("/budgets", "name=q4-infra&tenant=Bad+Tenant&period=weekly&amount_usd=-5&thresholds=x&basis=usage&mode=edit&csrf=\(csrf)")
+            #expect(invalid.status == .unprocessableContent)
+            for field in ["tenant", "period", "amount_usd", "thresholds"] { #expect(invalid.body.contains("id=\"\(field)-error\""), "\(field)") }
+            #expect(invalid.body.contains("value=\"Bad Tenant\""))
+            #expect(try await client.get("/v1/budgets/q4-infra", key: t.financeKey).json["amount_usd"] as? String == "25000.50")
+            // Edit, then delete.
+            let edited = try await post("/budgets", "name=q4-infra&tenant=acme&period=monthly&amount_usd=300&thresholds=1&basis=usage&mode=edit&csrf=\(csrf)")
+            #expect(edited.status == .seeOther)
+            #expect(try await client.get("/v1/budgets/q4-infra", key: t.financeKey).json["tenant"] as? String == "acme")
+            let editPage = try await c.page(client, "/budgets/q4-infra/edit", session: session)
+            #expect(editPage.body.contains("value=\"300.00\"") && editPage.body.contains("action=\"/budgets/q4-infra/delete\""))
+            #expect(try await post("/budgets/q4-infra/delete", "").status == .forbidden)
+            #expect(try await post("/budgets/q4-infra/delete", "csrf=\(csrf)").status == .seeOther)
+            #expect(try await client.get("/v1/budgets/q4-infra", key: t.financeKey).status == .notFound)
+            // A tenant key cannot manage budgets, even with its own session's token.
+            let tenantSession = try await c.signIn(client, key: t.acmeTenantKey)
+            let tenantPage = try await c.page(client, "/budgets", session: tenantSession)
+            let tenantCSRF = try #require(tenantPage.body.range(of: #"name="csrf" value=""#).map { String(tenantPage.body[$0.upperBound...].prefix(64)) })
+            #expect(try await post("/budgets", fields + "&csrf=\(tenantCSRF)", tenantSession).status == .forbidden)
+            #expect(try await c.page(client, "/budgets/new", session: tenantSession).status == .forbidden)
+            #expect(try await client.get("/v1/budgets/q4-infra", key: t.financeKey).status == .notFound)
+        }
+    }
+}
+
+/// The console's rendering of an amount, `$1,234.57`, as it appears in a page.
+func shownMoney(_ exact: String) -> String {
+    let d = Decimal(string: exact)!
+    let f = NumberFormatter()
+    f.locale = Locale(identifier: "en_US_POSIX")
+    f.numberStyle = .decimal
+    f.minimumFractionDigits = 2
+    f.maximumFractionDigits = 2
+    f.usesGroupingSeparator = true
+    f.groupingSeparator = ","
+    f.groupingSize = 3
+    return ">$" + f.string(from: d as NSDecimalNumber)! + "<"
+}

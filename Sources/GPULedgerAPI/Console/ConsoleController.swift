@@ -12,6 +12,10 @@ struct ConsoleController {
     let costs: CostStore
     let budgets: BudgetStore
     let planning: PlanningStore
+    let stats: StatsStore
+    let pools: PoolStore
+    let metrics: AppMetrics
+    let configuration: AppConfiguration
 
     static let sessionCookie = "gpl_session"
     static let signinCookie = "gpl_signin"
@@ -19,7 +23,23 @@ struct ConsoleController {
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/", use: overview)
+        router.get("tenants", use: tenants)
+        router.get("tenants/chargeback.csv", use: chargebackDownload)
+        router.get("tenants/focus.csv", use: chargebackDownload)
+        router.get("tenants/:tenant", use: tenant)
+        router.get("models", use: models)
+        router.get("budgets", use: budgetList)
+        router.get("budgets/new", use: budgetForm)
+        router.post("budgets", use: budgetSave)
+        router.get("budgets/:name", use: budgetPage)
+        router.get("budgets/:name/edit", use: budgetForm)
+        router.post("budgets/:name/delete", use: budgetDelete)
+        router.get("capacity", use: capacity)
         router.get("signin", use: signinForm)
+        router.get("favicon.svg") { _, _ in
+            Response(status: .ok, headers: [.contentType: "image/svg+xml", .cacheControl: "public, max-age=86400"],
+                     body: .init(byteBuffer: ByteBuffer(string: HTML.favicon)))
+        }
         router.post("signin", use: signin)
         router.post("signout", use: signout)
     }
@@ -111,116 +131,72 @@ struct ConsoleController {
         HTML.page(title: "Refused", current: "", session: nil, body: "<h1>Refused</h1><p role=\"alert\">\(HTML.escape(message))</p><p><a href=\"/signin\">Sign in</a></p>")
     }
 
-    // MARK: - Overview
+    // MARK: - Pages
 
-    static func monthStart(_ t: Timestamp) -> Timestamp {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let date = Date(timeIntervalSince1970: Double(t.microseconds) / 1e6)
-        let start = calendar.date(from: calendar.dateComponents([.year, .month], from: date))!
-        return Timestamp(secondsSince1970: Int64(start.timeIntervalSince1970))
+    /// Who a page is rendered for: the session, and the tenant every figure is limited to (a
+    /// tenant key's own; nil: all).
+    struct Reader {
+        var session: SessionStore.Session
+        var scope: String?
+        var principal: Principal { session.principal }
+        var manages: Bool { principal.role == .admin || principal.role == .finance }
     }
 
-    static func decimal(_ s: String) -> Decimal { Decimal(string: s, locale: Locale(identifier: "en_US_POSIX")) ?? 0 }
-
-    @Sendable func overview(_ request: Request, context: AppRequestContext) async throws -> Response {
+    /// Renders a page for a signed-in reader: the sign-in page without a session; a 403 page
+    /// for an ingest key (and for a tenant key on a page for admin and finance only); an
+    /// `AppError` (a bad query parameter, another tenant's page) as a page with its status.
+    func page(_ request: Request, _ context: AppRequestContext, title: String, path: String, managersOnly: Bool = false,
+              _ render: (Reader) async throws -> Response) async throws -> Response {
         guard let (_, session) = try await session(request) else { return Self.redirect("/signin") }
         let principal = session.principal
+        context.logFields["key_id"] = "\(principal.keyID)"
+        func refuse(_ status: HTTPResponse.Status, _ message: String) -> Response {
+            let heading = status == .forbidden ? "Not for this key" : status == .notFound ? "Not found" : "Cannot show this page"
+            return Self.html(HTML.page(title: title, current: path, session: session, body: """
+                <h1>\(heading)</h1><p role="alert" class="refused" id="refusal">\(HTML.escape(message))</p><p><a href="/">Back to the overview</a></p>
+                """), status: status)
+        }
         if principal.role == .ingest {
-            return Self.html(HTML.page(title: "Overview", current: "/", session: session,
-                                       body: "<h1>Overview</h1><p role=\"alert\">An ingest key writes usage; it cannot read reports. Sign in with a finance, tenant or admin key.</p>"),
-                             status: .forbidden)
+            return refuse(.forbidden, "An ingest key writes usage; it cannot read reports. Sign in with a finance, tenant or admin key.")
+        }
+        if managersOnly && principal.role == .tenant {
+            return refuse(.forbidden, "\(title) covers every tenant's shared pools: only admin and finance keys see it.")
         }
         let scope = principal.role == .tenant ? principal.tenant : nil
         if let scope { context.logFields["tenant"] = scope }
-        let now = Timestamp.now()
-        let month = Self.monthStart(now)
-        let day: Int64 = 86_400_000_000
-        let today = Timestamp(microseconds: now.microseconds.floorDivided(by: day) * day)
-        let ninetyDays = Timestamp(microseconds: today.microseconds - 89 * day)
-
-        let byTenant = try await costs.costs(CostQuery(from: month, to: now, groupBy: [.tenant], tenant: scope))
-        let byModel = try await costs.costs(CostQuery(from: month, to: now, groupBy: [.model], tenant: scope))
-        let daily = try await costs.costs(CostQuery(from: ninetyDays, to: now, groupBy: [.day], tenant: scope))
-        let beforeToday = today > month ? try await costs.costs(CostQuery(from: month, to: today, groupBy: [], tenant: scope)).total.costUSD : "0"
-        let monthDays = Int((Self.monthStart(Timestamp(microseconds: month.microseconds + 32 * day)).microseconds - today.microseconds) / day)
-        // The page stands without its forecast card; a failure is logged, not hidden.
-        var forecast: PlanningStore.SpendForecast?
         do {
-            forecast = try await planning.forecastSpend(tenant: scope, model: nil, horizon: max(monthDays, 1), level: 0.8, asOf: now)
-        } catch {
-            context.logger.warning("overview: no month forecast", metadata: ["error": .string(String(describing: error))])
+            return try await render(Reader(session: session, scope: scope))
+        } catch let error as AppError {
+            return refuse(error.status, error.message)
         }
-        let budgetList = try await budgets.list(tenant: scope)
-        let statuses = budgetList.isEmpty ? [] : try await planning.statuses(budgetList, at: now)
-        let atRisk = statuses.filter { $0.state == .at_risk || $0.state == .exceeded }
+    }
 
-        var body = "<h1>Overview</h1><p class=\"muted\">\(scope.map { "Tenant \(HTML.escape($0)), " } ?? "")month to date: \(month.rfc3339.prefix(10)) to now (UTC)</p>"
-        let total = byTenant.total
-        if total.requests == 0 && daily.total.requests == 0 {
-            body += """
-                <div class="empty"><h2>No usage yet</h2><p>Nothing has been recorded in the last 90 days\(scope == nil ? "" : " for this tenant").
-                Post usage records to <code>POST /v1/usage</code> with an ingest or admin key, for example:</p>
-                <pre>curl -X POST http://HOST:8080/v1/usage -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
-                  -d '{"request_id":"req-1","tenant":"acme","model":"llama-3.1-70b","accelerator":"H100",
-                       "started_at":"2026-11-28T10:00:00Z","gpu_seconds":2.5,"input_tokens":1200,"output_tokens":300}'</pre>
-                <p>or a file with <code>gpuledger ingest usage.ndjson</code>. The figures appear here as soon as a batch is acknowledged.</p></div>
-                """
-        }
-        body += "<div class=\"cards\">"
-        body += "<section class=\"card\" id=\"mtd\"><h2>Spent this month</h2><div class=\"big\">\(HTML.money(total.costUSD))</div>"
-        body += "<div class=\"muted\">\(total.requests) requests, usage cost (idle share in the chargeback)</div></section>"
-        if let forecast {
-            let base = Self.decimal(beforeToday)
-            func plus(_ d: Decimal) -> String { "\(base + d)" }
-            body += "<section class=\"card\" id=\"forecast\"><h2>Month forecast (p50, 80% interval)</h2><div class=\"big\">\(HTML.money(plus(forecast.total.p50)))</div>"
-            body += "<div class=\"muted\">\(HTML.money(plus(forecast.total.lower))) to \(HTML.money(plus(forecast.total.upper))) · \(HTML.escape(forecast.method))</div></section>"
-        }
-        body += "<section class=\"card\" id=\"budgets-at-risk\"><h2>Budgets at risk or exceeded</h2><div class=\"big\">\(atRisk.count) of \(statuses.count)</div></section>"
-        body += "</div>"
+    /// A page's body in the layout.
+    static func ok(_ title: String, _ path: String, _ reader: Reader, _ body: String, status: HTTPResponse.Status = .ok) -> Response {
+        html(HTML.page(title: title, current: path, session: reader.session, body: body), status: status)
+    }
 
-        // Spend per day, 90 days: a chart and its numbers.
-        var byDay: [String: String] = [:]
-        for row in daily.rows { if let d = row.group.first ?? nil { byDay[d] = row.costUSD } }
-        var points: [(label: String, value: Double, exact: String)] = []
-        for i in 0..<90 {
-            let d = String(Timestamp(microseconds: ninetyDays.microseconds + Int64(i) * day).rfc3339.prefix(10))
-            let exact = byDay[d] ?? "0"
-            points.append((d, NSDecimalNumber(decimal: Self.decimal(exact)).doubleValue, exact))
-        }
-        body += "<h2>Spend per day, last 90 days</h2>" + HTML.bars(points.map { ($0.label, $0.value) }, title: "Usage cost per day, \(points.first!.label) to \(points.last!.label)")
-        body += "<details><summary>The numbers</summary><table><thead><tr><th>Day</th><th class=\"n\">Cost</th></tr></thead><tbody>"
-        for p in points.reversed() where p.exact != "0" { body += "<tr><td>\(p.label)</td><td class=\"n\">\(HTML.money(p.exact))</td></tr>" }
-        body += "</tbody></table></details>"
+    /// The budget statuses for `list`: those the gauge service computed within the last five
+    /// minutes from the same definitions, the rest computed now; and when the oldest was computed.
+    func statuses(_ list: [Budget], now: Timestamp) async throws -> (statuses: [BudgetStatus], at: Timestamp) {
+        let cached = metrics.budgetStatuses.lookup(list, now: now, maxAge: 300_000_000)
+        let fresh = cached.missing.isEmpty ? [] : try await planning.statuses(cached.missing, at: now)
+        var byName: [String: BudgetStatus] = [:]
+        for s in cached.found + fresh { byName[s.budget.name] = s }
+        return (list.compactMap { byName[$0.name] }, cached.at ?? now)
+    }
 
-        func top(_ report: CostReport, _ name: String, _ id: String) -> String {
-            let rows = report.rows.sorted { Self.decimal($0.costUSD) > Self.decimal($1.costUSD) }.prefix(10)
-            var t = "<section id=\"\(id)\"><h2>Top \(name)s this month</h2><table><thead><tr><th>\(name.capitalized)</th><th class=\"n\">Requests</th><th class=\"n\">Cost</th><th class=\"n\">Per 1M tokens</th></tr></thead><tbody>"
-            for r in rows {
-                t += "<tr><td>\(HTML.escape((r.group.first ?? nil) ?? "—"))</td><td class=\"n\">\(r.requests)</td><td class=\"n\">\(HTML.money(r.costUSD))</td>"
-                t += "<td class=\"n\">\(r.costPer1MTokensUSD.map(HTML.money) ?? "—")</td></tr>"
-            }
-            if rows.isEmpty { t += "<tr><td colspan=\"4\" class=\"muted\">No usage this month yet.</td></tr>" }
-            return t + "</tbody></table></section>"
-        }
-        if scope == nil { body += top(byTenant, "tenant", "top-tenants") }
-        body += top(byModel, "model", "top-models")
+    /// `HH:MM UTC` of a time.
+    static func clock(_ t: Timestamp) -> String { String(t.rfc3339.dropFirst(11).prefix(5)) + " UTC" }
 
-        body += "<section id=\"budgets\"><h2>Budgets at risk</h2>"
-        if atRisk.isEmpty {
-            body += statuses.isEmpty
-                ? "<p class=\"muted\">No budgets yet. Finance and admin keys create them with <code>PUT /v1/budgets/{name}</code>.</p>"
-                : "<p>None: every budget is within its amount and forecast.</p>"
-        } else {
-            body += "<table><thead><tr><th>Budget</th><th>State</th><th class=\"n\">Spent</th><th class=\"n\">Amount</th><th class=\"n\">Forecast p50</th><th>Exhausts</th></tr></thead><tbody>"
-            for s in atRisk {
-                body += "<tr><td>\(HTML.escape(s.budget.name))</td><td class=\"\(s.state.rawValue)\">\(s.state.rawValue.replacingOccurrences(of: "_", with: " "))</td>"
-                body += "<td class=\"n\">\(HTML.money("\(s.spent)"))</td><td class=\"n\">\(HTML.money("\(s.budget.amount)"))</td>"
-                body += "<td class=\"n\">\(HTML.money("\(s.forecastP50)"))</td><td>\(s.projectedExhaustionDate ?? "—")</td></tr>"
-            }
-            body += "</tbody></table>"
-        }
-        body += "</section>"
-        return Self.html(HTML.page(title: "Overview", current: "/", session: session, body: body))
+    /// A month picker (a plain form: no script) with links to the months before and after.
+    static func monthPicker(_ period: Period, action: String, extra: [(String, String)] = []) -> String {
+        let previous = period.month == 1 ? Period(year: period.year - 1, month: 12) : Period(year: period.year, month: period.month - 1)
+        let hidden = extra.map { "<input type=\"hidden\" name=\"\(HTML.escape($0.0))\" value=\"\(HTML.escape($0.1))\">" }.joined()
+        let query = extra.map { "&amp;\(HTML.escape($0.0))=\(HTML.escape($0.1))" }.joined()
+        return """
+            <form class="inline" method="get" action="\(action)">\(hidden)<label for="period">Month<input id="period" name="period" type="month" value="\(period)"></label>
+            <button type="submit">Show</button><a href="\(action)?period=\(previous)\(query)">← \(previous)</a><a href="\(action)?period=\(period.next)\(query)">\(period.next) →</a></form>
+            """
     }
 }

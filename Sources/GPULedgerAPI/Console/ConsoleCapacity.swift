@@ -1,0 +1,104 @@
+import Foundation
+import GPULedgerCore
+import GPULedgerStore
+import HTTPTypes
+import Hummingbird
+
+/// The Capacity page (admin and finance keys: pools are shared by every tenant): each pool's
+/// busy GPUs per hour against its provisioned GPUs over the last seven days, and the capacity
+/// planner's answer (`GET /v1/forecast/capacity`) for a chosen pool, horizon, target utilization
+/// and budget.
+extension ConsoleController {
+    static let capacityDays: Int64 = 7
+
+    @Sendable func capacity(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try await page(request, context, title: "Capacity", path: "/capacity", managersOnly: true) { reader in
+            let params = try Query(request, allowed: ["pool", "horizon_days", "target_utilization", "budget_usd"])
+            let horizon = try PlanningController.integer(params, "horizon_days", default: 30, range: 1...366)
+            let target = try PlanningController.fraction(params, "target_utilization", default: 0.7, { $0 > 0 && $0 <= 1 }, "a number above 0 and at most 1")
+            var budget: Decimal?
+            if let text = params.get("budget_usd")?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+                guard RateCards.isPlainDecimal(text), let d = CentRounding.decimal(text) else {
+                    throw AppError.badRequest("budget_usd=\(text) must be a decimal amount such as 25000 or 25000.50", code: "bad_query")
+                }
+                budget = d
+            }
+            let hour: Int64 = 3_600_000_000
+            let now = Timestamp.now()
+            let to = Timestamp(microseconds: (now.microseconds.floorDivided(by: hour) + 1) * hour)
+            let from = Timestamp(microseconds: to.microseconds - Self.capacityDays * 24 * hour)
+            let hours = try await stats.poolHours(from: from, to: to)
+            var byPool: [(pool: String, hours: [StatsStore.PoolHour])] = []
+            for h in hours {
+                if byPool.last?.pool == h.pool { byPool[byPool.count - 1].hours.append(h) } else { byPool.append((h.pool, [h])) }
+            }
+            var body = "<h1>Capacity</h1>"
+            guard !byPool.isEmpty else {
+                body += """
+                    <div class="empty"><h2>No pools yet</h2><p>A pool is a set of GPUs the organization pays for whether busy or not. Register one and its
+                    GPU count, and this page shows how busy it is and how many GPUs the forecast needs:</p>
+                    <pre>curl -X PUT http://HOST:8080/v1/pools/h100-east -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+                      -d '{"accelerator":"H100","provider":"aws","region":"us-east-1","tier":"on_demand"}'
+                    curl -X POST http://HOST:8080/v1/pools/h100-east/capacity -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+                      -d '{"at":"2026-11-01T00:00:00Z","gpus":16}'</pre>
+                    <p>Usage records name their pool in the <code>pool</code> field.</p></div>
+                    """
+                return Self.ok("Capacity", "/capacity", reader, body)
+            }
+            let poolName = params.get("pool") ?? byPool[0].pool
+            guard let selected = byPool.first(where: { $0.pool == poolName }) else {
+                throw AppError.notFound("There is no pool \(poolName); the pools are \(byPool.map(\.pool).joined(separator: ", ")).")
+            }
+            body += "<p class=\"muted\">Busy GPUs: GPU-seconds used in an hour / 3,600. Provisioned: the pool's GPUs over the hour. Last \(Self.capacityDays) days to \(to.rfc3339).</p>"
+            var rows: [[String]] = []
+            for (pool, hs) in byPool {
+                let busy = hs.reduce(0) { $0 + $1.busyGPUs }, provisioned = hs.reduce(0) { $0 + $1.provisionedGPUs }
+                let link = "<a href=\"/capacity?pool=\(HTML.escape(pool))\"\(pool == selected.pool ? " aria-current=\"true\"" : "")>\(HTML.escape(pool))</a>"
+                rows.append([link, HTML.number(hs.last?.provisionedGPUs ?? 0, 1), HTML.number(hs.map(\.busyGPUs).max() ?? 0, 2),
+                             HTML.number(busy / Double(max(hs.count, 1)), 2), provisioned > 0 ? HTML.number(busy / provisioned * 100, 1) + "%" : "—"])
+            }
+            body += HTML.table(id: "pools", headers: [("Pool", false), ("Provisioned now", true), ("Peak busy GPUs", true), ("Mean busy GPUs", true), ("Utilization", true)], rows: rows)
+
+            let labels = selected.hours.map { String($0.hour.rfc3339.prefix(13)) + ":00Z" }
+            body += "<section id=\"pool-chart\"><h2>Pool \(HTML.escape(selected.pool)): busy against provisioned GPUs per hour</h2>"
+            body += HTML.lines([HTML.Series(name: "Busy GPUs", values: selected.hours.map(\.busyGPUs)),
+                                HTML.Series(name: "Provisioned GPUs", values: selected.hours.map(\.provisionedGPUs), dashed: true, color: "#5b6475")],
+                               labels: labels, title: "Busy and provisioned GPUs per hour in pool \(selected.pool), last \(Self.capacityDays) days",
+                               unit: { String(format: "%.1f GPUs", $0) })
+            body += "<details><summary>The numbers</summary>"
+            body += HTML.table(id: "pool-hours", headers: [("Hour", false), ("Busy GPUs", true), ("Provisioned GPUs", true), ("Utilization", true)],
+                               rows: selected.hours.reversed().map { h in
+                                   [String(h.hour.rfc3339.prefix(13)) + ":00Z", HTML.number(h.busyGPUs, 3), HTML.number(h.provisionedGPUs, 2),
+                                    h.provisionedGPUs > 0 ? HTML.number(h.busyGPUs / h.provisionedGPUs * 100, 1) + "%" : "—"]
+                               })
+            body += "</details></section>"
+
+            // The planner.
+            body += "<section id=\"planner\"><h2>How many GPUs does \(HTML.escape(selected.pool)) need?</h2>"
+            body += "<form class=\"inline\" method=\"get\" action=\"/capacity\"><label for=\"pool\">Pool<select id=\"pool\" name=\"pool\">"
+            for (pool, _) in byPool { body += "<option\(pool == selected.pool ? " selected" : "")>\(HTML.escape(pool))</option>" }
+            body += "</select></label><label for=\"horizon_days\">Horizon (days)<input id=\"horizon_days\" name=\"horizon_days\" type=\"number\" min=\"1\" max=\"366\" value=\"\(horizon)\"></label>"
+            body += "<label for=\"target_utilization\">Target utilization<input id=\"target_utilization\" name=\"target_utilization\" type=\"number\" step=\"0.01\" min=\"0.01\" max=\"1\" value=\"\(target)\"></label>"
+            body += "<label for=\"budget_usd\">Budget (USD, optional)<input id=\"budget_usd\" name=\"budget_usd\" inputmode=\"decimal\" value=\"\(budget.map { "\($0)" } ?? "")\"></label>"
+            body += "<button type=\"submit\">Plan</button></form>"
+            if let a = try await planning.capacity(.init(pool: selected.pool, accelerator: nil, model: nil, horizonDays: horizon, targetUtilization: target,
+                                                         budgetUSD: budget, asOf: now)) {
+                let p = a.plan
+                body += "<div class=\"cards\">"
+                body += "<section class=\"card\" id=\"required-gpus\"><h2>GPUs needed</h2><div class=\"big\">\(p.requiredGPUs)</div>"
+                body += "<div class=\"muted\">\(a.currentGPUs) provisioned now · \(p.requiredGPUs > a.currentGPUs ? "\(p.requiredGPUs - a.currentGPUs) more" : p.requiredGPUs < a.currentGPUs ? "\(a.currentGPUs - p.requiredGPUs) fewer" : "as now")</div></section>"
+                body += "<section class=\"card\" id=\"forecast-peak\"><h2>Forecast peak busy GPUs (p90)</h2><div class=\"big\">\(HTML.number(p.forecastPeakBusyGPUs, 2))</div>"
+                body += "<div class=\"muted\">observed peak \(HTML.number(p.peakBusyGPUs, 2)) over \(p.historyHours) hours</div></section>"
+                body += "<section class=\"card\" id=\"plan-cost\"><h2>Cost of the plan over \(horizon) days</h2><div class=\"big\">\(p.planCostUSD.map(HTML.money) ?? "no rate")</div>"
+                body += "<div class=\"muted\">\(a.usdPerGPUHour.map { "at \(HTML.money($0)) per GPU-hour" } ?? "the pool has no rate")</div></section>"
+                if let budget {
+                    body += "<section class=\"card\" id=\"plan-budget\"><h2>Against \(HTML.money(budget))</h2><div class=\"big \(p.fitsBudget == false ? "exceeded" : "")\">\(p.fitsBudget.map { $0 ? "fits" : "over budget" } ?? "—")</div>"
+                    body += "<div class=\"muted\">the budget pays for \(p.affordableGPUs.map(String.init) ?? "—") GPUs</div></section>"
+                }
+                body += "</div><p class=\"muted\">\(HTML.escape(p.method))</p>"
+            }
+            body += "</section>"
+            return Self.ok("Capacity", "/capacity", reader, body)
+        }
+    }
+}

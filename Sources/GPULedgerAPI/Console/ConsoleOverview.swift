@@ -1,0 +1,116 @@
+import Foundation
+import GPULedgerCore
+import GPULedgerStore
+import HTTPTypes
+import Hummingbird
+
+extension ConsoleController {
+    // MARK: - Overview
+
+    static func monthStart(_ t: Timestamp) -> Timestamp {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let date = Date(timeIntervalSince1970: Double(t.microseconds) / 1e6)
+        let start = calendar.date(from: calendar.dateComponents([.year, .month], from: date))!
+        return Timestamp(secondsSince1970: Int64(start.timeIntervalSince1970))
+    }
+
+    static func decimal(_ s: String) -> Decimal { Decimal(string: s, locale: Locale(identifier: "en_US_POSIX")) ?? 0 }
+
+    @Sendable func overview(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try await page(request, context, title: "Overview", path: "/") { reader in try await overview(reader, context) }
+    }
+
+    func overview(_ reader: Reader, _ context: AppRequestContext) async throws -> Response {
+        let scope = reader.scope
+        let now = Timestamp.now()
+        let month = Self.monthStart(now)
+        let day: Int64 = 86_400_000_000
+        let today = Timestamp(microseconds: now.microseconds.floorDivided(by: day) * day)
+        let ninetyDays = Timestamp(microseconds: today.microseconds - 89 * day)
+
+        let byTenant = try await costs.costs(CostQuery(from: month, to: now, groupBy: [.tenant], tenant: scope))
+        let byModel = try await costs.costs(CostQuery(from: month, to: now, groupBy: [.model], tenant: scope))
+        let daily = try await costs.costs(CostQuery(from: ninetyDays, to: now, groupBy: [.day], tenant: scope))
+        let beforeToday = today > month ? try await costs.costs(CostQuery(from: month, to: today, groupBy: [], tenant: scope)).total.costUSD : "0"
+        let monthDays = Int((Self.monthStart(Timestamp(microseconds: month.microseconds + 32 * day)).microseconds - today.microseconds) / day)
+        // The page stands without its forecast card; a failure is logged, not hidden.
+        var forecast: PlanningStore.SpendForecast?
+        do {
+            forecast = try await planning.forecastSpend(tenant: scope, model: nil, horizon: max(monthDays, 1), level: 0.8, asOf: now)
+        } catch {
+            context.logger.warning("overview: no month forecast", metadata: ["error": .string(String(describing: error))])
+        }
+        var budgetList = try await budgets.list(tenant: scope)
+        if scope != nil { budgetList = budgetList.filter { $0.tenant == scope } }
+        let (statuses, statusesAt) = try await self.statuses(budgetList, now: now)
+        let atRisk = statuses.filter { $0.state == .at_risk || $0.state == .exceeded }
+
+        var body = "<h1>Overview</h1><p class=\"muted\">\(scope.map { "Tenant \(HTML.escape($0)), " } ?? "")month to date: \(month.rfc3339.prefix(10)) to now (UTC)</p>"
+        let total = byTenant.total
+        if total.requests == 0 && daily.total.requests == 0 {
+            body += """
+                <div class="empty"><h2>No usage yet</h2><p>Nothing has been recorded in the last 90 days\(scope == nil ? "" : " for this tenant").
+                Post usage records to <code>POST /v1/usage</code> with an ingest or admin key, for example:</p>
+                <pre>curl -X POST http://HOST:8080/v1/usage -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+                  -d '{"request_id":"req-1","tenant":"acme","model":"llama-3.1-70b","accelerator":"H100",
+                       "started_at":"2026-11-28T10:00:00Z","gpu_seconds":2.5,"input_tokens":1200,"output_tokens":300}'</pre>
+                <p>or a file with <code>gpuledger ingest usage.ndjson</code>. The figures appear here as soon as a batch is acknowledged.</p></div>
+                """
+        }
+        body += "<div class=\"cards\">"
+        body += "<section class=\"card\" id=\"mtd\"><h2>Spent this month</h2><div class=\"big\">\(HTML.money(total.costUSD))</div>"
+        body += "<div class=\"muted\">\(HTML.count(total.requests)) requests, usage cost (idle share in the chargeback)</div></section>"
+        if let forecast {
+            let base = Self.decimal(beforeToday)
+            func plus(_ d: Decimal) -> String { "\(base + d)" }
+            body += "<section class=\"card\" id=\"forecast\"><h2>Month forecast (p50, 80% interval)</h2><div class=\"big\">\(HTML.money(plus(forecast.total.p50)))</div>"
+            body += "<div class=\"muted\">\(HTML.money(plus(forecast.total.lower))) to \(HTML.money(plus(forecast.total.upper)))</div>"
+            body += "<details class=\"muted\"><summary>Method</summary>\(HTML.escape(forecast.method))</details></section>"
+        }
+        body += "<section class=\"card\" id=\"budgets-at-risk\"><h2>Budgets at risk or exceeded</h2><div class=\"big\">\(atRisk.count) of \(statuses.count)</div><div class=\"muted\">as of \(Self.clock(statusesAt)) · <a href=\"/budgets\">all budgets</a></div></section>"
+        body += "</div>"
+
+        // Spend per day, 90 days: a chart and its numbers.
+        var byDay: [String: String] = [:]
+        for row in daily.rows { if let d = row.group.first ?? nil { byDay[d] = row.costUSD } }
+        var points: [(label: String, value: Double, exact: String)] = []
+        for i in 0..<90 {
+            let d = String(Timestamp(microseconds: ninetyDays.microseconds + Int64(i) * day).rfc3339.prefix(10))
+            let exact = byDay[d] ?? "0"
+            points.append((d, NSDecimalNumber(decimal: Self.decimal(exact)).doubleValue, exact))
+        }
+        body += "<h2>Spend per day, last 90 days</h2>" + HTML.bars(points.map { ($0.label, $0.value) }, title: "Usage cost per day, \(points.first!.label) to \(points.last!.label)")
+        body += "<details><summary>The numbers</summary><table><thead><tr><th>Day</th><th class=\"n\">Cost</th></tr></thead><tbody>"
+        for p in points.reversed() where p.exact != "0" { body += "<tr><td>\(p.label)</td><td class=\"n\">\(HTML.money(p.exact))</td></tr>" }
+        body += "</tbody></table></details>"
+
+        func top(_ report: CostReport, _ name: String, _ id: String, link: (String) -> String) -> String {
+            let rows = report.rows.sorted { Self.decimal($0.costUSD) > Self.decimal($1.costUSD) }.prefix(10)
+            return "<section id=\"\(id)\"><h2>Top \(name)s this month</h2>" + HTML.table(
+                headers: [(name.capitalized, false), ("Requests", true), ("Cost", true), ("Per 1M tokens", true)],
+                rows: rows.map { r in
+                    [link((r.group.first ?? nil) ?? "—"), HTML.count(r.requests), HTML.money(r.costUSD), r.costPer1MTokensUSD.map(HTML.money) ?? "—"]
+                }, empty: "No usage this month yet.") + "</section>"
+        }
+        if scope == nil {
+            body += top(byTenant, "tenant", "top-tenants") { "<a href=\"/tenants/\(HTML.escape($0))\">\(HTML.escape($0))</a>" }
+        }
+        body += top(byModel, "model", "top-models") { HTML.escape($0) }
+
+        body += "<section id=\"budgets\"><h2>Budgets at risk</h2>"
+        if atRisk.isEmpty {
+            body += statuses.isEmpty
+                ? "<p class=\"muted\">No budgets yet. Finance and admin keys create them on the <a href=\"/budgets\">Budgets</a> page or with <code>PUT /v1/budgets/{name}</code>.</p>"
+                : "<p>None: every budget is within its amount and forecast.</p>"
+        } else {
+            body += HTML.table(headers: [("Budget", false), ("State", false), ("Spent", true), ("Amount", true), ("Forecast p50", true), ("Exhausts", false)],
+                               rows: atRisk.map { s in
+                                   [Self.budgetLink(s.budget.name), "<span class=\"\(s.state.rawValue)\">\(Self.stateText(s.state))</span>",
+                                    HTML.money(s.spent), HTML.money(s.budget.amount), HTML.money(s.forecastP50), s.projectedExhaustionDate ?? "—"]
+                               })
+        }
+        body += "</section>"
+        return Self.ok("Overview", "/", reader, body)
+    }
+}

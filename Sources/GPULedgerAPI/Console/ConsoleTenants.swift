@@ -1,0 +1,184 @@
+import Foundation
+import GPULedgerCore
+import GPULedgerStore
+import HTTPTypes
+import Hummingbird
+
+/// The Tenants page (a month's chargeback, sortable, with its CSV and FOCUS downloads) and a
+/// tenant's page (its bill, daily spend, models and labels).
+extension ConsoleController {
+    /// A chargeback column: its query name, heading, whether numeric, and its sort value.
+    struct Column: Sendable {
+        var key: String
+        var heading: String
+        var numeric: Bool
+        var value: @Sendable (Chargeback.TenantRow) -> Decimal?
+    }
+
+    static func tokens(_ t: Chargeback.TenantRow) -> Int64 { t.inputTokens + t.outputTokens }
+
+    /// Total cost per million tokens (input and output), or nil without tokens.
+    static func perMillionTokens(_ cost: Decimal, _ tokens: Int64) -> Decimal? {
+        tokens > 0 ? CentRounding.rounded(cost * 1_000_000 / Decimal(tokens), scale: 6, .plain) : nil
+    }
+
+    static let chargebackColumns: [Column] = [
+        Column(key: "tenant", heading: "Tenant", numeric: false, value: { _ in nil }),
+        Column(key: "requests", heading: "Requests", numeric: true, value: { Decimal($0.requests) }),
+        Column(key: "gpu_hours", heading: "GPU-hours", numeric: true, value: { $0.gpuSeconds }),
+        Column(key: "usage", heading: "Usage", numeric: true, value: { $0.usageCost }),
+        Column(key: "idle", heading: "Idle share", numeric: true, value: { $0.idleCost }),
+        Column(key: "total", heading: "Total", numeric: true, value: { $0.totalCost }),
+        Column(key: "tokens", heading: "Tokens", numeric: true, value: { Decimal(tokens($0)) }),
+        Column(key: "per_1m", heading: "Per 1M tokens", numeric: true, value: { perMillionTokens($0.totalCost, tokens($0)) }),
+    ]
+
+    static func gpuHours(_ seconds: Decimal) -> String {
+        HTML.number(NSDecimalNumber(decimal: seconds).doubleValue / 3600, 2)
+    }
+
+    @Sendable func tenants(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try await page(request, context, title: "Tenants", path: "/tenants") { reader in
+            let params = try Query(request, allowed: ["period", "sort", "dir"])
+            let period = try CostsController.period(params.get("period"))
+            let sortKey = params.get("sort") ?? "total"
+            guard let column = Self.chargebackColumns.first(where: { $0.key == sortKey }) else {
+                throw AppError.badRequest("sort=\(sortKey) is not one of \(Self.chargebackColumns.map(\.key).joined(separator: ", "))", code: "bad_query")
+            }
+            let dir = params.get("dir") ?? (column.numeric ? "desc" : "asc")
+            guard dir == "asc" || dir == "desc" else { throw AppError.badRequest("dir=\(dir) is not asc or desc", code: "bad_query") }
+            let bill = try await CostsController.bill(costs, period: period, tenant: reader.scope)
+            var rows = bill.tenants
+            rows.sort { a, b in
+                let x = column.value(a), y = column.value(b)
+                if x != y, column.key != "tenant" {
+                    // Rows without the figure last either way.
+                    guard let x else { return false }
+                    guard let y else { return true }
+                    return dir == "asc" ? x < y : x > y
+                }
+                return dir == "asc" || column.key != "tenant" ? a.tenant < b.tenant : a.tenant > b.tenant
+            }
+            var body = "<h1>Tenants</h1><p class=\"muted\">Chargeback for \(period) (UTC): each tenant's usage priced at the rate in force when it ran, "
+            body += "plus its share of the paid-for idle GPU time of the pools it used. Cents add up to the bill.</p>"
+            body += Self.monthPicker(period, action: "/tenants", extra: params.get("sort") == nil ? [] : [("sort", sortKey), ("dir", dir)])
+            body += "<p><a href=\"/tenants/chargeback.csv?period=\(period)\" download>Download CSV</a> · "
+            body += "<a href=\"/tenants/focus.csv?period=\(period)\" download>Download FinOps FOCUS</a></p>"
+            let headers = Self.chargebackColumns.map { c -> (String, Bool) in
+                let active = c.key == column.key
+                let next = active ? (dir == "asc" ? "desc" : "asc") : (c.numeric ? "desc" : "asc")
+                let arrow = active ? (dir == "asc" ? " ▲" : " ▼") : ""
+                let sortState = active ? " aria-sort=\"\(dir == "asc" ? "ascending" : "descending")\"" : ""
+                return ("<a href=\"/tenants?period=\(period)&amp;sort=\(c.key)&amp;dir=\(next)\"\(sortState)>\(c.heading)\(arrow)</a>", c.numeric)
+            }
+            let cells = rows.map { t -> [String] in
+                [
+                    "<a href=\"/tenants/\(HTML.escape(t.tenant))?period=\(period)\">\(HTML.escape(t.tenant))</a>",
+                    HTML.count(t.requests), Self.gpuHours(t.gpuSeconds), HTML.money(t.usageCost), HTML.money(t.idleCost),
+                    HTML.money(t.totalCost), HTML.count(Self.tokens(t)), Self.perMillionTokens(t.totalCost, Self.tokens(t)).map(HTML.money) ?? "—",
+                ]
+            }
+            body += HTML.table(id: "chargeback", caption: "Sorted by \(column.heading.lowercased()), \(dir == "asc" ? "ascending" : "descending")",
+                               headers: headers, rows: cells,
+                               empty: "No usage in \(period)\(reader.scope.map { " for tenant \($0)" } ?? ""). Records posted to POST /v1/usage appear here.")
+            if reader.manages {
+                let f = bill.fleet
+                body += "<section id=\"fleet\"><h2>The fleet's bill for \(period)</h2>"
+                body += HTML.table(headers: [("Part", false), ("Amount", true)], rows: [
+                    ["Provisioned GPU time (what the pools cost)", HTML.money(f.provisionedCost)],
+                    ["Usage, priced per request", HTML.money(f.usageCost)],
+                    ["Idle time shared out to tenants", HTML.money(f.idleCost)],
+                    ["Idle time no tenant used that pool in (unallocated)", HTML.money(f.unallocatedIdleCost)],
+                    ["<strong>Total</strong>", "<strong>\(HTML.money(f.totalCost))</strong>"],
+                ])
+                body += "<p class=\"muted\">The tenants' totals plus the unallocated idle time equal the fleet's total.</p></section>"
+            }
+            return Self.ok("Tenants", "/tenants", reader, body)
+        }
+    }
+
+    /// The chargeback as a download, as `GET /v1/chargeback?format=csv|focus` answers it.
+    @Sendable func chargebackDownload(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try await page(request, context, title: "Tenants", path: "/tenants") { reader in
+            let params = try Query(request, allowed: ["period"])
+            let period = try CostsController.period(params.get("period"))
+            let bill = try await CostsController.bill(costs, period: period, tenant: reader.scope)
+            return CostsController.export(bill, format: request.uri.path.hasSuffix("focus.csv") ? "focus" : "csv", configuration: configuration)
+        }
+    }
+
+    @Sendable func tenant(_ request: Request, context: AppRequestContext) async throws -> Response {
+        try await page(request, context, title: "Tenant", path: "/tenants") { reader in
+            let name = try context.parameters.require("tenant")
+            guard UsageRecord.isValidTenant(name) else {
+                throw AppError.notFound("There is no tenant named \(name): tenant names match ^[a-z0-9][a-z0-9._-]{0,62}$.")
+            }
+            _ = try Scope.tenant(reader.principal, asked: name)
+            let params = try Query(request, allowed: ["period", "label"])
+            let period = try CostsController.period(params.get("period"))
+            let now = Timestamp.now()
+            let to = min(period.end, max(now, period.start))
+            let bill = try await CostsController.bill(costs, period: period, tenant: name)
+            let daily = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: [.day], tenant: name))
+            let byModel = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: [.model], tenant: name))
+            let labelKeys = try await costs.labelKeys(tenant: name, from: period.start, to: to)
+
+            var body = "<h1>Tenant \(HTML.escape(name))</h1>"
+            body += Self.monthPicker(period, action: "/tenants/\(HTML.escape(name))")
+            let row = bill.tenants.first ?? Chargeback.TenantRow(tenant: name)
+            body += "<div class=\"cards\">"
+            body += "<section class=\"card\" id=\"tenant-total\"><h2>Total for \(period)</h2><div class=\"big\">\(HTML.money(row.totalCost))</div>"
+            body += "<div class=\"muted\">usage \(HTML.money(row.usageCost)) + idle share \(HTML.money(row.idleCost))</div></section>"
+            body += "<section class=\"card\" id=\"tenant-requests\"><h2>Requests</h2><div class=\"big\">\(HTML.count(row.requests))</div>"
+            body += "<div class=\"muted\">\(HTML.count(row.errors)) errors · \(Self.gpuHours(row.gpuSeconds)) GPU-hours</div></section>"
+            body += "<section class=\"card\" id=\"tenant-per-1m\"><h2>Per 1M tokens</h2><div class=\"big\">\(Self.perMillionTokens(row.totalCost, Self.tokens(row)).map(HTML.money) ?? "—")</div>"
+            body += "<div class=\"muted\">\(HTML.count(Self.tokens(row))) tokens in and out</div></section></div>"
+            if row.requests == 0 {
+                body += "<div class=\"empty\"><p>No usage recorded for \(HTML.escape(name)) in \(period). Pick another month, or check that the serving fleet posts this tenant's records to <code>POST /v1/usage</code>.</p></div>"
+            }
+
+            // Daily usage cost over the month.
+            var byDay: [String: String] = [:]
+            for r in daily.rows { if let d = r.group.first ?? nil { byDay[d] = r.costUSD } }
+            var points: [(label: String, value: Double, exact: String)] = []
+            var d = period.start
+            while d < period.end {
+                let label = String(d.rfc3339.prefix(10))
+                let exact = byDay[label] ?? "0"
+                points.append((label, NSDecimalNumber(decimal: Self.decimal(exact)).doubleValue, exact))
+                d = Timestamp(microseconds: d.microseconds + 86_400_000_000)
+            }
+            body += "<h2>Usage cost per day</h2>" + HTML.bars(points.map { ($0.label, $0.value) }, title: "Usage cost of \(name) per day in \(period)")
+            body += "<details><summary>The numbers</summary>"
+            body += HTML.table(id: "tenant-daily", headers: [("Day", false), ("Usage cost", true)],
+                               rows: points.filter { $0.exact != "0" }.map { [$0.label, HTML.money($0.exact)] }, empty: "No usage this month.")
+            body += "</details>"
+
+            body += "<h2>Models</h2>"
+            body += HTML.table(id: "tenant-models", headers: [("Model", false), ("Requests", true), ("Errors", true), ("Usage cost", true), ("Per 1M tokens", true)],
+                               rows: byModel.rows.sorted { Self.decimal($0.costUSD) > Self.decimal($1.costUSD) }.map { r in
+                                   [HTML.escape((r.group.first ?? nil) ?? "—"), HTML.count(r.requests), HTML.count(r.errors),
+                                    HTML.money(r.costUSD), r.costPer1MTokensUSD.map(HTML.money) ?? "—"]
+                               }, empty: "No usage this month.")
+
+            body += "<h2>Labels</h2>"
+            if labelKeys.isEmpty {
+                body += "<p class=\"muted\">This tenant's records in \(period) carry no labels (records may carry a <code>labels</code> object, such as team or feature).</p>"
+            } else {
+                body += "<p>Break the usage cost down by: " + labelKeys.map { k in
+                    "<a href=\"/tenants/\(HTML.escape(name))?period=\(period)&amp;label=\(HTML.escape(k.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? k))\"\(params.get("label") == k ? " aria-current=\"true\"" : "")>\(HTML.escape(k))</a>"
+                }.joined(separator: " · ") + "</p>"
+            }
+            if let key = params.get("label") {
+                let groupBy: [GroupKey]
+                do { groupBy = try GroupKey.parseList("label:" + key) } catch let error as ReportQueryError { throw AppError.badRequest(error.message, code: "bad_query") }
+                let byLabel = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: groupBy, tenant: name))
+                body += HTML.table(id: "tenant-labels", caption: "Usage cost by label \(key)", headers: [(HTML.escape(key), false), ("Requests", true), ("Usage cost", true)],
+                                   rows: byLabel.rows.sorted { Self.decimal($0.costUSD) > Self.decimal($1.costUSD) }.map { r in
+                                       [(r.group.first ?? nil).map(HTML.escape) ?? "<span class=\"muted\">(no \(HTML.escape(key)))</span>", HTML.count(r.requests), HTML.money(r.costUSD)]
+                                   }, empty: "No usage this month.")
+            }
+            return Self.ok("Tenant \(name)", "/tenants", reader, body)
+        }
+    }
+}
