@@ -77,6 +77,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "gpuledger-bench-console",
+            dependencies: ["GPULedgerCore", "GPULedgerStore", "GPULedgerTestSupport"],
+            path: "Benchmarks/ConsoleBenchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "gpuledger-bench-reports",
             dependencies: [
                 "GPULedgerCore", "GPULedgerStore", "GPULedgerTestSupport",

@@ -65,10 +65,10 @@ public final class BenchmarkService: @unchecked Sendable {
         }
     }
 
-    /// A GET with the admin key: status and body.
-    public func get(_ path: String) async throws -> (Int, Data) {
+    /// A GET with the admin key (or, given a console session's `cookie`, with that): status and body.
+    public func get(_ path: String, cookie: String? = nil) async throws -> (Int, Data) {
         var request = URLRequest(url: URL(string: base + path)!)
-        request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
+        if let cookie { request.setValue(cookie, forHTTPHeaderField: "Cookie") } else { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
         request.timeoutInterval = 600
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)

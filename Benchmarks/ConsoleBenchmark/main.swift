@@ -1,0 +1,74 @@
+// The console's page speed benchmark: not a test. It prints figures.
+//
+//   swift build -c release && .build/release/gpuledger-bench-console [--records 10000000] [--runs 20] [--budgets 1000]
+//
+// 1. Starts the release `gpuledger serve` on its embedded PostgreSQL in a temporary folder and
+//    loads the benchmarks' fleet (`BenchmarkFleet`: N records shaped by the Azure 2023 and
+//    ServeGen traces) over the 30 days up to the last whole hour, so that every page, which
+//    shows the current month and the latest hours and days, has a month of data at 10 million
+//    records; then `--budgets` budgets (one for the fleet, the rest spread over the tenants) and
+//    waits for the service's gauge refresh to compute their statuses once, as it does every minute.
+// 2. Signs in a finance key's console session and times `runs` GETs of each page over HTTP
+//    (the whole service: queries, forecasts, HTML), after one untimed request, and prints p50,
+//    p95 and the page's size. The targets: p50 under 150 ms, under 300 KB.
+import Foundation
+import GPULedgerCore
+import GPULedgerStore
+import GPULedgerTestSupport
+
+/// Prints a line at once (stdout to a pipe is block-buffered).
+func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
+let total = option("--records", 10_000_000)
+let runs = option("--runs", 20)
+let budgetCount = option("--budgets", 1000)
+let binary = stringOption("--binary", ".build/release/gpuledger")
+let traces = stringOption("--traces", "../shared/data/traces")
+let keep = CommandLine.arguments.contains("--keep")
+
+let service = try await BenchmarkService(name: "console", binary: binary, arguments: ["--budget-gauge-interval", "20"])
+signal(SIGPIPE, SIG_IGN)
+let hour: Int64 = 3_600_000_000
+let lastHour = Timestamp(microseconds: Timestamp.now().microseconds.floorDivided(by: hour) * hour)
+let start = Timestamp(microseconds: lastHour.microseconds - 720 * hour)
+try await BenchmarkFleet.load(service, records: total, start: start, traces: traces, print: print)
+
+// Budgets: the fleet's, then the tenants' (monthly, quarterly, some on the total basis).
+var budgetRows = ["('fleet', NULL, 'monthly', 5000000, '{0.5,0.8,1}', 'usage')"]
+for i in 1..<budgetCount {
+    let tenant = String(format: "tenant-%02d", i % 40)
+    let period = i % 3 == 0 ? "quarterly" : "monthly"
+    budgetRows.append("('b-\(i)', '\(tenant)', '\(period)', \(1000 + (i * 7919) % 200_000), '{0.5,0.8,1}', '\(i % 5 == 0 ? "total" : "usage")')")
+}
+await service.sql("INSERT INTO budgets (name, tenant, period, amount_usd, thresholds, basis) VALUES " + budgetRows.joined(separator: ","))
+print("\(budgetCount) budgets; waiting for the service's gauge refresh to compute their statuses…")
+let waitClock = ContinuousClock.now
+while true {
+    let (_, metrics) = try await service.get("/metrics")
+    let text = String(decoding: metrics, as: UTF8.self)
+    if text.components(separatedBy: "\ngpuledger_budget_amount_usd{").count - 1 >= budgetCount { break }
+    if ContinuousClock.now - waitClock > .seconds(900) { await service.fail("the budget gauges never appeared") }
+    try await Task.sleep(for: .seconds(2))
+}
+print(String(format: "statuses computed (%.0f s after the budgets were added)", milliseconds(ContinuousClock.now - waitClock) / 1000))
+
+// A finance key's console session, as the sign-in form makes one.
+let keys = KeyStore(database: service.db)
+let finance = try await keys.create(role: .finance, tenant: nil, name: "bench finance").key
+guard let principal = try await keys.authenticate(finance) else { await service.fail("no principal") }
+let (token, _) = try await SessionStore(database: service.db).create(principal: principal, lifetime: .seconds(3600))
+let cookie = "gpl_session=\(token)"
+
+let pages = [
+    "/", "/tenants", "/tenants/tenant-00", "/tenants/tenant-00?label=team", "/models", "/models?range=7d", "/models?range=30d",
+    "/budgets", "/budgets/fleet", "/budgets/b-1", "/capacity", "/capacity?pool=h100-a&horizon_days=30&target_utilization=0.7&budget_usd=200000",
+]
+print(String(format: "%-74@ %9@ %9@ %9@", "page (finance key, \(runs) runs)", "p50 ms", "p95 ms", "KB"))
+for page in pages {
+    let (status, body) = try await service.get(page, cookie: cookie)
+    guard status == 200 else { await service.fail("\(page): HTTP \(status)\n\(String(decoding: body.prefix(500), as: UTF8.self))") }
+    let t = try await timed(runs) { _ = try await service.get(page, cookie: cookie) }
+    print(String(format: "%-74@ %9.1f %9.1f %9.1f", page, t.p50, t.p95, Double(body.count) / 1024))
+}
+if keep { print("kept: \(service.base) (\(cookie)); psql 'postgresql:///gpuledger?host=\(service.dir)/pg&user=gpuledger'") }
+await service.stop(keep: keep)
