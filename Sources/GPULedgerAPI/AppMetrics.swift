@@ -326,6 +326,8 @@ public final class AppMetrics: Sendable {
     private let budgetNames = LockedSets()
     /// The statuses behind the gauges, for the console (computing a thousand takes seconds).
     let budgetStatuses = BudgetStatusCache()
+    /// The console's hourly latency percentiles (kept warm for the fleet's last day here).
+    let latencyHours = LatencyHours()
 
     /// Sets each budget's gauges from its status (computed at `at`), and drops those of budgets
     /// that are gone.
@@ -434,7 +436,8 @@ public struct SummaryFoldService: Service {
 }
 
 /// Keeps the gauges that need the database current: every `interval`, every budget's status
-/// from the ledger, every pool's GPUs, and the price book of the cost counter. (Computing a
+/// from the ledger, every pool's GPUs, and the price book of the cost counter; and the console's
+/// fleet latency hours. (Computing a
 /// thousand budget statuses takes about a second, too long for a scrape.)
 public struct MetricsRefreshService: Service {
     let budgets: BudgetStore
@@ -461,6 +464,9 @@ public struct MetricsRefreshService: Service {
         metrics.pools(try await stats.poolsNow(at: .now()))
         let now = Timestamp.now()
         metrics.budgets(try await planning.statuses(try await budgets.list(), at: now), at: now)
+        // The Models page's chart for the fleet: the hours that changed since the last refresh.
+        let hourEnd = Timestamp(microseconds: (now.microseconds.floorDivided(by: LatencyHours.hour) + 1) * LatencyHours.hour)
+        _ = try await metrics.latencyHours.series(stats, from: Timestamp(microseconds: hourEnd.microseconds - 24 * LatencyHours.hour), to: hourEnd, tenant: nil)
     }
 
     public func run() async throws {

@@ -200,4 +200,23 @@ extension StatsStore {
             return out
         }
     }
+
+    /// Requests per hour (its start, in microseconds) and model in `[from, to)`, from the
+    /// summaries: a version of each hour's records (it changes whenever one is added or deleted).
+    public func hourlyRequestCounts(from: Timestamp, to: Timestamp, tenant: String?) async throws -> [Int64: [String: Int64]] {
+        let logger = self.logger
+        let f = from.rfc3339, t = to.rfc3339
+        return try await db.withConnection { conn in
+            var out: [Int64: [String: Int64]] = [:]
+            let rows = try await conn.query("""
+                SELECT (extract(epoch FROM hour) * 1000000)::bigint, model, sum(requests)::bigint FROM usage_hourly_live
+                WHERE hour >= \(f)::timestamptz AND hour < \(t)::timestamptz AND (\(tenant)::text IS NULL OR tenant = \(tenant))
+                GROUP BY 1, 2
+                """, logger: logger)
+            for try await (hour, model, requests) in rows.decode((Int64, String, Int64).self) where requests != 0 {
+                out[hour, default: [:]][model] = requests
+            }
+            return out
+        }
+    }
 }

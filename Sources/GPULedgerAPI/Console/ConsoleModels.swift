@@ -7,9 +7,8 @@ import Hummingbird
 /// The Models page: per model, cost per million tokens, requests, error rate and the latency
 /// percentiles, with a latency-over-time chart; the same figures as `/v1/costs` and `/v1/stats`.
 extension ConsoleController {
-    static let ranges: [(key: String, name: String, hours: Int64, bucket: GroupKey)] = [
-        ("24h", "last 24 hours", 24, .hour), ("7d", "last 7 days", 168, .hour), ("30d", "last 30 days", 720, .day),
-    ]
+    /// The table's windows: the last 60 minutes, or whole hours up to the current one's end.
+    static let ranges: [(key: String, name: String, hours: Int64)] = [("1h", "last hour", 1), ("24h", "last 24 hours", 24), ("7d", "last 7 days", 168)]
     static let latencyMetrics: [(key: String, name: String, value: @Sendable (StatsRow) -> StatsRow.Percentiles?)] = [
         ("e2e", "end-to-end latency", { $0.e2eMS }), ("ttft", "time to first token", { $0.ttftMS }), ("tpot", "time per output token", { $0.tpotMS }),
     ]
@@ -17,7 +16,7 @@ extension ConsoleController {
     @Sendable func models(_ request: Request, context: AppRequestContext) async throws -> Response {
         try await page(request, context, title: "Models", path: "/models") { reader in
             let params = try Query(request, allowed: ["range", "metric"])
-            let rangeKey = params.get("range") ?? "24h"
+            let rangeKey = params.get("range") ?? "1h"
             guard let range = Self.ranges.first(where: { $0.key == rangeKey }) else {
                 throw AppError.badRequest("range=\(rangeKey) is not one of \(Self.ranges.map(\.key).joined(separator: ", "))", code: "bad_query")
             }
@@ -27,11 +26,12 @@ extension ConsoleController {
             }
             let hour: Int64 = 3_600_000_000
             let now = Timestamp.now()
-            // Whole buckets: the current one is included, so the range ends at its end.
-            let unit = range.bucket == .hour ? hour : 24 * hour
-            let to = Timestamp(microseconds: (now.microseconds.floorDivided(by: unit) + 1) * unit)
-            let from = Timestamp(microseconds: to.microseconds - range.hours * hour)
-            let stats = try await self.stats.stats(CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope))
+            let hourEnd = Timestamp(microseconds: (now.microseconds.floorDivided(by: hour) + 1) * hour)
+            let (from, to) = range.hours == 1 ? (Timestamp(microseconds: now.microseconds - hour), now)
+                                              : (Timestamp(microseconds: hourEnd.microseconds - range.hours * hour), hourEnd)
+            // The chart: each hour of the last day (or of the range, when longer).
+            let chartFrom = Timestamp(microseconds: hourEnd.microseconds - max(range.hours, 24) * hour)
+            let table = try await stats.stats(CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope))
             let cost = try await costs.costs(CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope))
             var costByModel: [String: CostRow] = [:]
             for r in cost.rows { if let m = r.group.first ?? nil { costByModel[m] = r } }
@@ -45,7 +45,8 @@ extension ConsoleController {
             body += "</select></label><button type=\"submit\">Show</button></form>"
 
             func p(_ x: StatsRow.Percentiles?) -> [String] { [HTML.number(x?.p50), HTML.number(x?.p95), HTML.number(x?.p99)] }
-            let rows = stats.rows.sorted { $0.requests != $1.requests ? $0.requests > $1.requests : ($0.group.first ?? "") ?? "" < ($1.group.first ?? "") ?? "" }
+            func name(_ r: StatsRow) -> String { (r.group.first ?? nil) ?? "" }
+            let rows = table.rows.sorted { a, b in a.requests != b.requests ? a.requests > b.requests : name(a) < name(b) }
             let cells = rows.map { r -> [String] in
                 let name = (r.group.first ?? nil) ?? ""
                 let c = costByModel[name]
@@ -58,29 +59,24 @@ extension ConsoleController {
             body += HTML.table(id: "models", headers: headers, rows: cells,
                                empty: "No requests in the \(range.name). The serving fleet posts one record per request to POST /v1/usage.")
 
-            // p95 of the chosen latency per bucket, for the busiest models.
-            let top = rows.prefix(HTML.palette.count).compactMap { $0.group.first ?? nil }
+            // p95 of the chosen latency per hour, for the chart's busiest models (kept per hour: see LatencyHours).
+            let series = try await metrics.latencyHours.series(stats, from: chartFrom, to: hourEnd, tenant: reader.scope)
+            var requests: [String: Int64] = [:]
+            for (_, models) in series { for (m, r) in models { requests[m, default: 0] += r.requests } }
+            let top = requests.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(HTML.palette.count).map(\.key)
             if !top.isEmpty {
-                let series = try await self.stats.stats(CostQuery(from: from, to: to, groupBy: [.model, range.bucket], tenant: reader.scope))
-                var labels: [String] = []
-                var t = from
-                while t < to {
-                    labels.append(range.bucket == .hour ? String(t.rfc3339.prefix(13)) + ":00Z" : String(t.rfc3339.prefix(10)))
-                    t = Timestamp(microseconds: t.microseconds + unit)
-                }
-                var values: [String: [String: Double]] = [:]
-                for r in series.rows {
-                    guard r.group.count == 2, let m = r.group[0], let b = r.group[1], let v = metric.value(r)?.p95 else { continue }
-                    let label = range.bucket == .hour ? String(b.prefix(13)) + ":00Z" : String(b.prefix(10))
-                    values[m, default: [:]][label] = v
-                }
-                body += "<h2>p95 \(metric.name) over time</h2>"
-                body += HTML.lines(top.map { m in HTML.Series(name: m, values: labels.map { values[m]?[$0] }) }, labels: labels,
-                                   title: "p95 \(metric.name) per \(range.bucket == .hour ? "hour" : "day") of the busiest models, \(range.name)",
+                let hours = stride(from: chartFrom.microseconds, to: hourEnd.microseconds, by: Int(hour)).map { $0 }
+                let labels = hours.map { String(Timestamp(microseconds: $0).rfc3339.prefix(13)) + ":00Z" }
+                func value(_ model: String, _ h: Int64) -> Double? { series[h]?[model].flatMap { metric.value($0)?.p95 } }
+                let days = max(range.hours, 24) / 24
+                body += "<h2>p95 \(metric.name) per hour, last \(days == 1 ? "24 hours" : "\(days) days")</h2>"
+                body += HTML.lines(top.map { m in HTML.Series(name: m, values: hours.map { value(m, $0) }) }, labels: labels,
+                                   title: "p95 \(metric.name) per hour of the busiest models, \(labels.first!) to \(labels.last!)",
                                    unit: { String(format: "%.0f ms", $0) })
                 body += "<details><summary>The numbers (ms)</summary>"
-                body += HTML.table(id: "latency-series", headers: [(range.bucket == .hour ? "Hour" : "Day", false)] + top.map { (HTML.escape($0), true) },
-                                   rows: labels.reversed().filter { l in top.contains { values[$0]?[l] != nil } }.map { l in [l] + top.map { HTML.number(values[$0]?[l]) } })
+                body += HTML.table(id: "latency-series", headers: [("Hour", false)] + top.map { (HTML.escape($0), true) },
+                                   rows: zip(hours, labels).reversed().filter { h, _ in top.contains { value($0, h) != nil } }
+                                       .map { h, l in [l] + top.map { HTML.number(value($0, h)) } })
                 body += "</details>"
             }
             return Self.ok("Models", "/models", reader, body)
