@@ -22,6 +22,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 url, admin_key, finance_key, tenant_key, shots = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 os.makedirs(shots, exist_ok=True)
@@ -53,6 +55,13 @@ driver = webdriver.Chrome(options=options, service=Service(os.environ.get("CHROM
 driver.set_page_load_timeout(60)
 
 
+def navigate(action):
+    """Does what loads a new page (a click, a submit) and waits until the new page has replaced the old."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+
+
 def console_errors(expected=None):
     """The console's errors, but for the page's own status when it is the one expected (a 403 page)."""
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
@@ -80,13 +89,13 @@ def sign_in(key):
     driver.get(url + "/signin")
     field = driver.find_element(By.ID, "key")
     field.send_keys(key)
-    field.submit()
+    navigate(field.submit)
     check(urllib.parse.urlparse(driver.current_url).path == "/", f"sign-in did not reach the overview: {driver.current_url}")
     check(driver.get_cookie("gpl_session") is not None and driver.get_cookie("gpl_session")["httpOnly"], "no HttpOnly session cookie")
 
 
 def sign_out():
-    driver.find_element(By.CSS_SELECTOR, "header form button").click()
+    navigate(driver.find_element(By.CSS_SELECTOR, "header form button").click)
     check(urllib.parse.urlparse(driver.current_url).path == "/signin", "sign-out did not return to the sign-in page")
 
 
@@ -118,7 +127,7 @@ check(driver.switch_to.active_element.text == "Overview", "the second Tab stop i
 # Tenants: each tenant's total equals /v1/chargeback's, for last month (this month's idle share
 # grows by the second, as capacity is paid for up to now).
 open_page("/tenants", "02-tenants")
-driver.find_element(By.PARTIAL_LINK_TEXT, "←").click()
+navigate(driver.find_element(By.PARTIAL_LINK_TEXT, "←").click)
 last_month = urllib.parse.parse_qs(urllib.parse.urlparse(driver.current_url).query)["period"][0]
 status, bill = api("/v1/chargeback?period=" + last_month)
 rows = driver.find_elements(By.CSS_SELECTOR, "#chargeback tbody tr")
@@ -127,7 +136,7 @@ for row in bill["rows"]:
     cell = driver.find_element(By.XPATH, f"//table[@id='chargeback']//tr[td/a[text()='{row['tenant']}']]/td[6]/data")
     check(Decimal(cell.get_attribute("value")) == Decimal(row["total_cost_usd"]), f"tenant {row['tenant']} total differs from the API")
 # Sorting by a header link reorders the rows.
-driver.find_element(By.XPATH, "//table[@id='chargeback']//th/a[starts-with(text(),'Tenant')]").click()
+navigate(driver.find_element(By.XPATH, "//table[@id='chargeback']//th/a[starts-with(text(),'Tenant')]").click)
 names = [r.find_element(By.CSS_SELECTOR, "td a").text for r in driver.find_elements(By.CSS_SELECTOR, "#chargeback tbody tr")]
 check(names == sorted(names), f"sorting by tenant gave {names}")
 # The CSV download link answers the API's CSV.
@@ -174,7 +183,7 @@ driver.get(url + "/budgets/new")
 for field, value in [("name", "browser-made"), ("tenant", "initech"), ("amount_usd", "1234.50")]:
     driver.find_element(By.ID, field).send_keys(value)
 driver.execute_script("document.querySelector('form[action=\"/budgets\"] input[name=csrf]').remove()")
-driver.find_element(By.XPATH, "//button[text()='Create']").click()
+navigate(driver.find_element(By.XPATH, "//button[text()='Create']").click)
 check("CSRF token is missing or wrong" in driver.find_element(By.ID, "refusal").text, "a form without its CSRF token was not refused")
 errors = console_errors(403)
 check(not errors, f"refused form: console errors {errors}")
@@ -182,7 +191,7 @@ check(api("/v1/budgets/browser-made")[0] == 404, "the forged form stored a budge
 driver.get(url + "/budgets/new")
 for field, value in [("name", "browser-made"), ("tenant", "initech"), ("amount_usd", "1234.50")]:
     driver.find_element(By.ID, field).send_keys(value)
-driver.find_element(By.XPATH, "//button[text()='Create']").click()
+navigate(driver.find_element(By.XPATH, "//button[text()='Create']").click)
 check(urllib.parse.urlparse(driver.current_url).path == "/budgets/browser-made", f"creating a budget went to {driver.current_url}")
 status, made = api("/v1/budgets/browser-made")
 check(status == 200 and made["amount_usd"] == "1234.50" and made["tenant"] == "initech", f"the created budget reads {made}")

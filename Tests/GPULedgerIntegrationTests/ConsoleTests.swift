@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerStore
 import GPULedgerTestSupport
 import HTTPTypes
 import Hummingbird
@@ -375,4 +376,31 @@ func shownMoney(_ exact: String) -> String {
     f.groupingSeparator = ","
     f.groupingSize = 3
     return ">$" + f.string(from: d as NSDecimalNumber)! + "<"
+}
+
+@Suite struct ConsolePagingTests {
+    @Test func longTablesComeAHundredRowsAPageAndEveryRowOnExactlyOne() async throws {
+        let t = try await TestApp.make()
+        try await t.database.withDatabase { db in
+            let store = BudgetStore(database: db)
+            for i in 0..<230 {
+                _ = try await store.put(Budget(name: "b\(i)", tenant: "acme", period: .monthly, amount: 100, thresholds: Budget.defaultThresholds, basis: .usage))
+            }
+        }
+        try await t.application().test(.router) { client in
+            let session = try await ConsoleTests().signIn(client, key: t.financeKey)
+            var seen: [String] = []
+            for page in 1...3 {
+                let answer = try await ConsoleTests().page(client, "/budgets?page=\(page)", session: session)
+                #expect(answer.status == .ok)
+                #expect(answer.body.contains("Rows \((page - 1) * 100 + 1) to \(min(page * 100, 230)) of 230"))
+                #expect(answer.body.contains("rel=\"next\"") == (page < 3) && answer.body.contains("rel=\"prev\"") == (page > 1))
+                let names = answer.body.components(separatedBy: "<td><a href=\"/budgets/").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+                #expect(names.count == (page < 3 ? 100 : 30))
+                seen += names
+            }
+            #expect(Set(seen).count == 230 && seen.count == 230)
+            #expect(try await ConsoleTests().page(client, "/budgets?page=0", session: session).status == .badRequest)
+        }
+    }
 }

@@ -23,7 +23,8 @@ extension ConsoleController {
 
     @Sendable func budgetList(_ request: Request, context: AppRequestContext) async throws -> Response {
         try await page(request, context, title: "Budgets", path: "/budgets") { reader in
-            _ = try Query(request, allowed: [])
+            let params = try Query(request, allowed: ["page"])
+            let pageNumber = try PlanningController.integer(params, "page", default: 1, range: 1...1_000_000)
             var list = try await budgets.list(tenant: reader.scope)
             if reader.scope != nil { list = list.filter { $0.tenant == reader.scope } }
             let now = Timestamp.now()
@@ -36,15 +37,20 @@ extension ConsoleController {
                 let a = order.firstIndex(of: $0.state)!, b = order.firstIndex(of: $1.state)!
                 return a != b ? a < b : $0.budget.name < $1.budget.name
             }
+            let (shown, pager) = HTML.pages(count: sorted.count, page: pageNumber) { "/budgets?page=\($0)" }
+            let counts = order.map { state in (state, sorted.filter { $0.state == state }.count) }.filter { $0.1 > 0 }
+            if !counts.isEmpty { body += "<p>" + counts.map { "\($0.1) \(Self.stateText($0.0))" }.joined(separator: " · ") + "</p>" }
+            body += pager
             body += HTML.table(id: "budget-list", headers: [
                 ("Budget", false), ("Tenant", false), ("Period", false), ("Amount", true), ("Spent", true), ("Spent so far", false),
                 ("Forecast p50", true), ("p10 to p90", true), ("State", false), ("Exhausts", false),
-            ], rows: sorted.map { s in
+            ], rows: sorted[shown].map { s in
                 [Self.budgetLink(s.budget.name), s.budget.tenant.map(HTML.escape) ?? "<span class=\"muted\">whole fleet</span>",
                  "\(s.budget.period.rawValue), \(s.budget.basis.rawValue)", HTML.money(s.budget.amount), HTML.money(s.spent), Self.meter(s),
                  HTML.money(s.forecastP50), "\(HTML.money(s.forecastP10)) to \(HTML.money(s.forecastP90))",
                  "<span class=\"\(s.state.rawValue)\">\(Self.stateText(s.state))</span>", s.projectedExhaustionDate ?? "—"]
             }, empty: reader.manages ? "No budgets yet. Create one with New budget, or PUT /v1/budgets/{name}." : "No budgets for this tenant yet; finance creates them.")
+            body += pager
             return Self.ok("Budgets", "/budgets", reader, body)
         }
     }

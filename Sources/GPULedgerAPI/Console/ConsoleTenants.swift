@@ -39,7 +39,8 @@ extension ConsoleController {
 
     @Sendable func tenants(_ request: Request, context: AppRequestContext) async throws -> Response {
         try await page(request, context, title: "Tenants", path: "/tenants") { reader in
-            let params = try Query(request, allowed: ["period", "sort", "dir"])
+            let params = try Query(request, allowed: ["period", "sort", "dir", "page"])
+            let pageNumber = try PlanningController.integer(params, "page", default: 1, range: 1...1_000_000)
             let period = try CostsController.period(params.get("period"))
             let sortKey = params.get("sort") ?? "total"
             guard let column = Self.chargebackColumns.first(where: { $0.key == sortKey }) else {
@@ -71,16 +72,19 @@ extension ConsoleController {
                 let sortState = active ? " aria-sort=\"\(dir == "asc" ? "ascending" : "descending")\"" : ""
                 return ("<a href=\"/tenants?period=\(period)&amp;sort=\(c.key)&amp;dir=\(next)\"\(sortState)>\(c.heading)\(arrow)</a>", c.numeric)
             }
-            let cells = rows.map { t -> [String] in
+            let (shown, pager) = HTML.pages(count: rows.count, page: pageNumber) { "/tenants?period=\(period)&amp;sort=\(column.key)&amp;dir=\(dir)&amp;page=\($0)" }
+            let cells = rows[shown].map { t -> [String] in
                 [
                     "<a href=\"/tenants/\(HTML.escape(t.tenant))?period=\(period)\">\(HTML.escape(t.tenant))</a>",
                     HTML.count(t.requests), Self.gpuHours(t.gpuSeconds), HTML.money(t.usageCost), HTML.money(t.idleCost),
                     HTML.money(t.totalCost), HTML.count(Self.tokens(t)), Self.perMillionTokens(t.totalCost, Self.tokens(t)).map(HTML.money) ?? "—",
                 ]
             }
+            body += pager
             body += HTML.table(id: "chargeback", caption: "Sorted by \(column.heading.lowercased()), \(dir == "asc" ? "ascending" : "descending")",
                                headers: headers, rows: cells,
                                empty: "No usage in \(period)\(reader.scope.map { " for tenant \($0)" } ?? ""). Records posted to POST /v1/usage appear here.")
+            body += pager
             if reader.manages {
                 let f = bill.fleet
                 body += "<section id=\"fleet\"><h2>The fleet's bill for \(period)</h2>"

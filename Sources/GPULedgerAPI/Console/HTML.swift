@@ -65,7 +65,7 @@ enum HTML {
         .scroll{overflow-x:auto}.skip{position:absolute;left:-999px}.skip:focus{left:.5rem;top:.5rem;background:#fff;padding:.3rem}
         .legend span{display:inline-block;margin-right:1rem}.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:-1px}
         form.inline{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end;margin:.5rem 0 1rem}form.inline label{display:flex;flex-direction:column;font-size:.85rem;color:var(--muted)}
-        select{font:inherit;padding:.35rem}.refused{color:var(--bad)}th a{color:inherit}.meter{display:inline-block;width:6rem;height:.6rem;background:#e8ebf1;vertical-align:middle}
+        select{font:inherit;padding:.35rem}.refused{color:var(--bad)}td:first-child a{white-space:nowrap}th a{color:inherit}.meter{display:inline-block;width:6rem;height:.6rem;background:#e8ebf1;vertical-align:middle}
         .meter b{display:block;height:100%;background:var(--accent)}.meter b.at_risk{background:var(--warn)}.meter b.exceeded{background:var(--bad)}
         @media (max-width:600px){main{padding:.75rem}header{padding:.5rem .75rem}nav a{margin-right:.6rem}.big{font-size:1.3rem}}
         """
@@ -209,6 +209,22 @@ extension HTML {
         case 1e3...: String(format: "$%.2fk", x / 1e3)
         default: String(format: "$%.0f", x)
         }
+    }
+
+    /// Rows per page of the long tables (budgets, tenants): keeps a page well under 300 KB.
+    static let pageSize = 100
+
+    /// The page `page` (from 1) of `count` rows: the range of rows, and the navigation between
+    /// pages (`link(n)`: the address of page n), empty when everything fits on one.
+    static func pages(count: Int, page: Int, link: (Int) -> String) -> (rows: Range<Int>, nav: String) {
+        let last = max((count + pageSize - 1) / pageSize, 1)
+        let p = min(max(page, 1), last)
+        let rows = min((p - 1) * pageSize, count)..<min(p * pageSize, count)
+        guard last > 1 else { return (rows, "") }
+        var nav = "<nav aria-label=\"Table pages\" class=\"pager\"><span>Rows \(rows.lowerBound + 1) to \(rows.upperBound) of \(count)</span> "
+        if p > 1 { nav += "<a href=\"\(link(p - 1))\" rel=\"prev\">← previous</a> " }
+        if p < last { nav += "<a href=\"\(link(p + 1))\" rel=\"next\">next →</a>" }
+        return (rows, nav + "</nav>")
     }
 
     /// A number with a fixed number of decimals (`-` for nil).
