@@ -54,7 +54,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     let keys = KeyStore(database: database)
     ConsoleController(keys: keys, sessions: SessionStore(database: database), costs: CostStore(database: database),
                       budgets: BudgetStore(database: database), planning: PlanningStore(database: database),
-                      stats: StatsStore(database: database), pools: PoolStore(database: database), metrics: metrics,
+                      stats: StatsStore(database: database), metrics: metrics,
                       configuration: configuration).addRoutes(to: router)
     let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
     UsageController(usage: UsageStore(database: database), rates: RateStore(database: database), pricing: pricing,

@@ -34,6 +34,10 @@ import Testing
             #expect(down.errorCode == "database_unavailable")
             #expect(down.headers[.retryAfter] == "5")
             #expect(try await client.get("/readyz", key: nil).status == .serviceUnavailable)
+            // The console too: a page that says so, not a JSON error or a 500.
+            let page = try await client.get("/", key: nil, headers: [.cookie: "gpl_session=" + String(repeating: "ab", count: 32)])
+            #expect(page.status == .serviceUnavailable && page.headers[.retryAfter] == "5", "\(page.status) \(page.headers) \(page.body)")
+            #expect(page.headers[.contentType] == "text/html; charset=utf-8" && page.body.contains("id=\"refusal\""))
             #expect(try await client.get("/healthz", key: nil).status == .ok)
             try await cluster.start()
             try await waitUntil(timeout: .seconds(90), "the service to take usage again") {

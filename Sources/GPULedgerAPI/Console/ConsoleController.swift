@@ -13,7 +13,6 @@ struct ConsoleController {
     let budgets: BudgetStore
     let planning: PlanningStore
     let stats: StatsStore
-    let pools: PoolStore
     let metrics: AppMetrics
     let configuration: AppConfiguration
 
@@ -147,27 +146,37 @@ struct ConsoleController {
     /// `AppError` (a bad query parameter, another tenant's page) as a page with its status.
     func page(_ request: Request, _ context: AppRequestContext, title: String, path: String, managersOnly: Bool = false,
               _ render: (Reader) async throws -> Response) async throws -> Response {
-        guard let (_, session) = try await session(request) else { return Self.redirect("/signin") }
-        let principal = session.principal
-        context.logFields["key_id"] = "\(principal.keyID)"
+        var signedIn: SessionStore.Session?
         func refuse(_ status: HTTPResponse.Status, _ message: String) -> Response {
-            let heading = status == .forbidden ? "Not for this key" : status == .notFound ? "Not found" : "Cannot show this page"
-            return Self.html(HTML.page(title: title, current: path, session: session, body: """
+            let heading = status == .forbidden ? "Not for this key" : status == .notFound ? "Not found"
+                : status.code >= 500 ? "Not available" : "Cannot show this page"
+            return Self.html(HTML.page(title: title, current: path, session: signedIn, body: """
                 <h1>\(heading)</h1><p role="alert" class="refused" id="refusal">\(HTML.escape(message))</p><p><a href="/">Back to the overview</a></p>
                 """), status: status)
         }
-        if principal.role == .ingest {
-            return refuse(.forbidden, "An ingest key writes usage; it cannot read reports. Sign in with a finance, tenant or admin key.")
-        }
-        if managersOnly && principal.role == .tenant {
-            return refuse(.forbidden, "\(title) covers every tenant's shared pools: only admin and finance keys see it.")
-        }
-        let scope = principal.role == .tenant ? principal.tenant : nil
-        if let scope { context.logFields["tenant"] = scope }
         do {
+            guard let (_, session) = try await session(request) else { return Self.redirect("/signin") }
+            signedIn = session
+            let principal = session.principal
+            context.logFields["key_id"] = "\(principal.keyID)"
+            if principal.role == .ingest {
+                return refuse(.forbidden, "An ingest key writes usage; it cannot read reports. Sign in with a finance, tenant or admin key.")
+            }
+            if managersOnly && principal.role == .tenant {
+                return refuse(.forbidden, "\(title) covers every tenant's shared pools: only admin and finance keys see it.")
+            }
+            let scope = principal.role == .tenant ? principal.tenant : nil
+            if let scope { context.logFields["tenant"] = scope }
             return try await render(Reader(session: session, scope: scope))
-        } catch let error as AppError {
-            return refuse(error.status, error.message)
+        } catch {
+            // Mapped as the API maps it (a database outage is a 503 with Retry-After), as a page.
+            let mapped = AppError.from(error)
+            if mapped.status.code >= 500 {
+                context.logger.error("console page failed", metadata: ["error": .string(String(describing: error))])
+            }
+            var response = refuse(mapped.status, mapped.message)
+            for field in mapped.headers where field.name == .retryAfter { response.headers.append(field) }
+            return response
         }
     }
 
