@@ -486,8 +486,8 @@ extension CostStore {
 
 extension CostStore {
     /// The label keys on a tenant's records in `[from, to)`, sorted: those of the first `sample`
-    /// records with labels found there (enough to offer a breakdown without reading a month of
-    /// records; a key on none of them is still reachable by `group_by=label:KEY`).
+    /// records with labels found there (a key on none of them is still reachable by
+    /// `group_by=label:KEY`). Callers keep the window short: without labels, it reads it all.
     public func labelKeys(tenant: String, from: Timestamp, to: Timestamp, sample: Int = 2000) async throws -> [String] {
         let logger = db.logger
         let f = from.rfc3339, t = to.rfc3339

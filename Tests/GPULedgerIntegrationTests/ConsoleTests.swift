@@ -170,7 +170,9 @@ import Testing
         let last = Period.containing(Timestamp(microseconds: thisMonth.start.microseconds - 1))
         let span = (now.microseconds - last.start.microseconds) / 1_000_000 - 3600
         let tenants = ["acme", "globex", "initech"]
+        // (And one of acme's at the end of last month: the page offers the label keys of its latest records.)
         let records = (0..<1500).map { SampleRecords.json($0, tenant: tenants[$0 % 3], start: last.start, spanSeconds: span) }
+            + [SampleRecords.json(77_777, tenant: "acme", at: last.end.adding(seconds: -600))]
         try await t.application().test(.router) { client in
             try await client.ingest(records, key: t.ingestKey)
             #expect(try await client.put("/v1/pools/h100-pool", key: t.adminKey,

@@ -125,7 +125,9 @@ extension ConsoleController {
             let bill = try await CostsController.bill(costs, period: period, tenant: name)
             let daily = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: [.day], tenant: name))
             let byModel = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: [.model], tenant: name))
-            let labelKeys = try await costs.labelKeys(tenant: name, from: period.start, to: to)
+            // The label keys on its records of the window's last six hours: bounded work whatever
+            // the tenant; any other key can be typed in.
+            let labelKeys = try await costs.labelKeys(tenant: name, from: max(period.start, to.adding(seconds: -6 * 3600)), to: to)
 
             var body = "<h1>Tenant \(HTML.escape(name))</h1>"
             body += Self.monthPicker(period, action: "/tenants/\(HTML.escape(name))")
@@ -166,10 +168,14 @@ extension ConsoleController {
                                }, empty: "No usage this month.")
 
             body += "<h2>Labels</h2>"
+            body += "<form class=\"inline\" method=\"get\" action=\"/tenants/\(HTML.escape(name))\"><input type=\"hidden\" name=\"period\" value=\"\(period)\">"
+            body += "<label for=\"label\">Break the usage cost down by label<input id=\"label\" name=\"label\" value=\"\(HTML.escape(params.get("label") ?? ""))\" required></label>"
+            body += "<button type=\"submit\">Break down</button></form>"
+            body += "<p class=\"muted\">The breakdown reads the month's records (labels are not summarized), so it takes seconds for a large tenant.</p>"
             if labelKeys.isEmpty {
-                body += "<p class=\"muted\">This tenant's records in \(period) carry no labels (records may carry a <code>labels</code> object, such as team or feature).</p>"
+                body += "<p class=\"muted\">Its latest records carry no labels (records may carry a <code>labels</code> object, such as team or feature).</p>"
             } else {
-                body += "<p>Break the usage cost down by: " + labelKeys.map { k in
+                body += "<p>Keys on its latest records: " + labelKeys.map { k in
                     "<a href=\"/tenants/\(HTML.escape(name))?period=\(period)&amp;label=\(HTML.escape(k.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? k))\"\(params.get("label") == k ? " aria-current=\"true\"" : "")>\(HTML.escape(k))</a>"
                 }.joined(separator: " · ") + "</p>"
             }
