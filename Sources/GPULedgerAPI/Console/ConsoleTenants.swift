@@ -93,9 +93,11 @@ extension ConsoleController {
                     ["Usage, priced per request", HTML.money(f.usageCost)],
                     ["Idle time shared out to tenants", HTML.money(f.idleCost)],
                     ["Idle time no tenant used that pool in (unallocated)", HTML.money(f.unallocatedIdleCost)],
-                    ["<strong>Total</strong>", "<strong>\(HTML.money(f.totalCost))</strong>"],
+                    ["<strong>Total</strong> (usage + idle shared out + unallocated)", "<strong>\(HTML.money(f.totalCost))</strong>"],
+                    ["Of the usage, beyond the pools' provisioned GPUs (\(f.overCapacityPoolHours) pool-hours over capacity)", HTML.money(f.overCapacityCost)],
                 ])
-                body += "<p class=\"muted\">The tenants' totals plus the unallocated idle time equal the fleet's total.</p></section>"
+                body += "<p class=\"muted\">The tenants' totals plus the unallocated idle time equal the fleet's total: the pools' provisioned "
+                body += "cost and the usage beyond it.</p></section>"
             }
             return Self.ok("Tenants", "/tenants", reader, body)
         }
