@@ -67,15 +67,7 @@ struct RatesController {
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
         _ = try context.requirePrincipal() // every role may read list prices
-        let at: Timestamp
-        if let text = request.uri.queryParameters.get("at") {
-            guard let t = QueryTime.parse(text) else {
-                throw AppError.badRequest("at=\(text) is not a date (2026-11-28) or an RFC 3339 time", code: "bad_query")
-            }
-            at = t
-        } else {
-            at = .now()
-        }
+        let at = try Query(request, allowed: ["at"]).time("at") ?? .now()
         let inForce = try await rates.inForce(at: at)
         let defaults = try await rates.defaults()
         return try JSONResponse.make(ListAnswer(

@@ -129,6 +129,8 @@ import Testing
             #expect(try await prices("2026-10-20T00:00:00Z") == ["on_demand 7.20", "spot 1.10"])
             #expect(try await prices("2026-11-01") == ["on_demand 3.60", "spot 1.10"])
             #expect(try await client.get("/v1/rates?at=yesterday", key: t.financeKey).status == .badRequest)
+            // Strict like every report: a misspelt parameter is not silently ignored.
+            #expect(try await client.get("/v1/rates?as_of=2026-11-15", key: t.financeKey).errorCode == "bad_query")
             #expect(try await client.get("/v1/rates", key: nil).status == .unauthorized)
             // Ingest accepts the cards' accelerators only.
             let unknown = try await client.post("/v1/usage", key: t.ingestKey, body: record("x", ["accelerator": "\"L4\""]))
