@@ -22,7 +22,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import WebDriverWait
 
 url, admin_key, finance_key, tenant_key, shots = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
@@ -56,10 +56,18 @@ driver.set_page_load_timeout(60)
 
 
 def navigate(action):
-    """Does what loads a new page (a click, a submit) and waits until the new page has replaced the old."""
-    old = driver.find_element(By.TAG_NAME, "html")
+    """Does what loads a new page (a click, a submit) and waits until a new document has replaced
+    the old one (which carries a mark) and finished loading. (Any error while the page changes
+    means "not yet".)"""
+    driver.execute_script("window.gplOldDocument = true")
     action()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+
+    def replaced(d):
+        try:
+            return d.execute_script("return window.gplOldDocument === undefined && document.readyState === 'complete'")
+        except WebDriverException:
+            return False
+    WebDriverWait(driver, 30).until(replaced)
 
 
 def console_errors(expected=None):
