@@ -23,8 +23,8 @@ struct ConsoleController {
     func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/", use: overview)
         router.get("tenants", use: tenants)
-        router.get("tenants/chargeback.csv", use: chargebackDownload)
-        router.get("tenants/focus.csv", use: chargebackDownload)
+        router.get("tenants/chargeback.csv") { try await chargebackDownload($0, context: $1, format: "csv") }
+        router.get("tenants/focus.csv") { try await chargebackDownload($0, context: $1, format: "focus") }
         router.get("tenants/:tenant", use: tenant)
         router.get("models", use: models)
         router.get("budgets", use: budgetList)

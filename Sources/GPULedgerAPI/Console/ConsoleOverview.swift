@@ -7,15 +7,26 @@ import Hummingbird
 extension ConsoleController {
     // MARK: - Overview
 
-    static func monthStart(_ t: Timestamp) -> Timestamp {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let date = Date(timeIntervalSince1970: Double(t.microseconds) / 1e6)
-        let start = calendar.date(from: calendar.dateComponents([.year, .month], from: date))!
-        return Timestamp(secondsSince1970: Int64(start.timeIntervalSince1970))
-    }
+    static func decimal(_ s: String) -> Decimal { CentRounding.decimal(s) ?? 0 }
 
-    static func decimal(_ s: String) -> Decimal { Decimal(string: s, locale: Locale(identifier: "en_US_POSIX")) ?? 0 }
+    /// A report grouped by day as a bar chart of each day in `[from, to)` and, under "The
+    /// numbers", a table of the days with spend, newest first.
+    static func dailySpend(_ report: CostReport, from: Timestamp, to: Timestamp, title: String, id: String, empty: String) -> String {
+        var byDay: [String: String] = [:]
+        for row in report.rows { if let d = row.group.first ?? nil { byDay[d] = row.costUSD } }
+        var points: [(label: String, exact: String)] = []
+        var d = from
+        while d < to {
+            let label = String(d.rfc3339.prefix(10))
+            points.append((label, byDay[label] ?? "0"))
+            d = d.adding(seconds: 86_400)
+        }
+        let chart = HTML.bars(points.map { ($0.label, NSDecimalNumber(decimal: decimal($0.exact)).doubleValue) }, title: title)
+        return chart + "<details><summary>The numbers</summary>"
+            + HTML.table(id: id, headers: [("Day", false), ("Usage cost", true)],
+                         rows: points.reversed().filter { $0.exact != "0" }.map { [$0.label, HTML.money($0.exact)] }, empty: empty)
+            + "</details>"
+    }
 
     @Sendable func overview(_ request: Request, context: AppRequestContext) async throws -> Response {
         try await page(request, context, title: "Overview", path: "/") { reader in try await overview(reader, context) }
@@ -24,7 +35,8 @@ extension ConsoleController {
     func overview(_ reader: Reader, _ context: AppRequestContext) async throws -> Response {
         let scope = reader.scope
         let now = Timestamp.now()
-        let month = Self.monthStart(now)
+        let period = Period.containing(now)
+        let month = period.start
         let day: Int64 = 86_400_000_000
         let today = Timestamp(microseconds: now.microseconds.floorDivided(by: day) * day)
         let ninetyDays = Timestamp(microseconds: today.microseconds - 89 * day)
@@ -33,7 +45,7 @@ extension ConsoleController {
         let byModel = try await costs.costs(CostQuery(from: month, to: now, groupBy: [.model], tenant: scope))
         let daily = try await costs.costs(CostQuery(from: ninetyDays, to: now, groupBy: [.day], tenant: scope))
         let beforeToday = today > month ? try await costs.costs(CostQuery(from: month, to: today, groupBy: [], tenant: scope)).total.costUSD : "0"
-        let monthDays = Int((Self.monthStart(Timestamp(microseconds: month.microseconds + 32 * day)).microseconds - today.microseconds) / day)
+        let monthDays = Int((period.end.microseconds - today.microseconds) / day)
         // The page stands without its forecast card; a failure is logged, not hidden.
         var forecast: PlanningStore.SpendForecast?
         do {
@@ -72,18 +84,9 @@ extension ConsoleController {
         body += "</div>"
 
         // Spend per day, 90 days: a chart and its numbers.
-        var byDay: [String: String] = [:]
-        for row in daily.rows { if let d = row.group.first ?? nil { byDay[d] = row.costUSD } }
-        var points: [(label: String, value: Double, exact: String)] = []
-        for i in 0..<90 {
-            let d = String(Timestamp(microseconds: ninetyDays.microseconds + Int64(i) * day).rfc3339.prefix(10))
-            let exact = byDay[d] ?? "0"
-            points.append((d, NSDecimalNumber(decimal: Self.decimal(exact)).doubleValue, exact))
-        }
-        body += "<h2>Spend per day, last 90 days</h2>" + HTML.bars(points.map { ($0.label, $0.value) }, title: "Usage cost per day, \(points.first!.label) to \(points.last!.label)")
-        body += "<details><summary>The numbers</summary><table><thead><tr><th>Day</th><th class=\"n\">Cost</th></tr></thead><tbody>"
-        for p in points.reversed() where p.exact != "0" { body += "<tr><td>\(p.label)</td><td class=\"n\">\(HTML.money(p.exact))</td></tr>" }
-        body += "</tbody></table></details>"
+        body += "<h2>Spend per day, last 90 days</h2>" + Self.dailySpend(
+            daily, from: ninetyDays, to: today.adding(seconds: 86_400), title: "Usage cost per day, \(ninetyDays.rfc3339.prefix(10)) to \(today.rfc3339.prefix(10))",
+            id: "daily", empty: "No usage in the last 90 days.")
 
         func top(_ report: CostReport, _ name: String, _ id: String, link: (String) -> String) -> String {
             let rows = report.rows.sorted { Self.decimal($0.costUSD) > Self.decimal($1.costUSD) }.prefix(10)

@@ -104,12 +104,12 @@ extension ConsoleController {
     }
 
     /// The chargeback as a download, as `GET /v1/chargeback?format=csv|focus` answers it.
-    @Sendable func chargebackDownload(_ request: Request, context: AppRequestContext) async throws -> Response {
+    func chargebackDownload(_ request: Request, context: AppRequestContext, format: String) async throws -> Response {
         try await page(request, context, title: "Tenants", path: "/tenants") { reader in
             let params = try Query(request, allowed: ["period"])
             let period = try CostsController.period(params.get("period"))
             let bill = try await CostsController.bill(costs, period: period, tenant: reader.scope)
-            return CostsController.export(bill, format: request.uri.path.hasSuffix("focus.csv") ? "focus" : "csv", configuration: configuration)
+            return CostsController.export(bill, format: format, configuration: configuration)
         }
     }
 
@@ -146,21 +146,8 @@ extension ConsoleController {
             }
 
             // Daily usage cost over the month.
-            var byDay: [String: String] = [:]
-            for r in daily.rows { if let d = r.group.first ?? nil { byDay[d] = r.costUSD } }
-            var points: [(label: String, value: Double, exact: String)] = []
-            var d = period.start
-            while d < period.end {
-                let label = String(d.rfc3339.prefix(10))
-                let exact = byDay[label] ?? "0"
-                points.append((label, NSDecimalNumber(decimal: Self.decimal(exact)).doubleValue, exact))
-                d = Timestamp(microseconds: d.microseconds + 86_400_000_000)
-            }
-            body += "<h2>Usage cost per day</h2>" + HTML.bars(points.map { ($0.label, $0.value) }, title: "Usage cost of \(name) per day in \(period)")
-            body += "<details><summary>The numbers</summary>"
-            body += HTML.table(id: "tenant-daily", headers: [("Day", false), ("Usage cost", true)],
-                               rows: points.filter { $0.exact != "0" }.map { [$0.label, HTML.money($0.exact)] }, empty: "No usage this month.")
-            body += "</details>"
+            body += "<h2>Usage cost per day</h2>" + Self.dailySpend(daily, from: period.start, to: period.end, title: "Usage cost of \(name) per day in \(period)",
+                                                                     id: "tenant-daily", empty: "No usage this month.")
 
             body += "<h2>Models</h2>"
             body += HTML.table(id: "tenant-models", headers: [("Model", false), ("Requests", true), ("Errors", true), ("Usage cost", true), ("Per 1M tokens", true)],
