@@ -30,7 +30,7 @@ let keep = CommandLine.arguments.contains("--keep")
 let service = try await BenchmarkService(name: "console", binary: binary, arguments: ["--budget-gauge-interval", "20"])
 signal(SIGPIPE, SIG_IGN)
 let hour: Int64 = 3_600_000_000
-let lastHour = Timestamp(microseconds: Timestamp.now().microseconds.floorDivided(by: hour) * hour)
+let lastHour = Timestamp(microseconds: WallClock.system.now().microseconds.floorDivided(by: hour) * hour)
 let start = Timestamp(microseconds: lastHour.microseconds - 720 * hour)
 try await BenchmarkFleet.load(service, records: total, start: start, traces: traces, print: print)
 
@@ -57,7 +57,7 @@ print(String(format: "statuses computed (%.0f s after the budgets were added)", 
 let keys = KeyStore(database: service.db)
 let finance = try await keys.create(role: .finance, tenant: nil, name: "bench finance").key
 guard let principal = try await keys.authenticate(finance) else { await service.fail("no principal") }
-let (token, _) = try await SessionStore(database: service.db).create(principal: principal, lifetime: .seconds(3600))
+let (token, _) = try await SessionStore(database: service.db).create(principal: principal, lifetime: .seconds(3600), now: WallClock.system.now())
 let cookie = "gpl_session=\(token)"
 
 // Each page as it opens from the navigation (its default view), then views that read raw

@@ -68,7 +68,7 @@ struct CodableRecord: Decodable {
 do {
     let sample = Array(batches.prefix(max(1, 200_000 / batchSize)))
     let n = sample.count * batchSize
-    let parser = RecordParser(now: .now())
+    let parser = RecordParser(now: WallClock.system.now())
     var start = ContinuousClock.now
     var parsed = 0
     for b in sample { parsed += try parser.parse(Array(b), format: .ndjson).records.count }
@@ -203,7 +203,7 @@ let socketDir = dir + "/pg"
 let psqlURL = "postgresql:///gpuledger?host=\(socketDir)&user=gpuledger"
 let copyFile = dir + "/records.copy"
 do {
-    let parser = RecordParser(now: .now())
+    let parser = RecordParser(now: WallClock.system.now())
     _ = FileManager.default.createFile(atPath: copyFile, contents: nil)
     let out = try FileHandle(forWritingTo: URL(fileURLWithPath: copyFile))
     for b in batches { try out.write(contentsOf: UsageStore.copyText(try parser.parse(Array(b), format: .ndjson).records)) }

@@ -24,7 +24,7 @@ let binary = stringOption("--binary", ".build/release/gpuledger")
 //    batches of 10,000 realistic records, rates from a price book like the service's).
 do {
     let body = Array(SampleRecords.ndjson(0..<200_000).utf8)
-    let batch = try RecordParser(now: .now()).parse(body, format: .ndjson)
+    let batch = try RecordParser(now: WallClock.system.now()).parse(body, format: .ndjson)
     var rates: [PriceBook.Key: [(from: Int64, usd: Double)]] = [:]
     var defaults: [String: PriceBook.Key] = [:]
     for a in Set(batch.records.map(\.accelerator)) {
@@ -65,7 +65,7 @@ await service.sql("""
     """)
 
 say("posting \(total) records for \(tenants) tenants…")
-let now = Timestamp.now().microseconds
+let now = WallClock.system.now().microseconds
 var rng = SplitMix(seed: 42)
 var lines: [String] = []
 for i in 0..<total {

@@ -108,7 +108,7 @@ let monthFrom = october.start, monthTo = october.end
 struct Report { var name: String; var path: String; var store: (Bool) async throws -> Void }
 let reports = CommandLine.arguments.contains("--load-only") ? [] : [
     Report(name: "chargeback, month", path: "/v1/chargeback?period=2026-10") { raw in
-        _ = Chargeback.assemble(period: october, items: try await store.chargebackItems(period: october, rawOnly: raw))
+        _ = Chargeback.assemble(period: october, items: try await store.chargebackItems(period: october, now: WallClock.system.now(), rawOnly: raw))
     },
     Report(name: "costs by tenant, day", path: "/v1/costs?from=2026-10-01&to=2026-11-01&group_by=tenant,day") { raw in
         var q = CostQuery(from: monthFrom, to: monthTo, groupBy: [.tenant, .day]); q.rawOnly = raw

@@ -12,6 +12,9 @@ public struct AppRequestContext: RequestContext {
     /// What a handler adds to the request's log line (the tenant it served, the records it took);
     /// a reference, so that the outermost middleware sees what the handler set.
     public let logFields = LogFields()
+    /// The service clock's reading for this request (`ClockMiddleware`): every default that means
+    /// "now" in one answer is this one instant.
+    public var now = Timestamp(microseconds: 0)
 
     public init(source: Source) {
         self.coreContext = .init(source: source)

@@ -331,7 +331,7 @@ public final class AppMetrics: Sendable {
 
     /// Sets each budget's gauges from its status (computed at `at`), and drops those of budgets
     /// that are gone.
-    public func budgets(_ statuses: [BudgetStatus], at: Timestamp = .now()) {
+    public func budgets(_ statuses: [BudgetStatus], at: Timestamp) {
         budgetStatuses.store(statuses, at: at)
         func d(_ x: Decimal) -> Double { NSDecimalNumber(decimal: x).doubleValue }
         let names = Set(statuses.map(\.budget.name))
@@ -445,15 +445,17 @@ public struct MetricsRefreshService: Service {
     let rates: RateStore
     let stats: StatsStore
     let metrics: AppMetrics
+    let clock: WallClock
     let interval: Duration
     let logger: Logger
 
-    public init(database: Database, metrics: AppMetrics, interval: Duration, logger: Logger) {
+    public init(database: Database, metrics: AppMetrics, clock: WallClock, interval: Duration, logger: Logger) {
         self.budgets = BudgetStore(database: database)
         self.planning = PlanningStore(database: database)
         self.rates = RateStore(database: database)
         self.stats = StatsStore(database: database)
         self.metrics = metrics
+        self.clock = clock
         self.interval = interval
         self.logger = logger
     }
@@ -461,8 +463,8 @@ public struct MetricsRefreshService: Service {
     /// One refresh.
     public func refresh() async throws {
         metrics.setPriceBook(try await rates.priceBook())
-        metrics.pools(try await stats.poolsNow(at: .now()))
-        let now = Timestamp.now()
+        let now = clock.now()
+        metrics.pools(try await stats.poolsNow(at: now))
         metrics.budgets(try await planning.statuses(try await budgets.list(), at: now), at: now)
         // The Models page's chart for the fleet: the hours that changed since the last refresh.
         let hourEnd = Timestamp(microseconds: (now.microseconds.floorDivided(by: LatencyHours.hour) + 1) * LatencyHours.hour)

@@ -32,6 +32,8 @@ public struct AppConfiguration: Sendable {
     /// How often ingest's summary deltas are folded into the report summaries; nil: never (tests
     /// fold when they mean to; reports are exact either way).
     public var summaryFoldInterval: Duration? = .seconds(1)
+    /// Where "now" comes from: the system clock in production, a fixed instant in tests.
+    public var clock: WallClock = .system
 
     public init() {}
 }
@@ -41,6 +43,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
                         pricing: PricingState? = nil, metrics: AppMetrics) -> Router<AppRequestContext> {
     let pricing = pricing ?? PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     let router = Router(context: AppRequestContext.self)
+    router.add(middleware: ClockMiddleware(clock: configuration.clock))
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
@@ -81,7 +84,7 @@ public func buildApplication(
         services.append(SummaryFoldService(database: database, metrics: metrics, interval: interval, logger: logger))
     }
     if let interval = configuration.budgetGaugeInterval {
-        services.append(MetricsRefreshService(database: database, metrics: metrics, interval: interval, logger: logger))
+        services.append(MetricsRefreshService(database: database, metrics: metrics, clock: configuration.clock, interval: interval, logger: logger))
     }
     var app = Application(
         router: router,

@@ -19,7 +19,7 @@ struct CostsController {
         let principal = try context.requirePrincipal()
         let params = try Query(request, allowed: ["from", "to", "group_by", "tenant", "model", "accelerator", "pool", "format"])
         let csv = try params.wantsCSV(request, allowed: ["json", "csv"])
-        let (from, to) = try params.range()
+        let (from, to) = try params.range(now: context.now)
         let groupBy: [GroupKey]
         do { groupBy = try params.get("group_by").map(GroupKey.parseList) ?? [] } catch { throw AppError.badRequest(error.message, code: "bad_query") }
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
@@ -83,9 +83,9 @@ struct CostsController {
         guard ["json", "csv", "focus"].contains(format) else {
             throw AppError.badRequest("format=\(format) is not one of json, csv, focus", code: "bad_query")
         }
-        let period = try Self.period(params.get("period"))
+        let period = try Self.period(params.get("period"), now: context.now)
         let scope = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
-        let bill = try await Self.bill(costs, period: period, tenant: scope)
+        let bill = try await Self.bill(costs, period: period, tenant: scope, now: context.now)
         // A tenant key sees its own rows only: the fleet's figures describe other tenants too.
         let showFleet = principal.role == .admin || principal.role == .finance
         switch format {
@@ -99,15 +99,15 @@ struct CostsController {
     }
 
     /// `period=YYYY-MM`, or the current month when absent.
-    static func period(_ text: String?) throws -> Period {
-        guard let text else { return Period.containing(.now()) }
+    static func period(_ text: String?, now: Timestamp) throws -> Period {
+        guard let text else { return Period.containing(now) }
         guard let p = Period.parse(text) else { throw AppError.badRequest("period=\(text) is not a month (2026-11)", code: "bad_query") }
         return p
     }
 
     /// The month's bill, limited to one tenant's rows and lines when `tenant` is set.
-    static func bill(_ costs: CostStore, period: Period, tenant: String?) async throws -> Chargeback {
-        var bill = Chargeback.assemble(period: period, items: try await costs.chargebackItems(period: period))
+    static func bill(_ costs: CostStore, period: Period, tenant: String?, now: Timestamp) async throws -> Chargeback {
+        var bill = Chargeback.assemble(period: period, items: try await costs.chargebackItems(period: period, now: now))
         if let tenant {
             bill.tenants = bill.tenants.filter { $0.tenant == tenant }
             bill.lines = bill.lines.filter { $0.item.tenant == tenant }
@@ -263,7 +263,7 @@ struct Query {
     }
 
     /// `from`/`to` (half-open); by default the current month so far.
-    func range(now: Timestamp = .now()) throws -> (Timestamp, Timestamp) {
+    func range(now: Timestamp) throws -> (Timestamp, Timestamp) {
         let to = try time("to") ?? now
         let from = try time("from") ?? Period.containing(to.microseconds > 0 ? Timestamp(microseconds: to.microseconds - 1) : to).start
         guard from <= to else {

@@ -48,6 +48,18 @@ struct RequestLogMiddleware: RouterMiddleware {
     }
 }
 
+/// Reads the service's clock once per request into `context.now`.
+struct ClockMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let clock: WallClock
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.now = clock.now()
+        return try await next(request, context)
+    }
+}
+
 /// Maps every error to the contract's error shape, in one place.
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext

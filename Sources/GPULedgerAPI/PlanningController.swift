@@ -143,7 +143,7 @@ struct PlanningController {
         switch params.get("status") {
         case nil, "false": break
         case "true":
-            let at = try params.time("at") ?? .now()
+            let at = try params.time("at") ?? context.now
             for s in try await planning.statuses(found, at: at) { statuses[s.budget.name] = s }
         case let other?:
             throw AppError.badRequest("status=\(other) must be true or false", code: "bad_query")
@@ -162,7 +162,7 @@ struct PlanningController {
         let principal = try context.requirePrincipal()
         let params = try Query(request, allowed: ["at"])
         let budget = try await visibleBudget(try Self.budgetName(context), principal)
-        let at = try params.time("at") ?? .now()
+        let at = try params.time("at") ?? context.now
         guard let s = try await planning.statuses([budget], at: at).first else { throw AppError.notFound("no budget \(budget.name)") }
         var answer = StatusAnswer(s)
         answer.at = at.rfc3339
@@ -275,7 +275,7 @@ struct PlanningController {
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
         let horizon = try Self.integer(params, "horizon_days", default: 30, range: 1...366)
         let level = try Self.fraction(params, "level", default: 0.8, { $0 >= 0.5 && $0 <= 0.99 }, "a number from 0.5 to 0.99")
-        let asOf = try params.time("as_of") ?? .now()
+        let asOf = try params.time("as_of") ?? context.now
         let f = try await planning.forecastSpend(tenant: tenant, model: params.get("model"), horizon: horizon, level: level, asOf: asOf)
         return try JSONResponse.make(SpendAnswer(
             method: f.method, history_days: f.historyDays, as_of: asOf.rfc3339, tenant: tenant, model: params.get("model"),
@@ -351,7 +351,7 @@ struct PlanningController {
             }
             budget = d
         }
-        let asOf = try params.time("as_of") ?? .now()
+        let asOf = try params.time("as_of") ?? context.now
         guard let a = try await planning.capacity(.init(pool: pool, accelerator: accelerator, model: params.get("model"), horizonDays: horizon,
                                                         targetUtilization: target, budgetUSD: budget, asOf: asOf)) else {
             throw AppError.notFound("no pool \(pool ?? ""); see GET /v1/pools")

@@ -67,7 +67,7 @@ struct RatesController {
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
         _ = try context.requirePrincipal() // every role may read list prices
-        let at = try Query(request, allowed: ["at"]).time("at") ?? .now()
+        let at = try Query(request, allowed: ["at"]).time("at") ?? context.now
         let inForce = try await rates.inForce(at: at)
         let defaults = try await rates.defaults()
         return try JSONResponse.make(ListAnswer(

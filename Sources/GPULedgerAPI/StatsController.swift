@@ -15,7 +15,7 @@ struct StatsController {
     @Sendable func report(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let params = try Query(request, allowed: ["from", "to", "group_by", "tenant", "model", "accelerator", "pool"])
-        let (from, to) = try params.range()
+        let (from, to) = try params.range(now: context.now)
         let groupBy: [GroupKey]
         do { groupBy = try params.get("group_by").map(GroupKey.parseList) ?? [] } catch { throw AppError.badRequest(error.message, code: "bad_query") }
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)

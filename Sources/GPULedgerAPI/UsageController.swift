@@ -57,7 +57,7 @@ struct UsageController {
             throw AppError(.contentTooLarge, code: "body_too_large",
                            message: "the body is over the limit of \(limit) bytes (send smaller batches)")
         }
-        let parser = RecordParser(now: .now(), knownAccelerators: pricing.accelerators)
+        let parser = RecordParser(now: context.now, knownAccelerators: pricing.accelerators)
         let batch = try body.withUnsafeReadableBytes { raw in
             try parser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), format: format)
         }

@@ -14,8 +14,9 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public func adding(seconds: Int64) -> Timestamp { Timestamp(microseconds: microseconds + seconds * 1_000_000) }
 
-    /// The current time, from the system clock.
-    public static func now() -> Timestamp {
+    /// The current time, from the system clock. Only `WallClock.system` reads it: everything else
+    /// takes its "now" from a clock it is given.
+    static func systemNow() -> Timestamp {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Timestamp(microseconds: Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1_000)

@@ -297,7 +297,7 @@ extension CostStore {
     /// every pool-day whose usage or pricing changed since (`rawOnly`: from the raw records,
     /// without summaries or cache, for the benchmark's comparison). `usageUntil` leaves out the
     /// usage at or after it (a budget asked about a past moment); idle is shared by whole hours.
-    public func chargebackItems(period: Period, now: Timestamp = .now(), usageUntil: Timestamp? = nil,
+    public func chargebackItems(period: Period, now: Timestamp, usageUntil: Timestamp? = nil,
                                 rawOnly: Bool = false) async throws -> [ChargeItem] {
         let end = min(period.end, max(now, period.start))
         let logger = self.logger

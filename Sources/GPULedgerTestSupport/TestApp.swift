@@ -6,6 +6,37 @@ import Hummingbird
 import Logging
 import PostgresNIO
 
+/// The instant that every test's clock reads, so that no test depends on the real date:
+/// `GPULEDGER_TEST_NOW` (a date or an RFC 3339 time) when set, which is how the test command runs
+/// the suites at a month's last second, on 29 February and years ahead; otherwise the system time
+/// when the test process started. A test that needs "now" builds its dates from this instant.
+public enum TestClock {
+    public static let now: Timestamp = {
+        guard let text = ProcessInfo.processInfo.environment["GPULEDGER_TEST_NOW"], !text.isEmpty else { return WallClock.system.now() }
+        guard let t = Timestamp.parseDateOrTime(text) else {
+            fatalError("GPULEDGER_TEST_NOW=\(text) is not a date (2028-02-29) or an RFC 3339 time (2026-12-31T23:59:59Z)")
+        }
+        return t
+    }()
+
+    /// The clock of every `TestApp`.
+    public static let clock = WallClock.fixed(now)
+
+    /// The start of the hour `hours` before the current one (0: the current hour).
+    public static func hourStart(hoursAgo hours: Int64 = 0) -> Timestamp {
+        Timestamp(microseconds: (now.microseconds.floorDivided(by: 3_600_000_000) - hours) * 3_600_000_000)
+    }
+
+    /// A moment shortly before `now` (a minute), and in the current month when the month began
+    /// less than a minute ago: for records that "now" must already count.
+    public static var recent: Timestamp {
+        Timestamp(microseconds: max(now.microseconds - 60_000_000, month.start.microseconds))
+    }
+
+    /// The current month by the test clock.
+    public static var month: Period { Period.containing(now) }
+}
+
 /// The whole service on a fresh test database, with one key of each role.
 public struct TestApp: Sendable {
     public let database: TestDatabase
@@ -25,6 +56,7 @@ public struct TestApp: Sendable {
         configuration.databaseAcquireTimeout = .seconds(60) // the suite shares two cores with the servers it starts
         configuration.budgetGaugeInterval = nil // a test refreshes the budget gauges itself
         configuration.summaryFoldInterval = nil // and folds the summary deltas when it means to
+        configuration.clock = TestClock.clock
         configure(&configuration)
         let keys = try await database.withDatabase { db in
             let store = KeyStore(database: db)
@@ -42,6 +74,15 @@ public struct TestApp: Sendable {
 
     /// This application's metrics (a registry of its own).
     public let metrics = AppMetrics()
+
+    /// Refreshes the budget and pool gauges, the cost counter's price book and the latency hours
+    /// once, as the service does every minute, at the test clock's instant.
+    public func refreshGauges() async throws {
+        try await database.withDatabase { db in
+            try await MetricsRefreshService(database: db, metrics: metrics, clock: configuration.clock, interval: .seconds(60),
+                                            logger: TestDatabase.logger).refresh()
+        }
+    }
 
     /// The application, as `gpuledger serve` builds it, on this test database.
     public func application() -> some ApplicationProtocol {

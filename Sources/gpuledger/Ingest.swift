@@ -370,7 +370,7 @@ struct CSVRecordConverter {
     }
 
     static func isJSONNumber(_ s: String) -> Bool {
-        var p = RecordParser(now: .now())
+        var p = RecordParser(now: WallClock.system.now())
         p.knownAccelerators = nil
         let text = Array("{\"x\":\(s)}".utf8)
         guard (try? p.parse(text, format: .json)) != nil else { return false }

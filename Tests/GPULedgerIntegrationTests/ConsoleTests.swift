@@ -51,9 +51,10 @@ import Testing
     @Test func signInShowsTheAPIsFiguresAndATenantSeesOnlyItsOwn() async throws {
         let dir = try pricingFolder(["cloud.csv": "acme-cloud,r1,H100,on_demand,3.60,2024-01-01,list\n"], defaults: "H100,acme-cloud,r1,on_demand\n")
         let t = try await TestApp.make { $0.pricingDirectory = dir }
-        let now = Timestamp.now().microseconds
-        let month = Timestamp(microseconds: now - 20 * 60_000_000).rfc3339 // 20 and 10 minutes ago: this month, unless it began in them
-        let recent = Timestamp(microseconds: now - 10 * 60_000_000).rfc3339
+        // 20 and 10 minutes before the test clock's instant, or its month's first instant if later.
+        let now = TestClock.now.microseconds, monthStart = TestClock.month.start.microseconds
+        let month = Timestamp(microseconds: max(now - 20 * 60_000_000, monthStart)).rfc3339
+        let recent = Timestamp(microseconds: max(now - 10 * 60_000_000, monthStart)).rfc3339
         try await t.application().test(.router) { client in
             // Before signing in: the sign-in page, never the data.
             let anonymous = try await client.get("/", key: nil)
@@ -165,8 +166,8 @@ import Testing
 
             """], defaults: "H100,acme-cloud,r1,on_demand\nH200,acme-cloud,r1,on_demand\nA100-80GB,acme-cloud,r1,on_demand\nL40S,acme-cloud,r1,on_demand\n")
         let t = try await TestApp.make { $0.pricingDirectory = dir }
-        let now = Timestamp.now()
-        let thisMonth = Period.containing(now)
+        let now = TestClock.now
+        let thisMonth = TestClock.month
         let last = Period.containing(Timestamp(microseconds: thisMonth.start.microseconds - 1))
         let span = (now.microseconds - last.start.microseconds) / 1_000_000 - 3600
         let tenants = ["acme", "globex", "initech"]

@@ -83,16 +83,16 @@ import Testing
     @Test func metricsCountIngestRequestsAndBudgets() async throws {
         let dir = try pricingFolder(["cloud.csv": "acme-cloud,r1,H100,on_demand,3.60,2024-01-01,list\n"], defaults: "H100,acme-cloud,r1,on_demand\n")
         let t = try await TestApp.make { $0.pricingDirectory = dir }
+        // In the test clock's current month, so that the monthly budget's spend holds them.
+        let at = ["started_at": "\"\(TestClock.recent.rfc3339)\""]
         try await t.application().test(.router) { client in
-            try await client.ingest((0..<5).map { record("m\($0)", tenant: "acme") }, key: t.ingestKey)
+            try await client.ingest((0..<5).map { record("m\($0)", tenant: "acme", at) }, key: t.ingestKey)
             // A resend of two and a new one; a batch with a bad record; a body that is not JSON.
-            try await client.ingest(["m0", "m1", "m9"].map { record($0, tenant: "acme") }, key: t.ingestKey)
+            try await client.ingest(["m0", "m1", "m9"].map { record($0, tenant: "acme", at) }, key: t.ingestKey)
             #expect(try await client.post("/v1/usage", key: t.ingestKey, body: "[" + record("x1", ["gpu_seconds": "-1"]) + "," + record("x2") + "]").status == .unprocessableContent)
             #expect(try await client.post("/v1/usage", key: t.ingestKey, body: "{").status == .badRequest)
             #expect(try await client.put("/v1/budgets/tight", key: t.financeKey, body: #"{"tenant":"acme","period":"monthly","amount_usd":"0.01"}"#).status == .created)
-            try await t.database.withDatabase { db in
-                try await MetricsRefreshService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
-            }
+            try await t.refreshGauges()
             let scrape = try await client.get("/metrics", key: nil)
             #expect(scrape.status == .ok)
             #expect(scrape.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
@@ -114,9 +114,7 @@ import Testing
 
             // A deleted budget's gauges go at the next refresh.
             #expect(try await client.delete("/v1/budgets/tight", key: t.financeKey).status == .noContent)
-            try await t.database.withDatabase { db in
-                try await MetricsRefreshService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
-            }
+            try await t.refreshGauges()
             #expect(!(try await client.get("/metrics", key: nil).body.contains(#"budget="tight""#)))
         }
     }
@@ -134,12 +132,9 @@ import Testing
         try await t.application().test(.router) { client in
             #expect(try await client.put("/v1/pools/fixed", key: t.adminKey,
                                          body: #"{"accelerator":"H100","provider":"acme-cloud","region":"r1","tier":"on_demand","usd_per_gpu_hour":"1.00"}"#).status == .created)
-            let now = Timestamp.now().microseconds
-            let lastHour = Timestamp(microseconds: (now / 3_600_000_000 - 1) * 3_600_000_000)
+            let lastHour = TestClock.hourStart(hoursAgo: 1)
             #expect(try await client.post("/v1/pools/fixed/capacity", key: t.adminKey, body: #"{"at":"2026-01-01T00:00:00Z","gpus":4}"#).status == .created)
-            try await t.database.withDatabase { db in
-                try await MetricsRefreshService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
-            }
+            try await t.refreshGauges()
             try await client.ingest([
                 // Before and after the 12:00 price cut, on no pool; then on the pool with its own price.
                 record("a", ["started_at": "\"2026-11-01T11:00:00Z\"", "gpu_seconds": "3600", "ttft_ms": "120", "tpot_ms": "30", "e2e_ms": "9000"]),
@@ -148,9 +143,7 @@ import Testing
                 // No rate covers an A100 yet (no default key, and its card starts in December).
                 record("d", ["accelerator": "\"A100\"", "model": "\"qwen\""]),
             ], key: t.ingestKey)
-            try await t.database.withDatabase { db in
-                try await MetricsRefreshService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
-            }
+            try await t.refreshGauges()
             let text = try await client.get("/metrics", key: nil).body
             let m = #"model="llama-3.1-70b""#
             #expect(sample(text, "gpuledger_llm_time_to_first_token_seconds_count{\(m)}") == 2)
@@ -208,9 +201,7 @@ import Testing
             #expect(try await client.put("/v1/budgets/b", key: t.financeKey, body: #"{"period":"monthly","amount_usd":"100"}"#).status == .created)
             try await client.ingest((0..<20).map { record("s\($0)", ["pool": "\"p\"", "ttft_ms": "200", "tpot_ms": "20", "e2e_ms": "5000"]) }, key: t.ingestKey)
             #expect(try await client.post("/v1/usage", key: t.ingestKey, body: "[" + record("bad", ["gpu_seconds": "-1"]) + "]").status == .unprocessableContent)
-            try await t.database.withDatabase { db in
-                try await MetricsRefreshService(database: db, metrics: t.metrics, interval: .seconds(60), logger: TestDatabase.logger).refresh()
-            }
+            try await t.refreshGauges()
             let scrape = try await client.get("/metrics", key: nil).body
             let exported = Set(scrape.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
                 String(line.prefix { $0 != "{" && $0 != " " })

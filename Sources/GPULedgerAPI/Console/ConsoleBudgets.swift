@@ -27,7 +27,7 @@ extension ConsoleController {
             let pageNumber = try PlanningController.integer(params, "page", default: 1, range: 1...1_000_000)
             var list = try await budgets.list(tenant: reader.scope)
             if reader.scope != nil { list = list.filter { $0.tenant == reader.scope } }
-            let now = Timestamp.now()
+            let now = reader.now
             let (statuses, at) = try await self.statuses(list, now: now)
             var body = "<h1>Budgets</h1><p class=\"muted\">Spend summed from the ledger for each budget's calendar period (UTC), and where the forecast "
             body += "puts the period's end. <em>At risk</em>: the forecast's median is over the amount before it is spent. As of \(Self.clock(at)).</p>"
@@ -60,7 +60,7 @@ extension ConsoleController {
             _ = try Query(request, allowed: [])
             let name = try PlanningController.budgetName(context)
             let budget = try PlanningController.visible(try await budgets.get(name), name: name, reader.principal)
-            let now = Timestamp.now()
+            let now = reader.now
             guard let s = try await planning.statuses([budget], at: now, burnUp: true).first else { throw AppError.notFound("no budget \(name)") }
             var body = "<h1>Budget \(HTML.escape(name))</h1>"
             body += "<p class=\"muted\">\(budget.tenant.map { "Tenant \(HTML.escape($0))" } ?? "The whole fleet"), \(budget.period.rawValue) "

@@ -24,7 +24,7 @@ extension ConsoleController {
                 budget = d
             }
             let hour: Int64 = 3_600_000_000
-            let now = Timestamp.now()
+            let now = reader.now
             let to = Timestamp(microseconds: (now.microseconds.floorDivided(by: hour) + 1) * hour)
             let from = Timestamp(microseconds: to.microseconds - Self.capacityDays * 24 * hour)
             let hours = try await stats.poolHours(from: from, to: to)

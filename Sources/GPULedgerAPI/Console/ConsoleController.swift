@@ -65,9 +65,9 @@ struct ConsoleController {
         return Response(status: .seeOther, headers: headers)
     }
 
-    func session(_ request: Request) async throws -> (token: String, session: SessionStore.Session)? {
+    func session(_ request: Request, _ context: AppRequestContext) async throws -> (token: String, session: SessionStore.Session)? {
         guard let token = FormData.cookies(request.headers[.cookie])[Self.sessionCookie],
-              let session = try await sessions.find(token) else { return nil }
+              let session = try await sessions.find(token, now: context.now) else { return nil }
         return (token, session)
     }
 
@@ -79,7 +79,7 @@ struct ConsoleController {
     }
 
     @Sendable func signinForm(_ request: Request, context: AppRequestContext) async throws -> Response {
-        if try await session(request) != nil { return Self.redirect("/") }
+        if try await session(request, context) != nil { return Self.redirect("/") }
         let nonce = SessionStore.randomToken()
         return Self.html(Self.signinPage(nonce: nonce, message: nil),
                          cookies: [Self.cookie(Self.signinCookie, nonce, path: "/signin", maxAge: 1800, request: request)])
@@ -110,14 +110,14 @@ struct ConsoleController {
         guard let key = form["key"]?.trimmingCharacters(in: .whitespacesAndNewlines), let principal = try await keys.authenticate(key) else {
             return Self.html(Self.signinPage(nonce: fresh, message: "Unknown or revoked API key."), status: .unauthorized, cookies: retry)
         }
-        let (token, _) = try await sessions.create(principal: principal, lifetime: Self.lifetime)
+        let (token, _) = try await sessions.create(principal: principal, lifetime: Self.lifetime, now: context.now)
         context.logFields["key_id"] = "\(principal.keyID)"
         return Self.redirect("/", cookies: [Self.cookie(Self.sessionCookie, token, maxAge: Int(Self.lifetime.components.seconds), request: request),
                                             Self.cookie(Self.signinCookie, "", path: "/signin", maxAge: 0, request: request)])
     }
 
     @Sendable func signout(_ request: Request, context: AppRequestContext) async throws -> Response {
-        guard let (token, session) = try await session(request) else { return Self.redirect("/signin") }
+        guard let (token, session) = try await session(request, context) else { return Self.redirect("/signin") }
         let form = try await Self.form(request)
         guard FormData.constantTimeEqual(session.csrfToken, form["csrf"] ?? "") else {
             return Self.html(Self.errorPage("This form did not come from this site (its CSRF token is missing or wrong); nothing was done."), status: .forbidden)
@@ -137,6 +137,8 @@ struct ConsoleController {
     struct Reader {
         var session: SessionStore.Session
         var scope: String?
+        /// The request's instant (`context.now`).
+        var now: Timestamp
         var principal: Principal { session.principal }
         var manages: Bool { principal.role == .admin || principal.role == .finance }
     }
@@ -155,7 +157,7 @@ struct ConsoleController {
                 """), status: status)
         }
         do {
-            guard let (_, session) = try await session(request) else { return Self.redirect("/signin") }
+            guard let (_, session) = try await session(request, context) else { return Self.redirect("/signin") }
             signedIn = session
             let principal = session.principal
             context.logFields["key_id"] = "\(principal.keyID)"
@@ -167,7 +169,7 @@ struct ConsoleController {
             }
             let scope = principal.role == .tenant ? principal.tenant : nil
             if let scope { context.logFields["tenant"] = scope }
-            return try await render(Reader(session: session, scope: scope))
+            return try await render(Reader(session: session, scope: scope, now: context.now))
         } catch {
             // Mapped as the API maps it (a database outage is a 503 with Retry-After), as a page.
             let mapped = AppError.from(error)

@@ -25,7 +25,7 @@ extension ConsoleController {
                 throw AppError.badRequest("metric=\(metricKey) is not one of \(Self.latencyMetrics.map(\.key).joined(separator: ", "))", code: "bad_query")
             }
             let hour: Int64 = 3_600_000_000
-            let now = Timestamp.now()
+            let now = reader.now
             let hourEnd = Timestamp(microseconds: (now.microseconds.floorDivided(by: hour) + 1) * hour)
             let (from, to) = range.hours == 1 ? (Timestamp(microseconds: now.microseconds - hour), now)
                                               : (Timestamp(microseconds: hourEnd.microseconds - range.hours * hour), hourEnd)

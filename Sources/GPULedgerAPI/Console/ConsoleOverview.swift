@@ -34,7 +34,7 @@ extension ConsoleController {
 
     func overview(_ reader: Reader, _ context: AppRequestContext) async throws -> Response {
         let scope = reader.scope
-        let now = Timestamp.now()
+        let now = reader.now
         let period = Period.containing(now)
         let month = period.start
         let day: Int64 = 86_400_000_000
