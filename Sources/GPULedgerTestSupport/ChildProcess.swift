@@ -1,4 +1,7 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
 
 /// A program started by a test (the built `gpuledger` binary), with its output in a file.
 public final class ChildProcess: @unchecked Sendable {
@@ -102,21 +105,30 @@ public func freePort() -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
-/// A plain HTTP call for tests that talk to a real server process.
-public func httpStatus(_ url: String, method: String = "GET", key: String? = nil, body: String? = nil, contentType: String = "application/json") async -> (Int, String)? {
-    guard let u = URL(string: url) else { return nil }
-    var request = URLRequest(url: u)
-    request.httpMethod = method
-    request.timeoutInterval = 10
-    if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
-    if let body {
-        request.httpBody = Data(body.utf8)
-        request.setValue(contentType, forHTTPHeaderField: "Content-Type")
-    }
-    guard let (data, response) = try? await URLSession.shared.data(for: request), let http = response as? HTTPURLResponse else { return nil }
-    return (http.statusCode, String(decoding: data, as: UTF8.self))
+/// A plain HTTP call for tests that talk to a real server process: its status and body, or nil
+/// when it could not be made or did not finish within 10 seconds. (AsyncHTTPClient, whose deadline
+/// and cancellation always end the call; Foundation's URLSession on Linux gives no such promise.)
+public func httpStatus(_ url: String, method: String = "GET", key: String? = nil, body: String? = nil, contentType: String = "application/json",
+                       headers extra: [String: String] = [:]) async -> (Int, String)? {
+    await httpCall(url, method: method, key: key, body: body, contentType: contentType, headers: extra).map { ($0.status, $0.body) }
 }
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+/// `httpStatus` with the response's headers.
+public func httpCall(_ url: String, method: String = "GET", key: String? = nil, body: String? = nil, contentType: String = "application/json",
+                     headers extra: [String: String] = [:]) async -> (status: Int, body: String, headers: HTTPHeaders)? {
+    var request = HTTPClientRequest(url: url)
+    request.method = HTTPMethod(rawValue: method)
+    if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+    for (name, value) in extra { request.headers.add(name: name, value: value) }
+    if let body {
+        request.body = .bytes(ByteBuffer(string: body))
+        request.headers.add(name: "Content-Type", value: contentType)
+    }
+    do {
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        return (Int(response.status.code), String(buffer: bytes), response.headers)
+    } catch {
+        return nil
+    }
+}

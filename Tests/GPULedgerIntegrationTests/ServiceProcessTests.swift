@@ -3,9 +3,6 @@ import GPULedgerCore
 import GPULedgerStore
 import GPULedgerTestSupport
 import Testing
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// The real `gpuledger` binary, as an operator and the fleet's clients run it.
 @Suite(.serialized) struct ServiceProcessTests {
@@ -174,14 +171,9 @@ import FoundationNetworking
         let service = try await serve(port: freePort(), dataDir: dir, databaseURL: try await db.url,
                                       environment: ["GPULEDGER_LOG_LEVEL": "info", "GPULEDGER_LOG_FORMAT": "json"])
         let key = try String(contentsOfFile: dir + "/admin.key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        var request = URLRequest(url: URL(string: service.url + "/v1/usage")!)
-        request.httpMethod = "POST"
-        request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue("trace-4242", forHTTPHeaderField: "X-Request-Id")
-        request.httpBody = Data(record("logged").utf8)
-        let (_, response) = try await URLSession.shared.data(for: request)
-        #expect((response as? HTTPURLResponse)?.value(forHTTPHeaderField: "X-Request-Id") == "trace-4242")
+        let response = await httpCall(service.url + "/v1/usage", method: "POST", key: key, body: record("logged"),
+                                      headers: ["X-Request-Id": "trace-4242"])
+        #expect(response?.headers.first(name: "X-Request-Id") == "trace-4242")
         service.process.signal(SIGTERM)
         try await service.process.wait()
         let lines = service.process.output.split(separator: "\n")
