@@ -128,16 +128,86 @@ import Testing
 }
 
 @Suite struct CapacityPlannerTests {
+    func plan(_ busy: [Double?], days: Int, target: Double = 0.7) -> CapacityPlan {
+        CapacityPlanner.plan(busyGPUs: busy, horizonHours: days * 24, targetUtilization: target, usdPerGPUHour: nil, budgetUSD: nil, currentGPUs: 0)
+    }
+
+    /// Busy GPUs following 8 + 6 sin(2π h / 24) for `days` days (peak 14).
+    func curve(days: Int) -> [Double?] { (0..<(days * 24)).map { 8 + 6 * sin(2 * .pi * Double($0 % 24) / 24) } }
+
+    @Test func aConstantSeriesPlansExactlyItsLevelOverTheTarget() {
+        for (c, target) in [(10.0, 0.7), (3.5, 0.8), (16.6, 0.7), (0.2, 0.6)] {
+            let p = plan(Array(repeating: c, count: 21 * 24), days: 2, target: target)
+            #expect(p.requiredGPUs == Int((c / target - 1e-9).rounded(.up)), "\(c) at \(target)")
+            #expect(abs(p.forecastPeakBusyGPUs - c) < 1e-9)
+            #expect(p.days.count == 2 && p.days.allSatisfy { $0.requiredGPUs == p.requiredGPUs })
+        }
+    }
+
     @Test func aKnownDailyCurveNeedsItsPeakOverTheTarget() {
-        // Busy GPUs follow 8 + 6 sin(2π h / 24) for four weeks: the peak is 14 busy GPUs, and at
-        // 70% utilization that needs 14 / 0.7 = 20 GPUs.
-        let busy: [Double?] = (0..<(28 * 24)).map { 8 + 6 * sin(2 * .pi * Double($0 % 24) / 24) }
-        let plan = CapacityPlanner.plan(busyGPUs: busy, horizonHours: 7 * 24, targetUtilization: 0.7, usdPerGPUHour: CentRounding.decimal("2.5"),
-                                        budgetUSD: 6_000, currentGPUs: 16)
-        #expect(abs(plan.forecastPeakBusyGPUs - 14) < 1e-3)
-        #expect(plan.requiredGPUs == 20)
+        // The peak is 14 busy GPUs, and at 70% utilization that needs 14 / 0.7 = 20 GPUs.
+        let p = CapacityPlanner.plan(busyGPUs: curve(days: 28), horizonHours: 7 * 24, targetUtilization: 0.7, usdPerGPUHour: CentRounding.decimal("2.5"),
+                                     budgetUSD: 6_000, currentGPUs: 16)
+        #expect(abs(p.forecastPeakBusyGPUs - 14) < 1e-6)
+        #expect(p.requiredGPUs == 20)
+        #expect(p.days.map(\.requiredGPUs) == Array(repeating: 20, count: 7))
+        #expect(p.pastPlans > 0 && p.pastPlansHeld == p.pastPlans)
         // 20 GPUs × 168 hours × $2.50; $6,000 pays for ⌊6000 / 420⌋ = 14.
-        #expect(plan.planCostUSD == 8_400)
-        #expect(plan.affordableGPUs == 14 && plan.fitsBudget == false)
+        #expect(p.planCostUSD == 8_400)
+        #expect(p.affordableGPUs == 14 && p.fitsBudget == false)
+    }
+
+    @Test func anOutageHourIsNotPlannedFrom() {
+        let clean = plan(curve(days: 21), days: 2)
+        for hour in [3 * 24 + 2, 20 * 24 + 6, 20 * 24 + 23] { // a night hour, the last day's peak hour, the very last hour
+            var busy = curve(days: 21)
+            busy[hour] = 0
+            let p = plan(busy, days: 2)
+            #expect(p.requiredGPUs == clean.requiredGPUs, "outage at hour \(hour)")
+            #expect(p.forecastPeakBusyGPUs <= clean.forecastPeakBusyGPUs * 1.05)
+        }
+        #expect(clean.requiredGPUs == 20)
+    }
+
+    @Test func aLongerHorizonOnAFlatSeriesPlansNoMore() {
+        for series in [curve(days: 28), Array(repeating: 12.0, count: 28 * 24)] {
+            #expect(plan(series, days: 7).requiredGPUs <= plan(series, days: 1).requiredGPUs)
+        }
+    }
+
+    @Test func growthRaisesTheLaterDaysAndTheHorizonCoversTheMax() {
+        // 2% more a day for four weeks, with a daily curve.
+        let busy: [Double?] = (0..<(28 * 24)).map { (h: Int) -> Double? in
+            let shape: Double = 8 + 6 * sin(2 * Double.pi * Double(h % 24) / 24)
+            return shape * pow(1.02, Double(h / 24))
+        }
+        let p = plan(busy, days: 7)
+        #expect(p.days.map(\.forecastPeakBusyGPUs) == p.days.map(\.forecastPeakBusyGPUs).sorted())
+        #expect(p.days.last!.forecastPeakBusyGPUs > p.days.first!.forecastPeakBusyGPUs)
+        #expect(p.requiredGPUs >= p.days.map(\.requiredGPUs).max()!)
+        // Damped and capped: far below an undamped 2%-a-day extrapolation of the peak over 90 days.
+        let long = plan(busy, days: 90)
+        let undamped: Double = 14 * pow(1.02, 27 + 90)
+        #expect(long.forecastPeakBusyGPUs < undamped / 3)
+    }
+
+    @Test func lessThanADayOrNoUsage() {
+        #expect(plan([], days: 3).requiredGPUs == 0)
+        #expect(plan(Array(repeating: 0, count: 48), days: 3).requiredGPUs == 0)
+        let short = plan([2, 5, 3], days: 1)
+        #expect(short.requiredGPUs == CapacityPlanner.gpus(forBusy: 5, target: 0.7))
+    }
+
+    @Test func theCheapestMeasuredTypeComesFirstAndAnUnmeasuredOneIsNotGuessed() {
+        // 10 busy H100s at the peak, all of model m (1,000 output tokens/GPU-s there); m makes
+        // 500 tokens/GPU-s on A100s and was never run on L4s.
+        let options = CapacityPlanner.compare(
+            peakBusyGPUs: 10, demand: [.init(model: "m", share: 1, outputTokensPerGPUSecond: 1000)], current: "H100",
+            throughput: ["m": ["H100": 1000, "A100-80GB": 500]], rates: ["H100": 4, "A100-80GB": 1.5, "L4": 0.5],
+            candidates: ["H100", "A100-80GB", "L4"], horizonHours: 24, targetUtilization: 0.8)
+        #expect(options.map(\.accelerator) == ["A100-80GB", "H100", "L4"])
+        #expect(options[0].requiredGPUs == 25 && options[0].planCostUSD == 25 * 24 * 1.5) // 20 busy / 0.8
+        #expect(options[1].requiredGPUs == 13 && options[1].planCostUSD == 13 * 24 * 4)   // 10 / 0.8 = 12.5
+        #expect(options[2].requiredGPUs == nil && !options[2].measured && options[2].outputTokensPerGPUSecond["m"]! == nil)
     }
 }
