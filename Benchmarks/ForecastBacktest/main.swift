@@ -1,6 +1,7 @@
-// Rolling-origin backtest of the spend forecaster (and the hourly one the capacity planner uses).
+// Rolling-origin backtests of the spend forecaster, the hourly forecaster and the capacity planner.
 //
 //   swift build -c release && .build/release/gpuledger-backtest [--series 5] [--seed 1] [--dump-series FILE]
+//       [--capacity-only] [--coverage 0.9] [--servegen PATH]
 //
 // Daily: generated two-year series (trend, weekly season, persistent level shocks, noise), origins
 // 7 days apart over the second year, horizons 7, 14 and 28 days. Hourly: the ServeGen hourly
@@ -91,6 +92,13 @@ func backtest(name: String, series: [[Double]], period: Int, forecaster: Forecas
                  firstOrigin, series[0].count - horizons.max()!, unit))
 }
 
+let servegenPath = stringOption("--servegen", "../shared/data/traces/servegen_hourly.csv")
+let coverage = Double(stringOption("--coverage", "0.9")) ?? 0.9
+let capacitySeries = serveGenBusyGPUs(servegenPath) + (0..<6).map { ("generated \($0 + 1) (8 weeks)", generatedHourlyDemand(seed: 101 + UInt64($0))) }
+if capacitySeries.count < 9 { say("(ServeGen hourly data not found at \(servegenPath): pass --servegen PATH; generated series only)") }
+capacityBacktest(series: capacitySeries, coverage: coverage)
+if CommandLine.arguments.contains("--capacity-only") { exit(0) }
+
 var dailyForecaster = Forecaster.daily
 dailyForecaster.logModels = !CommandLine.arguments.contains("--additive-only")
 let seriesCount = option("--series", 5)
@@ -107,7 +115,7 @@ backtest(name: "Daily spend: \(seriesCount) generated two-year series (trend, we
          series: daily, period: 7, forecaster: dailyForecaster, firstOrigin: 365, step: 7, horizons: [7, 14, 28], unit: "days")
 
 // The ServeGen hourly requests of the three language models, summed per hour.
-let path = stringOption("--servegen", "../shared/data/traces/servegen_hourly.csv")
+let path = servegenPath
 if let text = try? String(contentsOfFile: path, encoding: .utf8) {
     var hourly = [Int: Double]()
     for line in text.split(whereSeparator: \.isNewline).dropFirst() {
