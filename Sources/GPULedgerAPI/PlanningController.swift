@@ -302,12 +302,49 @@ struct PlanningController {
         var affordable_gpus: Int?
         var fits_budget: Bool?
         var output_tokens_per_gpu_second: [String: Double]
+        var coverage: Double
+        var days: [Day]
+        var past_plans_held: Int
+        var past_plans: Int
+        var accelerators: [Option]?
         var method: String
+
+        struct Day: Encodable {
+            var date: String
+            var start: String
+            var forecast_peak_busy_gpus: Double
+            var required_gpus: Int
+        }
+        /// One accelerator type for the forecast demand; `required_gpus` and the cost are null
+        /// for a type on which some model of the demand never ran.
+        struct Option: Encodable {
+            var accelerator: String
+            var measured: Bool
+            var output_tokens_per_gpu_second: [String: Double?]
+            var busy_gpus: Double?
+            var required_gpus: Int?
+            var usd_per_gpu_hour: String?
+            var plan_cost_usd: String?
+
+            func encode(to encoder: any Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(accelerator, forKey: .accelerator)
+                try c.encode(measured, forKey: .measured)
+                try c.encode(output_tokens_per_gpu_second, forKey: .output_tokens_per_gpu_second)
+                try c.encode(busy_gpus, forKey: .busy_gpus)
+                try c.encode(required_gpus, forKey: .required_gpus)
+                try c.encode(usd_per_gpu_hour, forKey: .usd_per_gpu_hour)
+                try c.encode(plan_cost_usd, forKey: .plan_cost_usd)
+            }
+            enum CodingKeys: String, CodingKey {
+                case accelerator, measured, output_tokens_per_gpu_second, busy_gpus, required_gpus, usd_per_gpu_hour, plan_cost_usd
+            }
+        }
 
         enum CodingKeys: String, CodingKey {
             case pool, accelerator, model, as_of, horizon_days, target_utilization, current_gpus, history_hours, peak_busy_gpus,
                  forecast_peak_busy_gpus, required_gpus, usd_per_gpu_hour, plan_cost_usd, budget_usd, affordable_gpus, fits_budget,
-                 output_tokens_per_gpu_second, method
+                 output_tokens_per_gpu_second, coverage, days, past_plans_held, past_plans, accelerators, method
         }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -328,6 +365,11 @@ struct PlanningController {
             try c.encode(affordable_gpus, forKey: .affordable_gpus)
             try c.encode(fits_budget, forKey: .fits_budget)
             try c.encode(output_tokens_per_gpu_second, forKey: .output_tokens_per_gpu_second)
+            try c.encode(coverage, forKey: .coverage)
+            try c.encode(days, forKey: .days)
+            try c.encode(past_plans_held, forKey: .past_plans_held)
+            try c.encode(past_plans, forKey: .past_plans)
+            try c.encodeIfPresent(accelerators, forKey: .accelerators)
             try c.encode(method, forKey: .method)
         }
     }
@@ -337,13 +379,16 @@ struct PlanningController {
         guard principal.role == .admin || principal.role == .finance else {
             throw AppError.forbidden("capacity plans cover shared pools: only admin and finance keys read them")
         }
-        let params = try Query(request, allowed: ["pool", "accelerator", "model", "horizon_days", "target_utilization", "budget_usd", "as_of"])
+        let params = try Query(request, allowed: ["pool", "accelerator", "model", "horizon_days", "target_utilization", "coverage", "budget_usd",
+                                                  "as_of", "accelerators"])
         let pool = params.get("pool"), accelerator = params.get("accelerator")
         guard (pool == nil) != (accelerator == nil) else {
             throw AppError.badRequest("give exactly one of pool= and accelerator=", code: "bad_query")
         }
         let horizon = try Self.integer(params, "horizon_days", default: 30, range: 1...366)
         let target = try Self.fraction(params, "target_utilization", default: 0.7, { $0 > 0 && $0 <= 1 }, "a number above 0 and at most 1")
+        let coverage = try Self.fraction(params, "coverage", default: 0.9, { $0 >= 0.5 && $0 <= 0.99 }, "a number from 0.5 to 0.99")
+        let compare = try Self.acceleratorList(params.get("accelerators"))
         var budget: Decimal?
         if let text = params.get("budget_usd") {
             guard RateCards.isPlainDecimal(text), let d = CentRounding.decimal(text) else {
@@ -353,7 +398,8 @@ struct PlanningController {
         }
         let asOf = try params.time("as_of") ?? context.now
         guard let a = try await planning.capacity(.init(pool: pool, accelerator: accelerator, model: params.get("model"), horizonDays: horizon,
-                                                        targetUtilization: target, budgetUSD: budget, asOf: asOf)) else {
+                                                        targetUtilization: target, coverage: coverage, budgetUSD: budget, asOf: asOf,
+                                                        compare: compare)) else {
             throw AppError.notFound("no pool \(pool ?? ""); see GET /v1/pools")
         }
         func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
@@ -365,6 +411,31 @@ struct PlanningController {
             plan_cost_usd: a.plan.planCostUSD.map(CentRounding.cents), budget_usd: budget.map(BudgetAnswer.money),
             affordable_gpus: a.plan.affordableGPUs, fits_budget: a.plan.fitsBudget,
             output_tokens_per_gpu_second: Dictionary(a.outputTokensPerGPUSecond.map { ($0.model, round3($0.value)) }, uniquingKeysWith: { x, _ in x }),
+            coverage: coverage,
+            days: a.plan.days.map { d in
+                let start = a.planStart.adding(seconds: Int64(d.offset) * 86_400)
+                return .init(date: String(start.rfc3339.prefix(10)), start: start.rfc3339, forecast_peak_busy_gpus: round3(d.forecastPeakBusyGPUs),
+                             required_gpus: d.requiredGPUs)
+            },
+            past_plans_held: a.plan.pastPlansHeld, past_plans: a.plan.pastPlans,
+            accelerators: a.options?.map { o in
+                .init(accelerator: o.accelerator, measured: o.measured, output_tokens_per_gpu_second: o.outputTokensPerGPUSecond.mapValues { $0.map(round3) },
+                      busy_gpus: o.busyGPUs.map(round3), required_gpus: o.requiredGPUs, usd_per_gpu_hour: o.usdPerGPUHour.map { "\($0)" },
+                      plan_cost_usd: o.planCostUSD.map(CentRounding.cents))
+            },
             method: a.plan.method))
+    }
+
+    /// `accelerators=H100,A100-80GB` (each 1–64 characters, at most 32) or `accelerators=all`
+    /// (every type with a default rate); nil when absent.
+    static func acceleratorList(_ text: String?) throws -> [String]? {
+        guard let text else { return nil }
+        if text == "all" { return [] }
+        let names = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard names.count <= 32, names.allSatisfy({ !$0.isEmpty && $0.count <= 64 }) else {
+            throw AppError.badRequest("accelerators=\(text) must be all or a comma-separated list of up to 32 accelerator names", code: "bad_query")
+        }
+        var seen = Set<String>()
+        return names.filter { seen.insert($0).inserted }
     }
 }

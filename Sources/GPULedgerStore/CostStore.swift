@@ -19,6 +19,13 @@ struct SQLText {
 
     mutating func bind(_ t: Timestamp) -> String { bind(t.rfc3339) + "::timestamptz" }
 
+    /// Binds a list of texts as one `text[]`.
+    mutating func bind(_ values: [String]) -> String {
+        binds.append(values)
+        count += 1
+        return "$\(count)::text[]"
+    }
+
     var query: PostgresQuery { PostgresQuery(unsafeSQL: sql, binds: binds) }
 }
 

@@ -275,21 +275,30 @@ public struct PlanningStore: Sendable {
         public var model: String?
         public var horizonDays: Int
         public var targetUtilization: Double
+        public var coverage: Double
         public var budgetUSD: Decimal?
         public var asOf: Timestamp
-        public init(pool: String?, accelerator: String?, model: String?, horizonDays: Int, targetUtilization: Double,
-                    budgetUSD: Decimal?, asOf: Timestamp) {
+        /// Accelerator types to price the forecast demand on (nil: no comparison; empty: every
+        /// type with a default rate).
+        public var compare: [String]?
+        public init(pool: String?, accelerator: String?, model: String?, horizonDays: Int, targetUtilization: Double, coverage: Double = 0.9,
+                    budgetUSD: Decimal?, asOf: Timestamp, compare: [String]? = nil) {
             self.pool = pool; self.accelerator = accelerator; self.model = model; self.horizonDays = horizonDays
-            self.targetUtilization = targetUtilization; self.budgetUSD = budgetUSD; self.asOf = asOf
+            self.targetUtilization = targetUtilization; self.coverage = coverage; self.budgetUSD = budgetUSD; self.asOf = asOf
+            self.compare = compare
         }
     }
 
     public struct CapacityAnswer: Sendable {
         public var plan: CapacityPlan
+        /// Where the plan's first day starts (the hour of `as_of`).
+        public var planStart: Timestamp
         public var currentGPUs: Int
         public var usdPerGPUHour: Decimal?
         /// Output tokens per busy GPU-second, per model, over the history.
         public var outputTokensPerGPUSecond: [(model: String, value: Double)]
+        /// The demand priced on each compared accelerator type, cheapest first.
+        public var options: [CapacityPlanner.Option]?
     }
 
     /// Nil when the pool is unknown.
@@ -302,46 +311,76 @@ public struct PlanningStore: Sendable {
         let poolSelection = q.pool.map { "p.name = \(sql.bind($0))" } ?? "p.accelerator = \(sql.bind(q.accelerator ?? ""))"
         let modelFilter = q.model.map { " AND model = \(sql.bind($0))" } ?? ""
         let s = sql.bind(start), e = sql.bind(end), asOf = sql.bind(q.asOf)
+        // Rows: h (busy GPUs per hour), m (per model: output tokens per GPU-second, GPU-seconds),
+        // g (provisioned GPUs), r (the rate), p (the pool and its accelerator); when comparing,
+        // t (per model and accelerator, anywhere: output tokens per GPU-second) and x (each
+        // accelerator's default rate).
         sql.sql = """
-            SELECT 'h', (extract(epoch FROM hour) * 1000000)::bigint, (sum(gpu_seconds) / 3600)::float8, NULL::text
+            SELECT 'h', (extract(epoch FROM hour) * 1000000)::bigint, (sum(gpu_seconds) / 3600)::float8, NULL::float8, NULL::text, NULL::text
             FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY hour
             UNION ALL
-            SELECT 'm', NULL, (sum(output_tokens) / nullif(sum(gpu_seconds), 0))::float8, model
+            SELECT 'm', NULL, (sum(output_tokens) / nullif(sum(gpu_seconds), 0))::float8, sum(gpu_seconds)::float8, model, NULL
             FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY model
             UNION ALL
-            SELECT 'g', NULL, coalesce(sum(gpus), 0)::float8, NULL FROM (
+            SELECT 'g', NULL, coalesce(sum(gpus), 0)::float8, NULL, NULL, NULL FROM (
                 SELECT DISTINCT ON (c.pool) c.gpus FROM pool_capacity c JOIN pools p ON p.name = c.pool
                 WHERE \(poolSelection) AND c.at <= \(asOf) ORDER BY c.pool, c.at DESC) g
             UNION ALL
-            SELECT 'r', NULL, NULL, coalesce(p.usd_per_gpu_hour, r.usd_per_gpu_hour)::text
+            SELECT 'r', NULL, NULL, NULL, coalesce(p.usd_per_gpu_hour, r.usd_per_gpu_hour)::text, NULL
             FROM (SELECT * FROM pools p WHERE \(q.pool == nil ? "false" : poolSelection)) p
             LEFT JOIN LATERAL (SELECT usd_per_gpu_hour FROM rates r WHERE r.retired_at IS NULL AND r.provider = p.provider
                 AND r.region = p.region AND r.accelerator = p.accelerator AND r.tier = p.tier AND r.effective_from <= \(asOf)
                 ORDER BY effective_from DESC LIMIT 1) r ON true
             UNION ALL
-            SELECT 'r', NULL, NULL, r.usd_per_gpu_hour::text FROM default_rates d
+            SELECT 'r', NULL, NULL, NULL, r.usd_per_gpu_hour::text, NULL FROM default_rates d
             JOIN LATERAL (SELECT usd_per_gpu_hour FROM rates r WHERE r.retired_at IS NULL AND r.provider = d.provider
                 AND r.region = d.region AND r.accelerator = d.accelerator AND r.tier = d.tier AND r.effective_from <= \(asOf)
                 ORDER BY effective_from DESC LIMIT 1) r ON true
             WHERE \(q.pool == nil ? "d.accelerator = \(sql.bind(q.accelerator ?? ""))" : "false")
             UNION ALL
-            SELECT 'p', NULL, NULL, name FROM pools p WHERE \(q.pool == nil ? "false" : poolSelection)
+            SELECT 'p', NULL, NULL, NULL, name, accelerator FROM pools p WHERE \(q.pool == nil ? "false" : poolSelection)
             """
+        if let compare = q.compare {
+            let accelerators = compare.isEmpty ? "true" : "d.accelerator = ANY(\(sql.bind(compare)))"
+            sql.sql += """
+
+                UNION ALL
+                SELECT 't', NULL, (sum(u.output_tokens) / nullif(sum(u.gpu_seconds), 0))::float8, NULL, u.model, u.accelerator
+                FROM usage_hourly_live u WHERE u.hour >= \(s) AND u.hour < \(e) AND u.model IN (
+                    SELECT DISTINCT model FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e))
+                GROUP BY u.model, u.accelerator
+                UNION ALL
+                SELECT 'x', NULL, NULL, NULL, d.accelerator, r.usd_per_gpu_hour::text FROM default_rates d
+                JOIN LATERAL (SELECT usd_per_gpu_hour FROM rates r WHERE r.retired_at IS NULL AND r.provider = d.provider
+                    AND r.region = d.region AND r.accelerator = d.accelerator AND r.tier = d.tier AND r.effective_from <= \(asOf)
+                    ORDER BY effective_from DESC LIMIT 1) r ON true
+                WHERE \(accelerators)
+                """
+        }
         let query = sql.query
         return try await db.withConnection { conn -> CapacityAnswer? in
             try await CostStore.noJIT(conn, logger)
             var busy: [Int: Double] = [:]
             var tokens: [(String, Double)] = []
+            var demand: [CapacityPlanner.ModelDemand] = []
+            var throughput: [String: [String: Double]] = [:]
+            var rates: [String: Decimal] = [:]
             var gpus = 0
             var rate: Decimal?
+            var poolAccelerator: String?
             var poolFound = false
-            for try await (kind, hour, value, text) in try await conn.query(query, logger: logger).decode((String, Int64?, Double?, String?).self) {
+            for try await (kind, hour, value, value2, text, text2) in try await conn.query(query, logger: logger)
+                .decode((String, Int64?, Double?, Double?, String?, String?).self) {
                 switch kind {
                 case "h": if let hour, let value { busy[Int((hour - start.microseconds) / CostStore.hour)] = value }
-                case "m": if let text, let value { tokens.append((text, value)) }
+                case "m":
+                    if let text, let value { tokens.append((text, value)) }
+                    if let text { demand.append(.init(model: text, share: value2 ?? 0, outputTokensPerGPUSecond: value ?? 0)) }
                 case "g": gpus = Int(value ?? 0)
                 case "r": rate = text.flatMap(CentRounding.decimal)
-                case "p": poolFound = true
+                case "p": poolFound = true; poolAccelerator = text2
+                case "t": if let text, let text2, let value { throughput[text, default: [:]][text2] = value }
+                case "x": if let text, let r = text2.flatMap(CentRounding.decimal) { rates[text] = r }
                 default: break
                 }
             }
@@ -353,9 +392,22 @@ public struct PlanningStore: Sendable {
                 series = []
             }
             let plan = CapacityPlanner.plan(busyGPUs: series, horizonHours: q.horizonDays * 24, targetUtilization: q.targetUtilization,
-                                            usdPerGPUHour: rate, budgetUSD: q.budgetUSD, currentGPUs: gpus)
-            return CapacityAnswer(plan: plan, currentGPUs: gpus, usdPerGPUHour: rate,
-                                  outputTokensPerGPUSecond: tokens.sorted { $0.0 < $1.0 })
+                                            coverage: q.coverage, usdPerGPUHour: rate, budgetUSD: q.budgetUSD, currentGPUs: gpus)
+            var options: [CapacityPlanner.Option]?
+            if let compare = q.compare {
+                let current = poolAccelerator ?? q.accelerator
+                // The selection's own rate stands for its accelerator (a pool may have a price of its own).
+                if let current, let rate { rates[current] = rate }
+                let total = demand.reduce(0) { $0 + $1.share }
+                let shares = demand.map { CapacityPlanner.ModelDemand(model: $0.model, share: total > 0 ? $0.share / total : 0,
+                                                                      outputTokensPerGPUSecond: $0.outputTokensPerGPUSecond) }
+                let candidates = compare.isEmpty ? Array(Set(rates.keys).union(current.map { [$0] } ?? [])).sorted() : compare
+                options = CapacityPlanner.compare(peakBusyGPUs: plan.forecastPeakBusyGPUs, demand: shares, current: current, throughput: throughput,
+                                                  rates: rates, candidates: candidates, horizonHours: q.horizonDays * 24,
+                                                  targetUtilization: q.targetUtilization)
+            }
+            return CapacityAnswer(plan: plan, planStart: end, currentGPUs: gpus, usdPerGPUHour: rate,
+                                  outputTokensPerGPUSecond: tokens.sorted { $0.0 < $1.0 }, options: options)
         }
     }
 }

@@ -297,6 +297,18 @@ import Testing
             #expect(capacity.body.contains("<div class=\"big\">\(plan["required_gpus"]!)</div>"))
             #expect(c.shown(capacity.body, id: "plan-cost").flatMap { Decimal(string: $0) } == decimal(plan["plan_cost_usd"]))
             #expect(try #require(row(capacity.body, table: "pools", "h100-pool")).count == 5)
+            // The plan per day and the same demand on each GPU type, as the API answers them.
+            for day in try #require(plan["days"] as? [[String: Any]]) {
+                let cells = try #require(row(capacity.body, table: "plan-day-rows", day["date"] as! String))
+                #expect(text(cells[2]) == "\(day["required_gpus"]!)")
+            }
+            let types = try #require(try await client.get("/v1/forecast/capacity?pool=h100-pool&horizon_days=14&target_utilization=0.6&accelerators=all",
+                                                          key: t.financeKey).json["accelerators"] as? [[String: Any]])
+            #expect(types.count == 4)
+            for option in types {
+                let cells = try #require(row(capacity.body, table: "plan-type-rows", option["accelerator"] as! String))
+                #expect(text(cells[1]) == ((option["required_gpus"] as? Int).map(String.init) ?? "unmeasured"))
+            }
 
             // Bad input is a page that says what is wrong, never a 500.
             let bad = try await page("/tenants?period=2026-13")

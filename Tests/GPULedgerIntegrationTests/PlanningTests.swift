@@ -245,16 +245,67 @@ import Testing
             #expect(a.json["fits_budget"] as? Bool == false)
             let perModel = a.json["output_tokens_per_gpu_second"] as? [String: Double] ?? [:]
             #expect(abs((perModel["llama-3.1-70b"] ?? 0) - Double(outputTokens) / gpuSeconds) < 0.001)
+            // A plan per day of the horizon, from the hour of as_of; the same curve every day.
+            let days = a.json["days"] as? [[String: Any]] ?? []
+            #expect(days.compactMap { $0["date"] as? String } == (20...26).map { "2026-11-\($0)" })
+            #expect(days.first?["start"] as? String == "2026-11-20T00:00:00Z")
+            #expect(days.allSatisfy { $0["required_gpus"] as? Int == 20 && abs(($0["forecast_peak_busy_gpus"] as? Double ?? 0) - 14) < 0.01 })
+            #expect(a.json["coverage"] as? Double == 0.9)
+            let pastHeld = a.json["past_plans_held"] as? Int, past = a.json["past_plans"] as? Int
+            #expect(past ?? 0 > 0 && pastHeld == past)
+            #expect((a.json["method"] as? String)?.contains("split-conformal") == true)
+            #expect(a.json["accelerators"] == nil)
 
             // Without a budget there is nothing to fit; the accelerator view prices at the default rate.
             let noBudget = try await client.get("/v1/forecast/capacity?accelerator=H100&horizon_days=7&as_of=2026-11-20", key: t.financeKey)
             #expect(noBudget.json["required_gpus"] as? Int == 20 && noBudget.json["fits_budget"] is NSNull)
             #expect(noBudget.json["plan_cost_usd"] as? String == "12096.00") // 20 × 168 × 3.60
 
+            #expect(try await client.get("/v1/forecast/capacity?pool=gpu-a&coverage=0.3", key: t.financeKey).status == .badRequest)
+            #expect(try await client.get("/v1/forecast/capacity?pool=gpu-a&accelerators=H100,,L4", key: t.financeKey).status == .badRequest)
             #expect(try await client.get("/v1/forecast/capacity?pool=gpu-a&accelerator=H100", key: t.financeKey).status == .badRequest)
             #expect(try await client.get("/v1/forecast/capacity?pool=nope", key: t.financeKey).status == .notFound)
             #expect(try await client.get("/v1/forecast/capacity?pool=gpu-a&target_utilization=0", key: t.financeKey).status == .badRequest)
             #expect(try await client.get("/v1/forecast/capacity?pool=gpu-a", key: t.acmeTenantKey).status == .forbidden)
+        }
+    }
+
+    /// Which GPU type: the same model measured on H100s (2,000 output tokens per busy GPU-second)
+    /// and on A100s (800); at a steady 10 busy H100s the demand needs 10 × 2000 / 800 = 25 busy
+    /// A100s. At 80%: 13 H100s at $3.60 or 32 A100s at $1.20 an hour for one day
+    /// (13 × 24 × 3.60 = $1,123.20 against 32 × 24 × 1.20 = $921.60); L4 was never measured.
+    @Test func theDemandPricedOnEachGPUType() async throws {
+        let dir = try pricingFolder(["cloud.csv": "acme-cloud,r1,H100,on_demand,3.60,2024-01-01,list\nacme-cloud,r1,A100-80GB,on_demand,1.20,2024-01-01,list\nacme-cloud,r1,L4,on_demand,0.50,2024-01-01,list\n"],
+                                    defaults: "H100,acme-cloud,r1,on_demand\nA100-80GB,acme-cloud,r1,on_demand\nL4,acme-cloud,r1,on_demand\n")
+        let t = try await TestApp.make { $0.pricingDirectory = dir }
+        let asOf = Timestamp.parseDateOrTime("2026-11-20T00:00:00Z")!
+        var records: [String] = []
+        for h in 0..<(14 * 24) {
+            let start = Timestamp(microseconds: asOf.microseconds - Int64(14 * 24 - h) * 3_600_000_000).rfc3339
+            records.append(record("h\(h)", tenant: "acme", ["started_at": "\"\(start)\"", "gpu_seconds": "36000", "accelerator": "\"H100\"",
+                                                            "output_tokens": "72000000"]))
+            if h % 24 == 0 {
+                records.append(record("a\(h)", tenant: "acme", ["started_at": "\"\(start)\"", "gpu_seconds": "1000", "accelerator": "\"A100-80GB\"",
+                                                                "output_tokens": "800000"]))
+            }
+        }
+        let batch = records
+        try await t.application().test(.router) { client in
+            for chunk in stride(from: 0, to: batch.count, by: 5000) {
+                try await client.ingest(Array(batch[chunk..<min(chunk + 5000, batch.count)]), key: t.adminKey)
+            }
+            let a = try await client.get("/v1/forecast/capacity?accelerator=H100&horizon_days=1&target_utilization=0.8&as_of=2026-11-20&accelerators=all",
+                                         key: t.financeKey)
+            #expect(a.status == .ok, "\(a.body)")
+            #expect(a.json["required_gpus"] as? Int == 13)
+            let options = a.json["accelerators"] as? [[String: Any]] ?? []
+            #expect(options.compactMap { $0["accelerator"] as? String } == ["A100-80GB", "H100", "L4"])
+            #expect(options.first?["required_gpus"] as? Int == 32 && options.first?["plan_cost_usd"] as? String == "921.60")
+            #expect(options.dropFirst().first?["required_gpus"] as? Int == 13 && options.dropFirst().first?["plan_cost_usd"] as? String == "1123.20")
+            #expect(options.last?["measured"] as? Bool == false && options.last?["required_gpus"] is NSNull && options.last?["plan_cost_usd"] is NSNull)
+            let listed = try await client.get("/v1/forecast/capacity?accelerator=H100&horizon_days=1&target_utilization=0.8&as_of=2026-11-20&accelerators=L4,H100",
+                                              key: t.financeKey)
+            #expect((listed.json["accelerators"] as? [[String: Any]])?.compactMap { $0["accelerator"] as? String } == ["H100", "L4"])
         }
     }
 }

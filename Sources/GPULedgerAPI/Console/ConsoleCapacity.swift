@@ -6,16 +6,17 @@ import Hummingbird
 
 /// The Capacity page (admin and finance keys: pools are shared by every tenant): each pool's
 /// busy GPUs per hour against its provisioned GPUs over the last seven days, and the capacity
-/// planner's answer (`GET /v1/forecast/capacity`) for a chosen pool, horizon, target utilization
-/// and budget.
+/// planner's answer (`GET /v1/forecast/capacity`) for a chosen pool, horizon, target utilization,
+/// coverage and budget: the plan per day, and the forecast demand priced on each GPU type.
 extension ConsoleController {
     static let capacityDays: Int64 = 7
 
     @Sendable func capacity(_ request: Request, context: AppRequestContext) async throws -> Response {
         try await page(request, context, title: "Capacity", path: "/capacity", managersOnly: true) { reader in
-            let params = try Query(request, allowed: ["pool", "horizon_days", "target_utilization", "budget_usd"])
+            let params = try Query(request, allowed: ["pool", "horizon_days", "target_utilization", "coverage", "budget_usd"])
             let horizon = try PlanningController.integer(params, "horizon_days", default: 30, range: 1...366)
             let target = try PlanningController.fraction(params, "target_utilization", default: 0.7, { $0 > 0 && $0 <= 1 }, "a number above 0 and at most 1")
+            let coverage = try PlanningController.fraction(params, "coverage", default: 0.9, { $0 >= 0.5 && $0 <= 0.99 }, "a number from 0.5 to 0.99")
             var budget: Decimal?
             if let text = params.get("budget_usd")?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
                 guard RateCards.isPlainDecimal(text), let d = CentRounding.decimal(text) else {
@@ -79,15 +80,16 @@ extension ConsoleController {
             for (pool, _) in byPool { body += "<option\(pool == selected.pool ? " selected" : "")>\(HTML.escape(pool))</option>" }
             body += "</select></label><label for=\"horizon_days\">Horizon (days)<input id=\"horizon_days\" name=\"horizon_days\" type=\"number\" min=\"1\" max=\"366\" value=\"\(horizon)\"></label>"
             body += "<label for=\"target_utilization\">Target utilization<input id=\"target_utilization\" name=\"target_utilization\" type=\"number\" step=\"0.01\" min=\"0.01\" max=\"1\" value=\"\(target)\"></label>"
+            body += "<label for=\"coverage\">Coverage<input id=\"coverage\" name=\"coverage\" type=\"number\" step=\"0.01\" min=\"0.5\" max=\"0.99\" value=\"\(coverage)\"></label>"
             body += "<label for=\"budget_usd\">Budget (USD, optional)<input id=\"budget_usd\" name=\"budget_usd\" inputmode=\"decimal\" value=\"\(budget.map { "\($0)" } ?? "")\"></label>"
             body += "<button type=\"submit\">Plan</button></form>"
             if let a = try await planning.capacity(.init(pool: selected.pool, accelerator: nil, model: nil, horizonDays: horizon, targetUtilization: target,
-                                                         budgetUSD: budget, asOf: now)) {
+                                                         coverage: coverage, budgetUSD: budget, asOf: now, compare: [])) {
                 let p = a.plan
                 body += "<div class=\"cards\">"
                 body += "<section class=\"card\" id=\"required-gpus\"><h2>GPUs needed</h2><div class=\"big\">\(p.requiredGPUs)</div>"
                 body += "<div class=\"muted\">\(a.currentGPUs) provisioned now · \(p.requiredGPUs > a.currentGPUs ? "\(p.requiredGPUs - a.currentGPUs) more" : p.requiredGPUs < a.currentGPUs ? "\(a.currentGPUs - p.requiredGPUs) fewer" : "as now")</div></section>"
-                body += "<section class=\"card\" id=\"forecast-peak\"><h2>Forecast peak busy GPUs (p90)</h2><div class=\"big\">\(HTML.number(p.forecastPeakBusyGPUs, 2))</div>"
+                body += "<section class=\"card\" id=\"forecast-peak\"><h2>Forecast peak busy GPUs (\(HTML.number(coverage * 100, 0))% coverage)</h2><div class=\"big\">\(HTML.number(p.forecastPeakBusyGPUs, 2))</div>"
                 body += "<div class=\"muted\">observed peak \(HTML.number(p.peakBusyGPUs, 2)) over \(p.historyHours) hours</div></section>"
                 body += "<section class=\"card\" id=\"plan-cost\"><h2>Cost of the plan over \(horizon) days</h2><div class=\"big\">\(p.planCostUSD.map(HTML.money) ?? "no rate")</div>"
                 body += "<div class=\"muted\">\(a.usdPerGPUHour.map { "at \(HTML.money($0)) per GPU-hour" } ?? "the pool has no rate")</div></section>"
@@ -96,9 +98,38 @@ extension ConsoleController {
                     body += "<div class=\"muted\">the budget pays for \(p.affordableGPUs.map(String.init) ?? "—") GPUs</div></section>"
                 }
                 body += "</div><p class=\"muted\">\(HTML.escape(p.method))</p>"
+                body += Self.planDays(p, start: a.planStart)
+                if let options = a.options { body += Self.planOptions(options, horizon: horizon) }
             }
             body += "</section>"
             return Self.ok("Capacity", "/capacity", reader, body)
         }
+    }
+
+    /// The plan of each day of the horizon: a chart of its peak and the GPUs it needs, and the numbers.
+    static func planDays(_ p: CapacityPlan, start: Timestamp) -> String {
+        let dates = p.days.map { String(start.adding(seconds: Int64($0.offset) * 86_400).rfc3339.prefix(10)) }
+        var out = "<section id=\"plan-days\"><h2>The plan per day</h2>"
+        out += HTML.lines([HTML.Series(name: "Forecast peak busy GPUs", values: p.days.map(\.forecastPeakBusyGPUs)),
+                           HTML.Series(name: "GPUs needed", values: p.days.map { Double($0.requiredGPUs) }, dashed: true, color: "#5b6475")],
+                          labels: dates, title: "Forecast peak busy GPUs and GPUs needed per day of the horizon",
+                          unit: { String(format: "%.1f GPUs", $0) })
+        out += "<details><summary>The numbers</summary>"
+        out += HTML.table(id: "plan-day-rows", headers: [("Day (24 h from)", false), ("Forecast peak busy GPUs", true), ("GPUs needed", true)],
+                          rows: zip(dates, p.days).map { [$0, HTML.number($1.forecastPeakBusyGPUs, 2), "\($1.requiredGPUs)"] })
+        return out + "</details></section>"
+    }
+
+    /// The forecast demand on each GPU type with a rate, cheapest first.
+    static func planOptions(_ options: [CapacityPlanner.Option], horizon: Int) -> String {
+        var out = "<section id=\"plan-types\"><h2>The same demand on other GPU types</h2>"
+        out += "<p class=\"muted\">Each model's output tokens at the forecast peak, over its output tokens per busy GPU-second measured on each type "
+            + "in the history. A type some model never ran on is not guessed.</p>"
+        out += HTML.table(id: "plan-type-rows", headers: [("GPU type", false), ("GPUs needed", true), ("Per GPU-hour", true), ("Cost over \(horizon) days", true)],
+                          rows: options.map { o in
+                              [HTML.escape(o.accelerator), o.requiredGPUs.map(String.init) ?? "unmeasured",
+                               o.usdPerGPUHour.map(HTML.money) ?? "no rate", o.planCostUSD.map(HTML.money) ?? "—"]
+                          })
+        return out + "</section>"
     }
 }
