@@ -53,7 +53,7 @@ func summary(_ outcomes: [PlanOutcome]) -> (held: Double, median: Double, p90: D
 }
 
 func capacityBacktest(series: [(String, [Double])], coverage: Double, horizons: [Int] = [1, 2, 7], targets: [Double] = [0.6, 0.7, 0.8]) {
-    let rules = [1.0, 1.1, 1.15, 1.2, 1.25, 1.3]
+    let rules = [1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3]
     var ours: [String: [PlanOutcome]] = [:], naive: [Double: [String: [PlanOutcome]]] = [:]
     var byHorizon: [Int: [PlanOutcome]] = [:], naiveByHorizon: [Double: [Int: [PlanOutcome]]] = [:]
     var times: [Double] = []
@@ -108,7 +108,7 @@ func capacityBacktest(series: [(String, [Double])], coverage: Double, horizons: 
     }
     for h in horizons {
         say("  " + line("\(h)-day horizon: planner", byHorizon[h] ?? []))
-        for k in [1.1, 1.15, 1.2] { say("  " + line("\(h)-day horizon: 7-day peak × \(String(format: "%.2f", k))", naiveByHorizon[k]?[h] ?? [])) }
+        for k in [1.0, 1.05, 1.1, 1.15, 1.2] { say("  " + line("\(h)-day horizon: 7-day peak × \(String(format: "%.2f", k))", naiveByHorizon[k]?[h] ?? [])) }
     }
     times.sort()
     say(String(format: "  plan time: p50 %.2f ms, max %.2f ms", times[times.count / 2], times.last ?? 0))

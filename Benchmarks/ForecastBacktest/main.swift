@@ -97,6 +97,15 @@ let coverage = Double(stringOption("--coverage", "0.9")) ?? 0.9
 let capacitySeries = serveGenBusyGPUs(servegenPath) + (0..<6).map { ("generated \($0 + 1) (8 weeks)", generatedHourlyDemand(seed: 101 + UInt64($0))) }
 if capacitySeries.count < 9 { say("(ServeGen hourly data not found at \(servegenPath): pass --servegen PATH; generated series only)") }
 capacityBacktest(series: capacitySeries, coverage: coverage)
+// The case a new user tried: ServeGen m-large, as of day 10, 4 days at 70%.
+if let large = capacitySeries.first(where: { $0.0 == "ServeGen m-large" })?.1, large.count >= 14 * 24 {
+    let plan = CapacityPlanner.plan(busyGPUs: large[..<240].map { $0 }, horizonHours: 96, targetUtilization: 0.7, coverage: coverage,
+                                    usdPerGPUHour: nil, budgetUSD: nil, currentGPUs: 0)
+    let real = large[240..<336].max()!
+    say(String(format: "  ServeGen m-large as of day 10, 4 days at 70%%: %d GPUs for a forecast peak of %.2f busy (the real peak %.2f needs %d)",
+               plan.requiredGPUs, plan.forecastPeakBusyGPUs, real, CapacityPlanner.gpus(forBusy: real, target: 0.7)))
+    say("  days: " + plan.days.map { "\($0.requiredGPUs)" }.joined(separator: ", ") + "; " + plan.method)
+}
 if CommandLine.arguments.contains("--capacity-only") { exit(0) }
 
 var dailyForecaster = Forecaster.daily

@@ -63,6 +63,8 @@ public enum CapacityPlanner {
             switch f.margin {
             case .conformal:
                 method += "plan: the \(f.center.rawValue) plus a split-conformal margin from this series' own errors over its last 21 days, for \(format(coverage * 100))% coverage"
+            case .shorterHorizon:
+                method += "plan: the \(f.center.rawValue) plus a split-conformal margin from this series' own errors at the longest shorter horizon with enough of them (too few \(horizonDays)-day ones yet), for \(format(coverage * 100))% coverage"
             case .normal:
                 method += "too few days of errors for a conformal margin yet: the higher of the normal model's \(format(coverage * 100))% quantile of the horizon's maximum and the last 7 days' peak"
             case .observedPeak:

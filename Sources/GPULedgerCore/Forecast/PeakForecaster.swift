@@ -15,9 +15,10 @@ import Foundation
 ///   at least 4 days behind it, the same forecast is made from the data up to that day and its
 ///   error against the realized peak of the next `h` days is kept; the plan adds the error of rank
 ///   ⌈(n + 1) × coverage⌉ to its center, which makes it hold with the stated coverage when the
-///   recent past is like the future. Of the two centers the one whose errors lie tighter around
-///   it is used. With too few errors yet, the larger of the normal model's quantile and the
-///   last week's peak.
+///   recent past is like the future. A horizon of a week or more uses the last week's peak as its
+///   center (it spans every weekday); a shorter one the center whose errors lie tighter around it.
+///   While a horizon has too few errors, those of the longest shorter horizon that has enough;
+///   before any, the larger of the normal model's quantile and the last week's peak.
 /// - Each day's own peak is forecast the same way (its lead's errors), capped at the horizon's.
 public struct PeakForecaster: Sendable {
     /// The share of horizons whose peak the plan should hold (0.5 … 0.99).
@@ -38,6 +39,8 @@ public struct PeakForecaster: Sendable {
     public enum Margin: String, Sendable {
         /// The series' own rolling-origin errors (split-conformal).
         case conformal
+        /// Too few errors of the horizon yet: the errors of the longest shorter horizon with enough.
+        case shorterHorizon = "shorter horizon"
         /// Too few own errors yet: the normal model's quantile of the maximum.
         case normal
         /// Fewer than four days of history: the highest daily peak seen.
@@ -153,18 +156,29 @@ public struct PeakForecaster: Sendable {
         /// The plan for the maximum of the h days after lp[0..<o], at coverage q.
         func horizonPlan(origin o: Int, h: Int, q: Double) -> (value: Double, margin: Margin, center: Center) {
             guard o >= PeakForecaster.minimumOrigin else { return (lp[0..<o].max()!, .observedPeak, .weekPeak) }
-            let origins = Array(stride(from: Self.firstScored(o - h), through: o - h, by: 1))
-            let realized = origins.map { lp[$0..<($0 + h)].max()! }
-            let meanScores = zip(origins, realized).map { $1 - center(origin: $0, h: h) }
-            let weekScores = zip(origins, realized).map { $1 - weekPeak(origin: $0, h: h) }
-            let byMean = calibrated(center: center(origin: o, h: h), scores: meanScores, q: q) {
-                Self.quantileOfMax(means(origin: o, h: h), spreads(origin: o, h: h), q)
+            // Errors of this horizon; while there are too few, those of the longest shorter one
+            // that has enough (a week's plan in a series' first weeks).
+            for scored in stride(from: h, through: 1, by: -1) {
+                let origins = Array(stride(from: Self.firstScored(o - scored), through: o - scored, by: 1))
+                guard Self.rank(origins.count, q) <= origins.count else { continue }
+                let realized = origins.map { lp[$0..<($0 + scored)].max()! }
+                let meanScores = zip(origins, realized).map { $1 - center(origin: $0, h: scored) }
+                let weekScores = zip(origins, realized).map { $1 - weekPeak(origin: $0, h: scored) }
+                let margin: Margin = scored == h ? .conformal : .shorterHorizon
+                // A horizon of a week or more spans every weekday: the last week's peak is its
+                // center. A shorter one knows which days are coming: the center whose own errors
+                // are the tighter around it.
+                if h < 7 && Self.spread(meanScores, q) <= Self.spread(weekScores, q) {
+                    return (calibrated(center: center(origin: o, h: h), scores: meanScores, q: q) { 0 }.value, margin, .mean)
+                }
+                return (calibrated(center: weekPeak(origin: o, h: h), scores: weekScores, q: q) { 0 }.value, margin, .weekPeak)
             }
-            let byWeek = calibrated(center: weekPeak(origin: o, h: h), scores: weekScores, q: q) { max(byMean.value, weekPeak(origin: o, h: h)) }
-            guard byMean.margin == .conformal, byWeek.margin == .conformal else { return (byWeek.value, byWeek.margin, .weekPeak) }
-            // The center whose own errors are the tighter around it.
-            return Self.spread(meanScores, q) <= Self.spread(weekScores, q) ? (byMean.value, .conformal, .mean) : (byWeek.value, .conformal, .weekPeak)
+            let normal = Self.quantileOfMax(means(origin: o, h: h), spreads(origin: o, h: h), q)
+            return (max(normal, weekPeak(origin: o, h: h)), .normal, .weekPeak)
         }
+
+        /// The rank of the conformal quantile among n errors.
+        static func rank(_ n: Int, _ q: Double) -> Int { Int((Double(n + 1) * q - 1e-9).rounded(.up)) }
 
         /// The highest log peak of the last 7 days, moved by the damped trend to the horizon's middle.
         func weekPeak(origin o: Int, h: Int) -> Double {
@@ -199,7 +213,7 @@ public struct PeakForecaster: Sendable {
         /// Split-conformal: the center plus the error of rank ⌈(n+1)q⌉; with too few errors, the
         /// normal model's quantile (never below the center plus the largest error seen).
         func calibrated(center: Double, scores: [Double], q: Double, normal: () -> Double) -> (value: Double, margin: Margin) {
-            let k = Int((Double(scores.count + 1) * q - 1e-9).rounded(.up))
+            let k = Self.rank(scores.count, q)
             if k >= 1 && k <= scores.count { return (center + scores.sorted()[k - 1], .conformal) }
             return (normal(), .normal)
         }
