@@ -48,6 +48,8 @@ for chunk in stride(from: 0, to: days, by: 30) {
         FROM generate_series(\(chunk), \(min(chunk + 30, days) - 1)) AS d, generate_series(0, \(tenants - 1)) AS t, generate_series(0, 1) AS k
         """)
 }
+// The budgets below are sized from the daily summary, which the fold fills.
+await service.foldSummaries()
 await service.sql("""
     INSERT INTO budgets (name, tenant, period, amount_usd, thresholds, basis)
     SELECT tenant, tenant, 'monthly', round(sum(gpu_seconds) / 1000 * (0.6 + (hashtext(tenant) & 1023) / 1023.0), 2), '{0.5,0.8,1.0}'::numeric[], 'usage'

@@ -110,8 +110,7 @@ public enum BenchmarkFleet {
                 """)
             if day % 5 == 4 { print("  day \(day + 1) of 30 loaded (\(String(format: "%.0f", milliseconds(ContinuousClock.now - loadClock) / 1000)) s)") }
         }
-        // The service folds the summary deltas every second; finish what the load left before measuring.
-        await service.sql("DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM usage_delta) LOOP PERFORM usage_fold(); PERFORM pg_sleep(0.05); END LOOP; END $$")
+        await service.foldSummaries()
         // Capacity: sized from each pool's busiest hour (about 70% there), grown by a quarter mid-month.
         await service.sql("""
             INSERT INTO pool_capacity (pool, at, gpus)

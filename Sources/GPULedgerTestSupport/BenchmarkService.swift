@@ -56,6 +56,11 @@ public final class BenchmarkService: @unchecked Sendable {
     }
 
     /// Runs one SQL statement, or fails.
+    /// Folds every summary delta a load left (the service folds them every second) before measuring.
+    public func foldSummaries() async {
+        await sql("DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM usage_delta) LOOP PERFORM usage_fold(); PERFORM pg_sleep(0.05); END LOOP; END $$")
+    }
+
     public func sql(_ text: String) async {
         do {
             let logger = self.logger

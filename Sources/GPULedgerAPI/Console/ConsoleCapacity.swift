@@ -126,10 +126,14 @@ extension ConsoleController {
         out += "<p class=\"muted\">Each model's output tokens at the forecast peak, over its output tokens per busy GPU-second measured on each type "
             + "in the history. A type some model never ran on is not guessed.</p>"
         out += HTML.table(id: "plan-type-rows", headers: [("GPU type", false), ("GPUs needed", true), ("Per GPU-hour", true), ("Cost over \(horizon) days", true)],
-                          rows: options.map { o in
-                              [HTML.escape(o.accelerator), o.requiredGPUs.map(String.init) ?? "unmeasured",
+                          rows: options.filter(\.measured).map { o in
+                              [HTML.escape(o.accelerator), o.requiredGPUs.map(String.init) ?? "—",
                                o.usdPerGPUHour.map(HTML.money) ?? "no rate", o.planCostUSD.map(HTML.money) ?? "—"]
                           })
+        let unmeasured = options.filter { !$0.measured }.map(\.accelerator)
+        if !unmeasured.isEmpty {
+            out += "<p class=\"muted\" id=\"plan-types-unmeasured\">Never measured for this demand: \(HTML.escape(unmeasured.joined(separator: ", "))).</p>"
+        }
         return out + "</section>"
     }
 }

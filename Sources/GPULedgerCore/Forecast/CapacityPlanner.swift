@@ -59,7 +59,7 @@ public enum CapacityPlanner {
         } else {
             method = "daily peaks of busy GPUs (used GPU-seconds / 3600 in the busiest hour of each day) over \(f.historyDays) days, observed peak \(format(peak)); "
             method += "point forecast: the last 7 days' mean log peak with a damped trend\(f.historyDays >= 14 ? " and day-of-week effects" : "")"
-            method += ", median peak of the next \(horizonDays) days \(format(f.medianPeak)); "
+            method += "; "
             switch f.margin {
             case .conformal:
                 method += "plan: the \(f.center.rawValue) plus a split-conformal margin from this series' own errors over its last 21 days, for \(format(coverage * 100))% coverage"
@@ -70,7 +70,7 @@ public enum CapacityPlanner {
             case .observedPeak:
                 method += "fewer than 4 days of history: planned on the highest daily peak seen"
             }
-            method += " (\(format((f.marginRatio - 1) * 100))% above the median)"
+            method += f.margin == .observedPeak ? "" : " (center \(format(f.medianPeak)) busy GPUs, margin \(f.marginRatio >= 1 ? "+" : "")\(format((f.marginRatio - 1) * 100))%)"
             method += " puts the peak at \(format(f.horizonPeak)) busy GPUs"
             method += f.pastPlans > 0 ? "; this series' own earlier \(horizonDays)-day plans held \(f.pastPlansHeld) of \(f.pastPlans) times"
                 : "; no earlier plan of this series can be checked yet"

@@ -62,12 +62,12 @@ public struct PeakForecaster: Sendable {
         public var dayPeaks: [Double]
         /// The peak over the whole horizon, at `coverage` (at least every day's).
         public var horizonPeak: Double
-        /// The point forecast (median) of the horizon's peak.
+        /// The center the plan's margin is added to (see `center`).
         public var medianPeak: Double
         public var margin: Margin
         /// Which of the two calibrated plans was used: the one whose own past errors were tighter.
         public var center: Center
-        /// The margin added to the median, as a ratio (1.12 = 12% above the median forecast).
+        /// The margin added to the center, as a ratio (1.12 = 12% above it).
         public var marginRatio: Double
         /// How many of this series' own earlier plans for the same horizon held its realized
         /// peak, of how many could be checked.
@@ -110,7 +110,7 @@ public struct PeakForecaster: Sendable {
         }
         let plan = model.horizonPlan(origin: n, h: h, q: coverage)
         let days = (0..<h).map { model.dayPlan(origin: n, lead: $0, q: coverage) }
-        let median = model.center(origin: n, h: h)
+        let median = plan.centerValue
         return Result(historyDays: n, dayPeaks: days.map { back(min($0, plan.value)) }, horizonPeak: back(plan.value), medianPeak: back(median),
                       margin: plan.margin, center: plan.center, marginRatio: Foundation.exp(plan.value - median), pastPlansHeld: held, pastPlans: checked)
     }
@@ -154,8 +154,8 @@ public struct PeakForecaster: Sendable {
         }
 
         /// The plan for the maximum of the h days after lp[0..<o], at coverage q.
-        func horizonPlan(origin o: Int, h: Int, q: Double) -> (value: Double, margin: Margin, center: Center) {
-            guard o >= PeakForecaster.minimumOrigin else { return (lp[0..<o].max()!, .observedPeak, .weekPeak) }
+        func horizonPlan(origin o: Int, h: Int, q: Double) -> (value: Double, margin: Margin, center: Center, centerValue: Double) {
+            guard o >= PeakForecaster.minimumOrigin else { return (lp[0..<o].max()!, .observedPeak, .weekPeak, lp[0..<o].max()!) }
             // Errors of this horizon; while there are too few, those of the longest shorter one
             // that has enough (a week's plan in a series' first weeks).
             for scored in stride(from: h, through: 1, by: -1) {
@@ -169,12 +169,15 @@ public struct PeakForecaster: Sendable {
                 // center. A shorter one knows which days are coming: the center whose own errors
                 // are the tighter around it.
                 if h < 7 && Self.spread(meanScores, q) <= Self.spread(weekScores, q) {
-                    return (calibrated(center: center(origin: o, h: h), scores: meanScores, q: q) { 0 }.value, margin, .mean)
+                    let c = center(origin: o, h: h)
+                    return (calibrated(center: c, scores: meanScores, q: q) { 0 }.value, margin, .mean, c)
                 }
-                return (calibrated(center: weekPeak(origin: o, h: h), scores: weekScores, q: q) { 0 }.value, margin, .weekPeak)
+                let c = weekPeak(origin: o, h: h)
+                return (calibrated(center: c, scores: weekScores, q: q) { 0 }.value, margin, .weekPeak, c)
             }
             let normal = Self.quantileOfMax(means(origin: o, h: h), spreads(origin: o, h: h), q)
-            return (max(normal, weekPeak(origin: o, h: h)), .normal, .weekPeak)
+            let c = weekPeak(origin: o, h: h)
+            return (max(normal, c), .normal, .weekPeak, c)
         }
 
         /// The rank of the conformal quantile among n errors.
