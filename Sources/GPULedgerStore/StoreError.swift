@@ -1,3 +1,5 @@
+import _ConnectionPoolModule
+import Foundation
 import PostgresNIO
 
 /// The store's own errors; the API maps them to HTTP statuses in one place.
@@ -55,14 +57,25 @@ public enum StoreError: Error, CustomStringConvertible {
             }
         }
         if error is CancellationError { return error }
-        // Connection attempts that fail below PostgresNIO (connection refused, no such socket, timeouts).
-        let text = String(describing: error)
-        if text.contains("connect") || text.contains("Connect") || text.contains("refused") || text.contains("timeout")
-            || text.contains("No such file") {
-            return StoreError.unavailable(text)
+        // The pool gave up connecting (the database down or refusing connections for a while).
+        if let pool = error as? ConnectionPoolError, pool == .connectionCreationCircuitBreakerTripped {
+            return StoreError.unavailable("no connection to the database could be made (connection pool circuit breaker)")
+        }
+        // Connection attempts that fail below PostgresNIO: refused, no such socket, reset, timed out.
+        if let io = error as? IOError, Self.connectionErrnos.contains(io.errnoCode) { return StoreError.unavailable(String(describing: io)) }
+        if error is NIOConnectionError { return StoreError.unavailable(String(describing: error)) }
+        if let channel = error as? ChannelError {
+            switch channel {
+            case .connectTimeout, .ioOnClosedChannel, .alreadyClosed, .eof, .outputClosed:
+                return StoreError.unavailable(String(describing: channel))
+            default: break
+            }
         }
         return error
     }
+
+    /// The errno values of a connection that cannot be made or was lost.
+    static let connectionErrnos: Set<Int32> = [ECONNREFUSED, ENOENT, ECONNRESET, ECONNABORTED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EPIPE]
 
     public var isUniqueViolation: Bool {
         if case .uniqueViolation = self { return true }

@@ -1,3 +1,4 @@
+import _ConnectionPoolModule
 import Foundation
 import GPULedgerAPI
 import GPULedgerStore
@@ -68,5 +69,56 @@ struct PostgresClientBox {
             defer { group.cancelAll() }
             return try await body(Database(client: client, logger: TestDatabase.logger))
         }
+    }
+}
+
+/// An unreachable database is told apart by the errors' types, not their text.
+@Suite struct UnreachableDatabaseTests {
+    func isUnavailable(_ error: any Error) -> Bool {
+        if case .unavailable? = StoreError.from(error) as? StoreError { return true }
+        return false
+    }
+
+    /// A query through the store's `Database` on `config`, which cannot connect: how it fails.
+    func failure(_ config: PostgresClient.Configuration) async throws -> any Error {
+        let box = PostgresClientBox(config)
+        do {
+            _ = try await withThrowingTaskGroup(of: Int?.self) { group in
+                group.addTask { await box.client.run(); return nil }
+                defer { group.cancelAll() }
+                let db = Database(client: box.client, logger: TestDatabase.logger, acquireTimeout: .seconds(1))
+                return try await db.withConnection { conn in try await conn.query("SELECT 1", logger: TestDatabase.logger) }.map { _ in 1 }
+            }
+        } catch {
+            return error
+        }
+        Issue.record("the query succeeded")
+        return CancellationError()
+    }
+
+    @Test func aStoppedServerARefusedConnectionAndAPoolTimeoutAreUnavailable() async throws {
+        let dir = "/tmp/gpl-unreach-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cluster = EmbeddedPostgres(dataDirectory: dir, extraSettings: ["fsync = off"], logger: TestDatabase.logger)
+        try await cluster.start()
+        let stoppedConfig = cluster.clientConfiguration()
+        try cluster.stop()
+        // A stopped server (its socket is gone) and a TCP port nobody listens on: within the
+        // acquire timeout the caller gets `unavailable` (the pool keeps retrying behind it).
+        let stopped = try await failure(stoppedConfig)
+        #expect(String(describing: stopped).hasPrefix("database unavailable: no database connection within"), "\(stopped)")
+        var refusedConfig = PostgresClient.Configuration(host: "127.0.0.1", port: freePort(), username: "u", password: nil, database: "d", tls: .disable)
+        refusedConfig.options.connectTimeout = .seconds(1)
+        #expect(isUnavailable(try await failure(refusedConfig)))
+        // What the pool and NIO throw when they give up, by type.
+        #expect(isUnavailable(ConnectionPoolError.connectionCreationCircuitBreakerTripped))
+        #expect(isUnavailable(IOError(errnoCode: ECONNREFUSED, reason: "connect")))
+        #expect(isUnavailable(IOError(errnoCode: ENOENT, reason: "connect")))
+        #expect(isUnavailable(ChannelError.connectTimeout(.seconds(1))))
+        // Words in a message decide nothing: an error that says "connection refused" but is not one.
+        struct Other: Error, CustomStringConvertible { var description: String { "connection refused by timeout" } }
+        #expect(!isUnavailable(Other()))
+        #expect(!isUnavailable(IOError(errnoCode: EACCES, reason: "open")))
+        #expect(!isUnavailable(ConnectionPoolError.requestCancelled))
     }
 }
