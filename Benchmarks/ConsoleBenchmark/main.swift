@@ -29,8 +29,8 @@ let keep = CommandLine.arguments.contains("--keep")
 
 let service = try await BenchmarkService(name: "console", binary: binary, arguments: ["--budget-gauge-interval", "20"])
 signal(SIGPIPE, SIG_IGN)
-let hour: Int64 = 3_600_000_000
-let lastHour = Timestamp(microseconds: WallClock.system.now().microseconds.floorDivided(by: hour) * hour)
+let hour = Timestamp.hour
+let lastHour = WallClock.system.now().hourStart
 let start = Timestamp(microseconds: lastHour.microseconds - 720 * hour)
 try await BenchmarkFleet.load(service, records: total, start: start, traces: traces, print: print)
 

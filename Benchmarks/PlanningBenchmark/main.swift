@@ -33,8 +33,8 @@ await service.sql("INSERT INTO default_rates VALUES ('H100', 'bench', 'r1', 'on_
 
 say("loading \(days) days × \(tenants) tenants × 2 records…")
 let loadClock = ContinuousClock.now
-let today = Timestamp(microseconds: WallClock.system.now().microseconds / 86_400_000_000 * 86_400_000_000)
-let first = Timestamp(microseconds: today.microseconds - Int64(days) * 86_400_000_000)
+let today = WallClock.system.now().dayStart
+let first = today.adding(days: -Int64(days))
 // A month of days per statement, so the triggers' transition tables stay small.
 for chunk in stride(from: 0, to: days, by: 30) {
     await service.sql("""

@@ -467,8 +467,8 @@ public struct MetricsRefreshService: Service {
         metrics.pools(try await stats.poolsNow(at: now))
         metrics.budgets(try await planning.statuses(try await budgets.list(), at: now), at: now)
         // The Models page's chart for the fleet: the hours that changed since the last refresh.
-        let hourEnd = Timestamp(microseconds: (now.microseconds.floorDivided(by: LatencyHours.hour) + 1) * LatencyHours.hour)
-        _ = try await metrics.latencyHours.series(stats, from: Timestamp(microseconds: hourEnd.microseconds - 24 * LatencyHours.hour), to: hourEnd, tenant: nil)
+        let hourEnd = now.hourStart.adding(hours: 1)
+        _ = try await metrics.latencyHours.series(stats, from: hourEnd.adding(hours: -24), to: hourEnd, tenant: nil)
     }
 
     public func run() async throws {

@@ -17,7 +17,7 @@ final class LatencyHours: Sendable {
     /// Bounded: emptied when it reaches this many hours (a week of hours for 60 scopes).
     let capacity = 10_000
 
-    static let hour: Int64 = 3_600_000_000
+    static let hour = Timestamp.hour
 
     /// Each whole hour in `[from, to)` (starts in microseconds) → model → its figures.
     func series(_ stats: StatsStore, from: Timestamp, to: Timestamp, tenant: String?) async throws -> [Int64: [String: StatsRow]] {

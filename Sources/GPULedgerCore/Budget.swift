@@ -35,7 +35,7 @@ public struct Budget: Sendable, Equatable {
 
     /// The calendar period `[start, end)` holding `t`.
     public static func window(_ cadence: Cadence, at t: Timestamp) -> (start: Timestamp, end: Timestamp) {
-        let c = Timestamp.civil(fromDays: t.microseconds.floorDivided(by: 86_400_000_000))
+        let c = Timestamp.civil(fromDays: t.microseconds.floorDivided(by: Timestamp.day))
         let (startMonth, months): (Int64, Int64) = switch cadence {
         case .monthly: (c.month, 1)
         case .quarterly: ((c.month - 1) / 3 * 3 + 1, 3)

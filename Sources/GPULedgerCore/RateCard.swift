@@ -236,7 +236,7 @@ public enum RateCards {
     public static func parseEffectiveFrom(_ s: String) -> Timestamp? {
         guard let t = Timestamp.parseDateOrTime(s) else { return nil }
         if s.utf8.count == 10 { return t }
-        guard t.microseconds % 3_600_000_000 == 0, s.hasSuffix("Z") || s.hasSuffix("z") else { return nil }
+        guard t.microseconds % Timestamp.hour == 0, s.hasSuffix("Z") || s.hasSuffix("z") else { return nil }
         return t
     }
 }

@@ -79,7 +79,7 @@ public struct Period: Sendable, Hashable, CustomStringConvertible {
 
     /// The month holding `t`.
     public static func containing(_ t: Timestamp) -> Period {
-        let days = t.microseconds >= 0 ? t.microseconds / 86_400_000_000 : (t.microseconds + 1) / 86_400_000_000 - 1
+        let days = t.microseconds.floorDivided(by: Timestamp.day)
         let c = Timestamp.civil(fromDays: days)
         return Period(year: c.year, month: c.month)
     }

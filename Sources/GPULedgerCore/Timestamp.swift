@@ -14,6 +14,19 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public func adding(seconds: Int64) -> Timestamp { Timestamp(microseconds: microseconds + seconds * 1_000_000) }
 
+    /// Microseconds in an hour and in a day (UTC has no leap seconds here, as in PostgreSQL).
+    public static let hour: Int64 = 3_600_000_000
+    public static let day: Int64 = 86_400_000_000
+
+    /// The start of the hour this instant is in.
+    public var hourStart: Timestamp { Timestamp(microseconds: microseconds.floorDivided(by: Self.hour) * Self.hour) }
+    /// The start of the UTC day this instant is in.
+    public var dayStart: Timestamp { Timestamp(microseconds: microseconds.floorDivided(by: Self.day) * Self.day) }
+    /// This instant moved by `n` hours.
+    public func adding(hours n: Int64) -> Timestamp { Timestamp(microseconds: microseconds + n * Self.hour) }
+    /// This instant moved by `n` days of 24 hours.
+    public func adding(days n: Int64) -> Timestamp { Timestamp(microseconds: microseconds + n * Self.day) }
+
     /// The current time, from the system clock. Only `WallClock.system` reads it: everything else
     /// takes its "now" from a clock it is given.
     static func systemNow() -> Timestamp {

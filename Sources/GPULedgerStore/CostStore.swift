@@ -87,7 +87,7 @@ public struct CostStore: Sendable {
 
     public init(database: Database) { self.db = database }
 
-    static let hour: Int64 = 3_600_000_000
+    static let hour = Timestamp.hour
 
     /// Report queries are short and their row estimates (generate_series) large: PostgreSQL's
     /// JIT would spend a third of a second compiling each one.

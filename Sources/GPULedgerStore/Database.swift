@@ -70,6 +70,20 @@ public struct Database: Sendable {
     }
 }
 
+extension Database {
+    /// Runs `body` with a database on a client of its own, which runs for the length of the call
+    /// (one-shot commands, setup, tests).
+    public static func withClient<T: Sendable>(_ configuration: PostgresClient.Configuration, logger: Logger, acquireTimeout: Duration = .seconds(5),
+                                               _ body: @escaping @Sendable (Database) async throws -> T) async throws -> T {
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { await client.run(); return nil }
+            defer { group.cancelAll() }
+            return try await body(Database(client: client, logger: logger, acquireTimeout: acquireTimeout))
+        }
+    }
+}
+
 final class Flag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }

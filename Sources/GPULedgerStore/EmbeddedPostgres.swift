@@ -174,16 +174,14 @@ public struct EmbeddedPostgres: Sendable {
 
     /// Creates `name` if it does not exist yet.
     public func ensureDatabase(_ name: String) async throws {
-        let client = PostgresClient(configuration: clientConfiguration(database: "postgres"), backgroundLogger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            let rows = try await client.query("SELECT 1 FROM pg_database WHERE datname = \(name)", logger: logger)
+        let logger = self.logger
+        try await Database.withClient(clientConfiguration(database: "postgres"), logger: logger) { db in
+            let rows = try await db.client.query("SELECT 1 FROM pg_database WHERE datname = \(name)", logger: logger)
             var exists = false
             for try await _ in rows { exists = true }
             if !exists {
                 // The name is ours (a constant or a generated test name), never user input.
-                try await client.query("CREATE DATABASE \(unescaped: "\"" + name + "\"")", logger: logger)
+                try await db.client.query("CREATE DATABASE \(unescaped: "\"" + name + "\"")", logger: logger)
             }
         }
     }

@@ -17,7 +17,7 @@ public struct PlanningStore: Sendable {
         self.costs = CostStore(database: database)
     }
 
-    static let day: Int64 = 86_400_000_000
+    static let day = Timestamp.day
     /// Days of history a spend forecast is fitted on (at most).
     public static let historyDays: Int64 = 730
     /// Days of history a budget's forecast is fitted on: the rest of a period needs less than a
@@ -26,7 +26,6 @@ public struct PlanningStore: Sendable {
     /// Hours of history a capacity plan is fitted on (at most).
     public static let historyHours: Int64 = 28 * 24
 
-    static func dayStart(_ t: Timestamp) -> Timestamp { Timestamp(microseconds: t.microseconds.floorDivided(by: day) * day) }
     static func dateText(_ t: Timestamp) -> String { String(t.rfc3339.prefix(10)) }
 
     // MARK: - Daily spend history
@@ -108,7 +107,7 @@ public struct PlanningStore: Sendable {
     /// `GET /v1/forecast/spend`: daily usage cost of `tenant`/`model` (nil: all) from the history
     /// before the day of `asOf`, `horizon` days from that day on.
     public func forecastSpend(tenant: String?, model: String?, horizon: Int, level: Double, asOf: Timestamp) async throws -> SpendForecast {
-        let first = Self.dayStart(asOf)
+        let first = asOf.dayStart
         let h = try await history(before: first, days: Self.historyDays, tenant: tenant, model: model)
         let series = h.series(nil)
         let dates = (0..<horizon).map { Self.dateText(Timestamp(microseconds: first.microseconds + Int64($0) * Self.day)) }
@@ -133,7 +132,7 @@ public struct PlanningStore: Sendable {
     /// one's day-by-day path too.
     public func statuses(_ budgets: [Budget], at: Timestamp, burnUp: Bool = false) async throws -> [BudgetStatus] {
         guard !budgets.isEmpty else { return [] }
-        let today = Self.dayStart(at)
+        let today = at.dayStart
         // One tenant's (or the fleet's) budgets read only its rows; several, every tenant's.
         let asked = Set(budgets.map(\.tenant))
         // (nil: several; .some(nil): the fleet's only.)
@@ -304,8 +303,8 @@ public struct PlanningStore: Sendable {
     /// Nil when the pool is unknown.
     public func capacity(_ q: CapacityQuery) async throws -> CapacityAnswer? {
         let logger = self.logger
-        let end = Timestamp(microseconds: q.asOf.microseconds.floorDivided(by: CostStore.hour) * CostStore.hour)
-        let start = Timestamp(microseconds: end.microseconds - Self.historyHours * CostStore.hour)
+        let end = q.asOf.hourStart
+        let start = end.adding(hours: -Self.historyHours)
         var sql = SQLText()
         let selection = q.pool.map { "pool = \(sql.bind($0))" } ?? "accelerator = \(sql.bind(q.accelerator ?? ""))"
         let poolSelection = q.pool.map { "p.name = \(sql.bind($0))" } ?? "p.accelerator = \(sql.bind(q.accelerator ?? ""))"

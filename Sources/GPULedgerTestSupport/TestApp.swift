@@ -24,7 +24,7 @@ public enum TestClock {
 
     /// The start of the hour `hours` before the current one (0: the current hour).
     public static func hourStart(hoursAgo hours: Int64 = 0) -> Timestamp {
-        Timestamp(microseconds: (now.microseconds.floorDivided(by: 3_600_000_000) - hours) * 3_600_000_000)
+        now.hourStart.adding(hours: -hours)
     }
 
     /// A moment shortly before `now` (a minute), and in the current month when the month began

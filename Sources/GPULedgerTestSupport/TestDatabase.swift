@@ -45,13 +45,8 @@ public struct TestDatabase: Sendable {
 
     /// Runs `body` with a running client on this database.
     public func withDatabase<T: Sendable>(_ body: @escaping @Sendable (Database) async throws -> T) async throws -> T {
-        let client = makeClient()
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { await client.run(); return nil }
-            defer { group.cancelAll() }
-            // Generous: the whole suite shares two cores with the servers it starts.
-            return try await body(Database(client: client, logger: Self.logger, acquireTimeout: .seconds(60)))
-        }
+        // Generous: the whole suite shares two cores with the servers it starts.
+        try await Database.withClient(configuration, logger: Self.logger, acquireTimeout: .seconds(60), body)
     }
 
     /// The migrations folder of this checkout.
@@ -101,12 +96,8 @@ public struct TestDatabase: Sendable {
             try await admin.query("CREATE DATABASE \(unescaped: template)", logger: logger)
             var templateConfig = base
             templateConfig.database = template
-            let tclient = PostgresClient(configuration: templateConfig, backgroundLogger: logger)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await tclient.run() }
-                defer { group.cancelAll() }
-                try await Migrator(directory: TestDatabase.migrationsDirectory, logger: logger)
-                    .migrate(Database(client: tclient, logger: logger))
+            _ = try await Database.withClient(templateConfig, logger: logger) { db in
+                try await Migrator(directory: TestDatabase.migrationsDirectory, logger: logger).migrate(db)
             }
             return Server(base: base, admin: admin, template: template, cluster: cluster)
         }

@@ -34,14 +34,8 @@ struct DatabaseOptions: ParsableArguments {
     /// Runs `body` with a database, for one-shot commands; stops an embedded cluster it started.
     func withDatabase<T: Sendable>(logger: Logger, _ body: @escaping @Sendable (Database) async throws -> T) async throws -> T {
         let (config, cluster, startedNow) = try await resolve(logger: logger)
-        let client = PostgresClient(configuration: config, backgroundLogger: logger)
-        let db = Database(client: client, logger: logger)
         defer { if startedNow { try? cluster?.stop() } }
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { await client.run(); return nil }
-            defer { group.cancelAll() }
-            return try await body(db)
-        }
+        return try await Database.withClient(config, logger: logger, body)
     }
 }
 

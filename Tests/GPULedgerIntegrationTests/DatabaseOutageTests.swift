@@ -59,16 +59,14 @@ struct PostgresClientBox {
     init(_ config: PostgresClient.Configuration) {
         var c = config
         c.applyServiceDefaults()
+        configuration = c
         client = PostgresClient(configuration: c, backgroundLogger: TestDatabase.logger)
     }
 
+    let configuration: PostgresClient.Configuration
+
     func run<T: Sendable>(_ body: @escaping @Sendable (Database) async throws -> T) async throws -> T {
-        let client = self.client
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { await client.run(); return nil }
-            defer { group.cancelAll() }
-            return try await body(Database(client: client, logger: TestDatabase.logger))
-        }
+        try await Database.withClient(configuration, logger: TestDatabase.logger, body)
     }
 }
 
@@ -81,13 +79,9 @@ struct PostgresClientBox {
 
     /// A query through the store's `Database` on `config`, which cannot connect: how it fails.
     func failure(_ config: PostgresClient.Configuration) async throws -> any Error {
-        let box = PostgresClientBox(config)
         do {
-            _ = try await withThrowingTaskGroup(of: Int?.self) { group in
-                group.addTask { await box.client.run(); return nil }
-                defer { group.cancelAll() }
-                let db = Database(client: box.client, logger: TestDatabase.logger, acquireTimeout: .seconds(1))
-                return try await db.withConnection { conn in try await conn.query("SELECT 1", logger: TestDatabase.logger) }.map { _ in 1 }
+            _ = try await Database.withClient(PostgresClientBox(config).configuration, logger: TestDatabase.logger, acquireTimeout: .seconds(1)) { db in
+                try await db.withConnection { conn in _ = try await conn.query("SELECT 1", logger: TestDatabase.logger) }
             }
         } catch {
             return error

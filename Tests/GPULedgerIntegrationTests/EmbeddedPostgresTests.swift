@@ -12,10 +12,8 @@ import Testing
     }
 
     func count(_ cluster: EmbeddedPostgres) async throws -> Int {
-        let client = PostgresClient(configuration: cluster.clientConfiguration(), backgroundLogger: TestDatabase.logger)
-        return try await withThrowingTaskGroup(of: Int?.self) { group in
-            group.addTask { await client.run(); return nil }
-            defer { group.cancelAll() }
+        try await Database.withClient(cluster.clientConfiguration(), logger: TestDatabase.logger) { db in
+            let client = db.client
             try await client.query("CREATE TABLE IF NOT EXISTS t (x int)", logger: TestDatabase.logger)
             try await client.query("INSERT INTO t VALUES (1)", logger: TestDatabase.logger)
             var n = 0

@@ -79,7 +79,7 @@ extension ConsoleController {
             body += "</div>"
 
             // The burn-up: cumulative spend by day, then the forecast band to the period's end.
-            let day: Int64 = 86_400_000_000
+            let day = Timestamp.day
             var labels: [String] = []
             var d = s.periodStart
             while d < s.periodEnd { labels.append(String(d.rfc3339.prefix(10))); d = Timestamp(microseconds: d.microseconds + day) }

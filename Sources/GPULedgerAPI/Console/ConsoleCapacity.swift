@@ -24,9 +24,9 @@ extension ConsoleController {
                 }
                 budget = d
             }
-            let hour: Int64 = 3_600_000_000
+            let hour = Timestamp.hour
             let now = reader.now
-            let to = Timestamp(microseconds: (now.microseconds.floorDivided(by: hour) + 1) * hour)
+            let to = now.hourStart.adding(hours: 1)
             let from = Timestamp(microseconds: to.microseconds - Self.capacityDays * 24 * hour)
             let hours = try await stats.poolHours(from: from, to: to)
             var byPool: [(pool: String, hours: [StatsStore.PoolHour])] = []

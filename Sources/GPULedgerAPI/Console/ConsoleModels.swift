@@ -24,9 +24,9 @@ extension ConsoleController {
             guard let metric = Self.latencyMetrics.first(where: { $0.key == metricKey }) else {
                 throw AppError.badRequest("metric=\(metricKey) is not one of \(Self.latencyMetrics.map(\.key).joined(separator: ", "))", code: "bad_query")
             }
-            let hour: Int64 = 3_600_000_000
+            let hour = Timestamp.hour
             let now = reader.now
-            let hourEnd = Timestamp(microseconds: (now.microseconds.floorDivided(by: hour) + 1) * hour)
+            let hourEnd = now.hourStart.adding(hours: 1)
             let (from, to) = range.hours == 1 ? (Timestamp(microseconds: now.microseconds - hour), now)
                                               : (Timestamp(microseconds: hourEnd.microseconds - range.hours * hour), hourEnd)
             // The chart: each hour of the last day (or of the range, when longer).

@@ -37,8 +37,8 @@ extension ConsoleController {
         let now = reader.now
         let period = Period.containing(now)
         let month = period.start
-        let day: Int64 = 86_400_000_000
-        let today = Timestamp(microseconds: now.microseconds.floorDivided(by: day) * day)
+        let day = Timestamp.day
+        let today = now.dayStart
         let ninetyDays = Timestamp(microseconds: today.microseconds - 89 * day)
 
         let byTenant = try await costs.costs(CostQuery(from: month, to: now, groupBy: [.tenant], tenant: scope))
