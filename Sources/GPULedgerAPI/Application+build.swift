@@ -47,6 +47,8 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
+    let routeMethods = RouteMethods()
+    router.add(middleware: MethodNotAllowedMiddleware(routes: routeMethods))
     HealthController(database: database, migrator: migrator).addRoutes(to: router)
     OpenAPIController().addRoutes(to: router)
     router.get("metrics") { _, _ -> Response in
@@ -67,6 +69,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     CostsController(costs: CostStore(database: database), configuration: configuration).addRoutes(to: v1)
     StatsController(stats: StatsStore(database: database)).addRoutes(to: v1)
     PlanningController(budgets: BudgetStore(database: database), planning: PlanningStore(database: database)).addRoutes(to: v1)
+    routeMethods.set(router.routes)
     return router
 }
 

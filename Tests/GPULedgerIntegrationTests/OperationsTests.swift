@@ -231,6 +231,24 @@ import Testing
         }
     }
 
+    /// A known path with a method it does not take: 405 with Allow; an unknown path: 404.
+    @Test func undeclaredMethodsAre405WithAllow() async throws {
+        let t = try await TestApp.make()
+        try await t.application().test(.router) { client in
+            for (method, path, allow) in [(HTTPRequest.Method.delete, "/v1/usage", "POST"), (.put, "/healthz", "GET"),
+                                          (.post, "/v1/budgets/b1", "DELETE, GET, PUT"), (.patch, "/v1/usage/acme/r1", "GET")] {
+                let answer = try await client.execute(uri: path, method: method, headers: [.authorization: "Bearer \(t.adminKey)"]) { r in
+                    Answer(status: r.status, headers: r.headers, body: String(buffer: r.body))
+                }
+                #expect(answer.status == .methodNotAllowed, "\(method) \(path): \(answer.status)")
+                #expect(answer.headers[.allow] == allow, "\(method) \(path)")
+                #expect(answer.errorCode == "method_not_allowed")
+            }
+            #expect(try await client.get("/v1/nothing-here", key: t.adminKey).status == .notFound)
+            #expect(try await client.get("/v1/usage/acme/r1/extra", key: t.adminKey).status == .notFound)
+        }
+    }
+
     /// PostgreSQL cannot store U+0000 in text: a client sending it gets a 400, never a 500
     /// (schemathesis found this on a pool's fields).
     @Test func textWithANULCharacterIsA400() async throws {
