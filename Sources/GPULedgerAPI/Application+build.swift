@@ -97,7 +97,12 @@ public func buildApplication(
     )
     let dataDirectory = configuration.dataDirectory
     let migrate = configuration.migrateOnStart
-    app.beforeServerStarts {
+    // Starting up waits longer for the database than a request does: a service started beside its
+    // database (or on a busy machine) should come up, not fail, while the database gets ready.
+    var startup = database
+    startup.acquireTimeout = max(database.acquireTimeout, .seconds(60))
+    app.beforeServerStarts { [startup] in
+        let database = startup
         if migrate {
             let applied = try await migrator.migrate(database)
             if !applied.isEmpty { logger.info("migrations applied", metadata: ["versions": .string(applied.joined(separator: ","))]) }

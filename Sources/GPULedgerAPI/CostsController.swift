@@ -83,9 +83,9 @@ struct CostsController {
         guard ["json", "csv", "focus"].contains(format) else {
             throw AppError.badRequest("format=\(format) is not one of json, csv, focus", code: "bad_query")
         }
-        let period = try Self.period(params.get("period"), now: context.now)
+        let period = try params.period(now: context.now)
         let scope = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
-        let bill = try await Self.bill(costs, period: period, tenant: scope, now: context.now)
+        let bill = try await costs.bill(period: period, tenant: scope, now: context.now)
         // A tenant key sees its own rows only: the fleet's figures describe other tenants too.
         let showFleet = principal.role == .admin || principal.role == .finance
         switch format {
@@ -98,22 +98,6 @@ struct CostsController {
         }
     }
 
-    /// `period=YYYY-MM`, or the current month when absent.
-    static func period(_ text: String?, now: Timestamp) throws -> Period {
-        guard let text else { return Period.containing(now) }
-        guard let p = Period.parse(text) else { throw AppError.badRequest("period=\(text) is not a month (2026-11)", code: "bad_query") }
-        return p
-    }
-
-    /// The month's bill, limited to one tenant's rows and lines when `tenant` is set.
-    static func bill(_ costs: CostStore, period: Period, tenant: String?, now: Timestamp) async throws -> Chargeback {
-        var bill = Chargeback.assemble(period: period, items: try await costs.chargebackItems(period: period, now: now))
-        if let tenant {
-            bill.tenants = bill.tenants.filter { $0.tenant == tenant }
-            bill.lines = bill.lines.filter { $0.item.tenant == tenant }
-        }
-        return bill
-    }
 
     /// The bill as a CSV download: `csv` (a row per tenant) or `focus` (FinOps FOCUS lines).
     static func export(_ bill: Chargeback, format: String, configuration: AppConfiguration) -> Response {
@@ -220,58 +204,6 @@ enum Scope {
     }
 }
 
-/// A report's query string, strict: an unknown or repeated parameter is a 400 (a typo must not
-/// silently widen a report).
-struct Query {
-    var values: [String: String] = [:]
-
-    init(_ request: Request, allowed: Set<String>) throws {
-        for (key, value) in request.uri.queryParameters {
-            let k = String(key)
-            guard allowed.contains(k) else {
-                throw AppError.badRequest("unknown query parameter \(k); this endpoint takes \(allowed.sorted().joined(separator: ", "))", code: "bad_query")
-            }
-            guard values[k] == nil else { throw AppError.badRequest("query parameter \(k) is given twice", code: "bad_query") }
-            values[k] = String(value)
-        }
-    }
-
-    func get(_ key: String) -> String? { values[key] }
-
-    func acceptsCSV(_ request: Request) -> Bool {
-        (request.headers[.accept] ?? "").lowercased().contains("text/csv")
-    }
-
-    /// `format=csv` or `Accept: text/csv`.
-    func wantsCSV(_ request: Request, allowed: [String]) throws -> Bool {
-        if let f = get("format") {
-            guard allowed.contains(f) else {
-                throw AppError.badRequest("format=\(f) is not one of \(allowed.joined(separator: ", "))", code: "bad_query")
-            }
-            return f == "csv"
-        }
-        return acceptsCSV(request)
-    }
-
-    /// A date or RFC 3339 time parameter; nil when absent, 400 when it is not one.
-    func time(_ key: String) throws -> Timestamp? {
-        guard let text = get(key) else { return nil }
-        guard let t = QueryTime.parse(text) else {
-            throw AppError.badRequest("\(key)=\(text) is not a date (2026-11-28) or an RFC 3339 time", code: "bad_query")
-        }
-        return t
-    }
-
-    /// `from`/`to` (half-open); by default the current month so far.
-    func range(now: Timestamp) throws -> (Timestamp, Timestamp) {
-        let to = try time("to") ?? now
-        let from = try time("from") ?? Period.containing(to.microseconds > 0 ? Timestamp(microseconds: to.microseconds - 1) : to).start
-        guard from <= to else {
-            throw AppError.badRequest("from=\(from.rfc3339) is after to=\(to.rfc3339)", code: "bad_query")
-        }
-        return (from, to)
-    }
-}
 
 enum CSVResponse {
     static func make(_ text: String, filename: String) -> Response {

@@ -241,20 +241,6 @@ struct PlanningController {
 
     // MARK: - Forecasts
 
-    static func integer(_ params: Query, _ key: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let text = params.get(key) else { return value }
-        guard let n = Int(text), range.contains(n) else {
-            throw AppError.badRequest("\(key)=\(text) must be an integer from \(range.lowerBound) to \(range.upperBound)", code: "bad_query")
-        }
-        return n
-    }
-
-    static func fraction(_ params: Query, _ key: String, default value: Double, _ valid: (Double) -> Bool, _ rule: String) throws -> Double {
-        guard let text = params.get(key) else { return value }
-        guard let x = Double(text), x.isFinite, valid(x) else { throw AppError.badRequest("\(key)=\(text) must be \(rule)", code: "bad_query") }
-        return x
-    }
-
     struct SpendAnswer: Encodable {
         struct Point: Encodable { var date, p50_usd, lower_usd, upper_usd: String }
         struct Total: Encodable { var p50_usd, lower_usd, upper_usd: String }
@@ -273,8 +259,8 @@ struct PlanningController {
         let principal = try context.requirePrincipal()
         let params = try Query(request, allowed: ["tenant", "model", "horizon_days", "level", "as_of"])
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
-        let horizon = try Self.integer(params, "horizon_days", default: 30, range: 1...366)
-        let level = try Self.fraction(params, "level", default: 0.8, { $0 >= 0.5 && $0 <= 0.99 }, "a number from 0.5 to 0.99")
+        let horizon = try params.integer("horizon_days", default: 30, range: 1...366)
+        let level = try params.fraction("level", default: 0.8, { $0 >= 0.5 && $0 <= 0.99 }, "a number from 0.5 to 0.99")
         let asOf = try params.time("as_of") ?? context.now
         let f = try await planning.forecastSpend(tenant: tenant, model: params.get("model"), horizon: horizon, level: level, asOf: asOf)
         return try JSONResponse.make(SpendAnswer(
@@ -385,17 +371,8 @@ struct PlanningController {
         guard (pool == nil) != (accelerator == nil) else {
             throw AppError.badRequest("give exactly one of pool= and accelerator=", code: "bad_query")
         }
-        let horizon = try Self.integer(params, "horizon_days", default: 30, range: 1...366)
-        let target = try Self.fraction(params, "target_utilization", default: 0.7, { $0 > 0 && $0 <= 1 }, "a number above 0 and at most 1")
-        let coverage = try Self.fraction(params, "coverage", default: 0.9, { $0 >= 0.5 && $0 <= 0.99 }, "a number from 0.5 to 0.99")
+        let (horizon, target, coverage, budget) = try params.capacityOptions()
         let compare = try Self.acceleratorList(params.get("accelerators"))
-        var budget: Decimal?
-        if let text = params.get("budget_usd") {
-            guard RateCards.isPlainDecimal(text), let d = CentRounding.decimal(text) else {
-                throw AppError.badRequest("budget_usd=\(text) must be a decimal amount such as 25000 or 25000.50", code: "bad_query")
-            }
-            budget = d
-        }
         let asOf = try params.time("as_of") ?? context.now
         guard let a = try await planning.capacity(.init(pool: pool, accelerator: accelerator, model: params.get("model"), horizonDays: horizon,
                                                         targetUtilization: target, coverage: coverage, budgetUSD: budget, asOf: asOf,

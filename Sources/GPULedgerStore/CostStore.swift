@@ -296,6 +296,17 @@ extension CostStore {
     /// Exact to 24 places before a division, so that ratios keep 20 places after it.
     static let exact = "::numeric(1000, 24)"
 
+    /// The month's bill as of `now`; only one tenant's rows and lines when `tenant` is set (the
+    /// fleet's totals stay the whole fleet's).
+    public func bill(period: Period, tenant: String?, now: Timestamp) async throws -> Chargeback {
+        var bill = Chargeback.assemble(period: period, items: try await chargebackItems(period: period, now: now))
+        if let tenant {
+            bill.tenants = bill.tenants.filter { $0.tenant == tenant }
+            bill.lines = bill.lines.filter { $0.item.tenant == tenant }
+        }
+        return bill
+    }
+
     /// The priced pieces of a month's bill (see `ChargeItem`). Usage comes from the summaries.
     /// Idle is provisioned − used GPU-seconds per pool and hour, shared among the hour's tenants
     /// in proportion to their usage cost there (one rate per pool-hour, so in proportion to

@@ -24,7 +24,7 @@ extension ConsoleController {
     @Sendable func budgetList(_ request: Request, context: AppRequestContext) async throws -> Response {
         try await page(request, context, title: "Budgets", path: "/budgets") { reader in
             let params = try Query(request, allowed: ["page"])
-            let pageNumber = try PlanningController.integer(params, "page", default: 1, range: 1...1_000_000)
+            let pageNumber = try params.integer("page", default: 1, range: 1...1_000_000)
             var list = try await budgets.list(tenant: reader.scope)
             if reader.scope != nil { list = list.filter { $0.tenant == reader.scope } }
             let now = reader.now

@@ -14,16 +14,7 @@ extension ConsoleController {
     @Sendable func capacity(_ request: Request, context: AppRequestContext) async throws -> Response {
         try await page(request, context, title: "Capacity", path: "/capacity", managersOnly: true) { reader in
             let params = try Query(request, allowed: ["pool", "horizon_days", "target_utilization", "coverage", "budget_usd"])
-            let horizon = try PlanningController.integer(params, "horizon_days", default: 30, range: 1...366)
-            let target = try PlanningController.fraction(params, "target_utilization", default: 0.7, { $0 > 0 && $0 <= 1 }, "a number above 0 and at most 1")
-            let coverage = try PlanningController.fraction(params, "coverage", default: 0.9, { $0 >= 0.5 && $0 <= 0.99 }, "a number from 0.5 to 0.99")
-            var budget: Decimal?
-            if let text = params.get("budget_usd")?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
-                guard RateCards.isPlainDecimal(text), let d = CentRounding.decimal(text) else {
-                    throw AppError.badRequest("budget_usd=\(text) must be a decimal amount such as 25000 or 25000.50", code: "bad_query")
-                }
-                budget = d
-            }
+            let (horizon, target, coverage, budget) = try params.capacityOptions(blankBudgetIsNone: true)
             let hour = Timestamp.hour
             let now = reader.now
             let to = now.hourStart.adding(hours: 1)

@@ -40,15 +40,15 @@ extension ConsoleController {
     @Sendable func tenants(_ request: Request, context: AppRequestContext) async throws -> Response {
         try await page(request, context, title: "Tenants", path: "/tenants") { reader in
             let params = try Query(request, allowed: ["period", "sort", "dir", "page"])
-            let pageNumber = try PlanningController.integer(params, "page", default: 1, range: 1...1_000_000)
-            let period = try CostsController.period(params.get("period"), now: reader.now)
+            let pageNumber = try params.integer("page", default: 1, range: 1...1_000_000)
+            let period = try params.period(now: reader.now)
             let sortKey = params.get("sort") ?? "total"
             guard let column = Self.chargebackColumns.first(where: { $0.key == sortKey }) else {
                 throw AppError.badRequest("sort=\(sortKey) is not one of \(Self.chargebackColumns.map(\.key).joined(separator: ", "))", code: "bad_query")
             }
             let dir = params.get("dir") ?? (column.numeric ? "desc" : "asc")
             guard dir == "asc" || dir == "desc" else { throw AppError.badRequest("dir=\(dir) is not asc or desc", code: "bad_query") }
-            let bill = try await CostsController.bill(costs, period: period, tenant: reader.scope, now: reader.now)
+            let bill = try await costs.bill(period: period, tenant: reader.scope, now: reader.now)
             var rows = bill.tenants
             rows.sort { a, b in
                 let x = column.value(a), y = column.value(b)
@@ -107,8 +107,8 @@ extension ConsoleController {
     func chargebackDownload(_ request: Request, context: AppRequestContext, format: String) async throws -> Response {
         try await page(request, context, title: "Tenants", path: "/tenants") { reader in
             let params = try Query(request, allowed: ["period"])
-            let period = try CostsController.period(params.get("period"), now: reader.now)
-            let bill = try await CostsController.bill(costs, period: period, tenant: reader.scope, now: reader.now)
+            let period = try params.period(now: reader.now)
+            let bill = try await costs.bill(period: period, tenant: reader.scope, now: reader.now)
             return CostsController.export(bill, format: format, configuration: configuration)
         }
     }
@@ -121,10 +121,10 @@ extension ConsoleController {
             }
             _ = try Scope.tenant(reader.principal, asked: name)
             let params = try Query(request, allowed: ["period", "label"])
-            let period = try CostsController.period(params.get("period"), now: reader.now)
+            let period = try params.period(now: reader.now)
             let now = reader.now
             let to = min(period.end, max(now, period.start))
-            let bill = try await CostsController.bill(costs, period: period, tenant: name, now: reader.now)
+            let bill = try await costs.bill(period: period, tenant: name, now: reader.now)
             let daily = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: [.day], tenant: name))
             let byModel = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: [.model], tenant: name))
             // The label keys on its records of the window's last six hours: bounded work whatever
