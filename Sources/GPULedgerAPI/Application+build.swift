@@ -40,8 +40,10 @@ public struct AppConfiguration: Sendable {
 
 /// The routes, on the given stores. Tests build the same router.
 public func buildRouter(configuration: AppConfiguration, database: Database, migrator: Migrator,
-                        pricing: PricingState? = nil, metrics: AppMetrics) -> Router<AppRequestContext> {
+                        pricing: PricingState? = nil, planning: PlanningStore? = nil, metrics: AppMetrics) -> Router<AppRequestContext> {
     let pricing = pricing ?? PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
+    // One planning service (and so one forecast cache) for the API, the console and the gauges.
+    let planning = planning ?? PlanningStore(database: database)
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: ClockMiddleware(clock: configuration.clock))
     router.add(middleware: RequestLogMiddleware())
@@ -58,7 +60,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     }
     let keys = KeyStore(database: database)
     ConsoleController(keys: keys, sessions: SessionStore(database: database), costs: CostStore(database: database),
-                      budgets: BudgetStore(database: database), planning: PlanningStore(database: database),
+                      budgets: BudgetStore(database: database), planning: planning,
                       stats: StatsStore(database: database), metrics: metrics,
                       configuration: configuration).addRoutes(to: router)
     let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
@@ -68,7 +70,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
     CostsController(costs: CostStore(database: database), configuration: configuration).addRoutes(to: v1)
     StatsController(stats: StatsStore(database: database)).addRoutes(to: v1)
-    PlanningController(budgets: BudgetStore(database: database), planning: PlanningStore(database: database)).addRoutes(to: v1)
+    PlanningController(budgets: BudgetStore(database: database), planning: planning).addRoutes(to: v1)
     routeMethods.set(router.routes)
     return router
 }
@@ -81,13 +83,14 @@ public func buildApplication(
 ) -> some ApplicationProtocol {
     let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout)
     let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
-    let router = buildRouter(configuration: configuration, database: database, migrator: migrator, pricing: pricing, metrics: metrics)
+    let planning = PlanningStore(database: database)
+    let router = buildRouter(configuration: configuration, database: database, migrator: migrator, pricing: pricing, planning: planning, metrics: metrics)
     var services: [any Service] = [client]
     if let interval = configuration.summaryFoldInterval {
         services.append(SummaryFoldService(database: database, metrics: metrics, interval: interval, logger: logger))
     }
     if let interval = configuration.budgetGaugeInterval {
-        services.append(MetricsRefreshService(database: database, metrics: metrics, clock: configuration.clock, interval: interval, logger: logger))
+        services.append(MetricsRefreshService(database: database, planning: planning, metrics: metrics, clock: configuration.clock, interval: interval, logger: logger))
     }
     var app = Application(
         router: router,

@@ -105,3 +105,23 @@ struct AuthMiddleware: RouterMiddleware {
 extension HTTPField.Name {
     static let xRequestID = Self("X-Request-Id")!
 }
+
+/// Records every request's duration by route and status class.
+struct MetricsMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let metrics: AppMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            metrics.request(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: response.status.code,
+                            duration: ContinuousClock.now - start)
+            return response
+        } catch {
+            metrics.request(route: context.endpointPath ?? "unmatched", method: request.method.rawValue,
+                            status: AppError.from(error).status.code, duration: ContinuousClock.now - start)
+            throw error
+        }
+    }
+}

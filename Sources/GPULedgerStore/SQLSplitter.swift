@@ -1,3 +1,5 @@
+import GPULedgerCore
+
 /// Splits a SQL script into statements, for a driver that runs one statement per query.
 ///
 /// Semicolons inside comments (`--`, `/* */`, nested), quoted strings (`'…'`, `E'…'`),
@@ -90,17 +92,5 @@ public enum SQLSplitter {
 
     static func isIdent(_ c: UInt8) -> Bool {
         (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 95 || c >= 0x80
-    }
-}
-
-extension String {
-    func trimmingWhitespace() -> String {
-        let u = Array(utf8)
-        var s = 0
-        var e = u.count
-        func ws(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
-        while s < e, ws(u[s]) { s += 1 }
-        while e > s, ws(u[e - 1]) { e -= 1 }
-        return String(decoding: u[s..<e], as: UTF8.self)
     }
 }

@@ -1,4 +1,4 @@
-import GPULedgerCore
+import GPULedgerStore
 import Testing
 
 @Suite struct SQLSplitterTests {
