@@ -148,7 +148,7 @@ public struct EmbeddedPostgres: Sendable {
     }
 
     /// The PID in `postmaster.pid`, if the file exists.
-    func postmasterPID() -> Int32? {
+    public func postmasterPID() -> Int32? {
         guard let text = try? String(contentsOfFile: pgdata + "/postmaster.pid", encoding: .utf8),
               let first = text.split(separator: "\n").first else { return nil }
         return Int32(first.trimmingCharacters(in: .whitespaces))

@@ -134,14 +134,18 @@ enum NumberSource {
     }
 }
 
-/// Stops the test cluster when the test process exits, if this process started it.
+/// Stops the test cluster when the test process exits, if this process started it: a SIGINT to
+/// its postmaster (PostgreSQL's fast shutdown), nothing more. An exit handler that started
+/// `pg_ctl`, waited for it and went through Foundation while the event loops and the
+/// cooperative pool still ran was one more way for a finished run not to end.
 enum TestClusterShutdown {
-    nonisolated(unsafe) static var cluster: EmbeddedPostgres?
+    nonisolated(unsafe) static var postmaster: Int32 = 0
 
     static func register(_ c: EmbeddedPostgres) {
-        cluster = c
+        guard let pid = c.postmasterPID() else { return }
+        postmaster = pid
         atexit {
-            try? TestClusterShutdown.cluster?.stop()
+            if TestClusterShutdown.postmaster > 0 { kill(TestClusterShutdown.postmaster, SIGINT) }
         }
     }
 }
