@@ -135,8 +135,9 @@ enum NumberSource {
 }
 
 /// Stops the test cluster when the test process exits, if this process started it: a SIGINT to
-/// its postmaster (PostgreSQL's fast shutdown), nothing more. An exit handler that started
-/// `pg_ctl`, waited for it and went through Foundation while the event loops and the
+/// its postmaster (PostgreSQL's fast shutdown), then system calls alone until it is gone (at most
+/// 30 s), so that the next run starts a cluster rather than adopting one that is shutting down.
+/// An exit handler that started `pg_ctl` and went through Foundation while the event loops and the
 /// cooperative pool still ran was one more way for a finished run not to end.
 enum TestClusterShutdown {
     nonisolated(unsafe) static var postmaster: Int32 = 0
@@ -145,7 +146,9 @@ enum TestClusterShutdown {
         guard let pid = c.postmasterPID() else { return }
         postmaster = pid
         atexit {
-            if TestClusterShutdown.postmaster > 0 { kill(TestClusterShutdown.postmaster, SIGINT) }
+            let pid = TestClusterShutdown.postmaster
+            guard pid > 0, kill(pid, SIGINT) == 0 else { return }
+            for _ in 0..<1500 where kill(pid, 0) == 0 { usleep(20_000) }
         }
     }
 }
