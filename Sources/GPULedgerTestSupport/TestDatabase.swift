@@ -6,7 +6,7 @@ import PostgresNIO
 /// A fresh database per test, cloned from a template migrated once per test process.
 ///
 /// The server is `GPULEDGER_TEST_DATABASE_URL` when set (for example CI's own PostgreSQL);
-/// otherwise an embedded cluster under `/tmp/gpuledger-test-<uid>`, made with the same code as
+/// otherwise an embedded cluster under `/tmp/gpuledger-test-<uid>-<checkout>`, made with the same code as
 /// `gpuledger serve`'s embedded default (fsync off: test data need not survive a power cut),
 /// started once, and stopped when the test process exits.
 public struct TestDatabase: Sendable {
@@ -49,6 +49,15 @@ public struct TestDatabase: Sendable {
         try await Database.withClient(configuration, logger: Self.logger, acquireTimeout: .seconds(60), body)
     }
 
+    /// The embedded test cluster's folder: one per user and checkout, so that the suites of two
+    /// checkouts (a clean-clone CI run beside a working copy) never adopt, or stop, each other's.
+    public static var clusterDirectory: String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 // FNV-1a
+        for byte in root.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "/tmp/gpuledger-test-\(getuid())-\(String(hash % 0xFFFF_FFFF, radix: 16))"
+    }
+
     /// The migrations folder of this checkout.
     public static var migrationsDirectory: String { Migrator.defaultDirectory() }
 
@@ -78,7 +87,7 @@ public struct TestDatabase: Sendable {
             if let url = ProcessInfo.processInfo.environment["GPULEDGER_TEST_DATABASE_URL"], !url.isEmpty {
                 base = try DatabaseURL.configuration(from: url)
             } else {
-                let dir = "/tmp/gpuledger-test-\(getuid())"
+                let dir = TestDatabase.clusterDirectory
                 let c = EmbeddedPostgres(dataDirectory: dir, extraSettings: ["fsync = off", "synchronous_commit = off", "full_page_writes = off", "max_connections = 300"], logger: logger)
                 if try await c.start() {
                     TestClusterShutdown.register(c)
