@@ -115,6 +115,16 @@ public enum JSONText {
 }
 
 extension UsageRecord {
-    /// Whether `name` is a valid tenant: `^[a-z0-9][a-z0-9._-]{0,62}$`.
-    public static func isValidTenant(_ name: String) -> Bool { ParseState.isValidTenant(name) }
+    /// Whether `t` is a valid tenant: `^[a-z0-9][a-z0-9._-]{0,62}$`.
+    public static func isValidTenant(_ t: String) -> Bool {
+        let u = t.utf8
+        guard !u.isEmpty, u.count <= 63 else { return false }
+        var first = true
+        for c in u {
+            let ok = (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || (!first && (c == 46 || c == 95 || c == 45))
+            if !ok { return false }
+            first = false
+        }
+        return true
+    }
 }
