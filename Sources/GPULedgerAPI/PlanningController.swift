@@ -307,24 +307,10 @@ struct PlanningController {
             var accelerator: String
             var measured: Bool
             var output_tokens_per_gpu_second: [String: Double?]
-            var busy_gpus: Double?
-            var required_gpus: Int?
-            var usd_per_gpu_hour: String?
-            var plan_cost_usd: String?
-
-            func encode(to encoder: any Encoder) throws {
-                var c = encoder.container(keyedBy: CodingKeys.self)
-                try c.encode(accelerator, forKey: .accelerator)
-                try c.encode(measured, forKey: .measured)
-                try c.encode(output_tokens_per_gpu_second, forKey: .output_tokens_per_gpu_second)
-                try c.encode(busy_gpus, forKey: .busy_gpus)
-                try c.encode(required_gpus, forKey: .required_gpus)
-                try c.encode(usd_per_gpu_hour, forKey: .usd_per_gpu_hour)
-                try c.encode(plan_cost_usd, forKey: .plan_cost_usd)
-            }
-            enum CodingKeys: String, CodingKey {
-                case accelerator, measured, output_tokens_per_gpu_second, busy_gpus, required_gpus, usd_per_gpu_hour, plan_cost_usd
-            }
+            var busy_gpus: Nullable<Double>
+            var required_gpus: Nullable<Int>
+            var usd_per_gpu_hour: Nullable<String>
+            var plan_cost_usd: Nullable<String>
         }
 
         enum CodingKeys: String, CodingKey {
@@ -397,8 +383,8 @@ struct PlanningController {
             past_plans_held: a.plan.pastPlansHeld, past_plans: a.plan.pastPlans,
             accelerators: a.options?.map { o in
                 .init(accelerator: o.accelerator, measured: o.measured, output_tokens_per_gpu_second: o.outputTokensPerGPUSecond.mapValues { $0.map(round3) },
-                      busy_gpus: o.busyGPUs.map(round3), required_gpus: o.requiredGPUs, usd_per_gpu_hour: o.usdPerGPUHour.map { "\($0)" },
-                      plan_cost_usd: o.planCostUSD.map(CentRounding.cents))
+                      busy_gpus: .init(o.busyGPUs.map(round3)), required_gpus: .init(o.requiredGPUs), usd_per_gpu_hour: .init(o.usdPerGPUHour.map { "\($0)" }),
+                      plan_cost_usd: .init(o.planCostUSD.map(CentRounding.cents)))
             },
             method: a.plan.method))
     }

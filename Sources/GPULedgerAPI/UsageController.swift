@@ -107,6 +107,18 @@ struct UsageController {
     }
 }
 
+/// An optional field that the JSON answer always carries: `null` when absent (synthesized
+/// `Encodable` leaves a nil optional out, and the contract's answers name every field).
+struct Nullable<Wrapped: Encodable>: Encodable {
+    var value: Wrapped?
+    init(_ value: Wrapped?) { self.value = value }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if let value { try c.encode(value) } else { try c.encodeNil() }
+    }
+}
+
 enum JSONResponse {
     static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let encoder = JSONEncoder()
