@@ -23,7 +23,8 @@ struct PlanningController {
 
     struct BudgetAnswer: Encodable {
         var name: String
-        var tenant: String?
+        /// null: the whole fleet.
+        var tenant: Nullable<String>
         var period: String
         var amount_usd: String
         var thresholds: [Decimal]
@@ -31,21 +32,9 @@ struct PlanningController {
         var status: StatusAnswer?
 
         init(_ b: Budget, status: BudgetStatus? = nil) {
-            name = b.name; tenant = b.tenant; period = b.period.rawValue; amount_usd = Self.money(b.amount)
+            name = b.name; tenant = .init(b.tenant); period = b.period.rawValue; amount_usd = Self.money(b.amount)
             thresholds = b.thresholds; basis = b.basis.rawValue
             self.status = status.map(StatusAnswer.init)
-        }
-
-        enum CodingKeys: String, CodingKey { case name, tenant, period, amount_usd, thresholds, basis, status }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(name, forKey: .name)
-            try c.encode(tenant, forKey: .tenant) // null: the whole fleet
-            try c.encode(period, forKey: .period)
-            try c.encode(amount_usd, forKey: .amount_usd)
-            try c.encode(thresholds, forKey: .thresholds)
-            try c.encode(basis, forKey: .basis)
-            try c.encodeIfPresent(status, forKey: .status)
         }
 
         /// An exact amount as a decimal string with at least two places ("25000.00", "4.125").
@@ -58,53 +47,32 @@ struct PlanningController {
     struct StatusAnswer: Encodable {
         struct Quantiles: Encodable { var p10, p50, p90: String }
         var name: String
-        var tenant: String?
+        var tenant: Nullable<String>
         var period: String
         var basis: String
-        var at: String
+        /// The instant asked about (`GET /v1/budgets/{name}/status`); absent in a budget list.
+        var at: String?
         var period_start: String
         var period_end: String
         var amount_usd: String
         var spent_usd: String
         var forecast_usd: Quantiles
-        var projected_exhaustion_date: String?
+        /// null: not within the period.
+        var projected_exhaustion_date: Nullable<String>
         var state: String
         var thresholds_crossed: [Decimal]
         var method: String
 
         init(_ s: BudgetStatus) {
-            name = s.budget.name; tenant = s.budget.tenant; period = s.budget.period.rawValue; basis = s.budget.basis.rawValue
-            at = ""
+            name = s.budget.name; tenant = .init(s.budget.tenant); period = s.budget.period.rawValue; basis = s.budget.basis.rawValue
             period_start = s.periodStart.rfc3339; period_end = s.periodEnd.rfc3339
             amount_usd = BudgetAnswer.money(s.budget.amount)
             spent_usd = BudgetAnswer.money(s.spent)
             forecast_usd = Quantiles(p10: CentRounding.cents(s.forecastP10), p50: CentRounding.cents(s.forecastP50), p90: CentRounding.cents(s.forecastP90))
-            projected_exhaustion_date = s.projectedExhaustionDate
+            projected_exhaustion_date = .init(s.projectedExhaustionDate)
             state = s.state.rawValue
             thresholds_crossed = s.thresholdsCrossed
             method = s.method
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case name, tenant, period, basis, at, period_start, period_end, amount_usd, spent_usd, forecast_usd, projected_exhaustion_date, state,
-                 thresholds_crossed, method
-        }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(name, forKey: .name)
-            try c.encode(tenant, forKey: .tenant)
-            try c.encode(period, forKey: .period)
-            try c.encode(basis, forKey: .basis)
-            if !at.isEmpty { try c.encode(at, forKey: .at) }
-            try c.encode(period_start, forKey: .period_start)
-            try c.encode(period_end, forKey: .period_end)
-            try c.encode(amount_usd, forKey: .amount_usd)
-            try c.encode(spent_usd, forKey: .spent_usd)
-            try c.encode(forecast_usd, forKey: .forecast_usd)
-            try c.encode(projected_exhaustion_date, forKey: .projected_exhaustion_date) // null: not within the period
-            try c.encode(state, forKey: .state)
-            try c.encode(thresholds_crossed, forKey: .thresholds_crossed)
-            try c.encode(method, forKey: .method)
         }
     }
 
@@ -271,9 +239,10 @@ struct PlanningController {
     }
 
     struct CapacityAnswer: Encodable {
+        /// One of pool and accelerator (the other left out).
         var pool: String?
         var accelerator: String?
-        var model: String?
+        var model: Nullable<String>
         var as_of: String
         var horizon_days: Int
         var target_utilization: Double
@@ -282,16 +251,17 @@ struct PlanningController {
         var peak_busy_gpus: Double
         var forecast_peak_busy_gpus: Double
         var required_gpus: Int
-        var usd_per_gpu_hour: String?
-        var plan_cost_usd: String?
-        var budget_usd: String?
-        var affordable_gpus: Int?
-        var fits_budget: Bool?
+        var usd_per_gpu_hour: Nullable<String>
+        var plan_cost_usd: Nullable<String>
+        var budget_usd: Nullable<String>
+        var affordable_gpus: Nullable<Int>
+        var fits_budget: Nullable<Bool>
         var output_tokens_per_gpu_second: [String: Double]
         var coverage: Double
         var days: [Day]
         var past_plans_held: Int
         var past_plans: Int
+        /// Only with `accelerators=`.
         var accelerators: [Option]?
         var method: String
 
@@ -311,38 +281,6 @@ struct PlanningController {
             var required_gpus: Nullable<Int>
             var usd_per_gpu_hour: Nullable<String>
             var plan_cost_usd: Nullable<String>
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case pool, accelerator, model, as_of, horizon_days, target_utilization, current_gpus, history_hours, peak_busy_gpus,
-                 forecast_peak_busy_gpus, required_gpus, usd_per_gpu_hour, plan_cost_usd, budget_usd, affordable_gpus, fits_budget,
-                 output_tokens_per_gpu_second, coverage, days, past_plans_held, past_plans, accelerators, method
-        }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encodeIfPresent(pool, forKey: .pool)
-            try c.encodeIfPresent(accelerator, forKey: .accelerator)
-            try c.encode(model, forKey: .model)
-            try c.encode(as_of, forKey: .as_of)
-            try c.encode(horizon_days, forKey: .horizon_days)
-            try c.encode(target_utilization, forKey: .target_utilization)
-            try c.encode(current_gpus, forKey: .current_gpus)
-            try c.encode(history_hours, forKey: .history_hours)
-            try c.encode(peak_busy_gpus, forKey: .peak_busy_gpus)
-            try c.encode(forecast_peak_busy_gpus, forKey: .forecast_peak_busy_gpus)
-            try c.encode(required_gpus, forKey: .required_gpus)
-            try c.encode(usd_per_gpu_hour, forKey: .usd_per_gpu_hour)
-            try c.encode(plan_cost_usd, forKey: .plan_cost_usd)
-            try c.encode(budget_usd, forKey: .budget_usd)
-            try c.encode(affordable_gpus, forKey: .affordable_gpus)
-            try c.encode(fits_budget, forKey: .fits_budget)
-            try c.encode(output_tokens_per_gpu_second, forKey: .output_tokens_per_gpu_second)
-            try c.encode(coverage, forKey: .coverage)
-            try c.encode(days, forKey: .days)
-            try c.encode(past_plans_held, forKey: .past_plans_held)
-            try c.encode(past_plans, forKey: .past_plans)
-            try c.encodeIfPresent(accelerators, forKey: .accelerators)
-            try c.encode(method, forKey: .method)
         }
     }
 
@@ -367,16 +305,16 @@ struct PlanningController {
         }
         func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
         return try JSONResponse.make(CapacityAnswer(
-            pool: pool, accelerator: accelerator, model: params.get("model"), as_of: asOf.rfc3339, horizon_days: horizon,
+            pool: pool, accelerator: accelerator, model: .init(params.get("model")), as_of: asOf.rfc3339, horizon_days: horizon,
             target_utilization: target, current_gpus: a.currentGPUs, history_hours: a.plan.historyHours,
             peak_busy_gpus: round3(a.plan.peakBusyGPUs), forecast_peak_busy_gpus: round3(a.plan.forecastPeakBusyGPUs),
-            required_gpus: a.plan.requiredGPUs, usd_per_gpu_hour: a.usdPerGPUHour.map { "\($0)" },
-            plan_cost_usd: a.plan.planCostUSD.map(CentRounding.cents), budget_usd: budget.map(BudgetAnswer.money),
-            affordable_gpus: a.plan.affordableGPUs, fits_budget: a.plan.fitsBudget,
+            required_gpus: a.plan.requiredGPUs, usd_per_gpu_hour: .init(a.usdPerGPUHour.map { "\($0)" }),
+            plan_cost_usd: .init(a.plan.planCostUSD.map(CentRounding.cents)), budget_usd: .init(budget.map(BudgetAnswer.money)),
+            affordable_gpus: .init(a.plan.affordableGPUs), fits_budget: .init(a.plan.fitsBudget),
             output_tokens_per_gpu_second: Dictionary(a.outputTokensPerGPUSecond.map { ($0.model, round3($0.value)) }, uniquingKeysWith: { x, _ in x }),
             coverage: coverage,
             days: a.plan.days.map { d in
-                let start = a.planStart.adding(seconds: Int64(d.offset) * 86_400)
+                let start = a.planStart.adding(days: Int64(d.offset))
                 return .init(date: String(start.rfc3339.prefix(10)), start: start.rfc3339, forecast_peak_busy_gpus: round3(d.forecastPeakBusyGPUs),
                              required_gpus: d.requiredGPUs)
             },

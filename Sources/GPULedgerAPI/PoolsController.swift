@@ -22,7 +22,8 @@ struct PoolsController {
         var provider: String
         var region: String
         var tier: String
-        var usd_per_gpu_hour: String?
+        /// null when the rate cards price it.
+        var usd_per_gpu_hour: Nullable<String>
         var capacity: [Event]
 
         init(_ pool: Pool, _ events: [CapacityEvent]) {
@@ -31,20 +32,8 @@ struct PoolsController {
             provider = pool.provider
             region = pool.region
             tier = pool.tier.rawValue
-            usd_per_gpu_hour = pool.usdPerGPUHour
+            usd_per_gpu_hour = .init(pool.usdPerGPUHour)
             capacity = events.map { Event(at: $0.at.rfc3339, gpus: $0.gpus) }
-        }
-
-        enum CodingKeys: String, CodingKey { case pool, accelerator, provider, region, tier, usd_per_gpu_hour, capacity }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(pool, forKey: .pool)
-            try c.encode(accelerator, forKey: .accelerator)
-            try c.encode(provider, forKey: .provider)
-            try c.encode(region, forKey: .region)
-            try c.encode(tier, forKey: .tier)
-            try c.encode(usd_per_gpu_hour, forKey: .usd_per_gpu_hour) // null when the rate cards price it
-            try c.encode(capacity, forKey: .capacity)
         }
     }
 
