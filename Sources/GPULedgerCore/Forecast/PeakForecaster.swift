@@ -31,6 +31,13 @@ public struct PeakForecaster: Sendable {
     /// Days of history before the first day a forecast is scored from (conformal errors).
     static let minimumOrigin = 4
     static let damping = 0.9
+
+    /// φ + φ² + … + φⁿ: how many days of trend a damped forecast `n` days on has added.
+    static func damped(steps n: Int) -> Double {
+        var sum = 0.0, phi = 1.0
+        for _ in 0..<max(n, 0) { phi *= damping; sum += phi }
+        return sum
+    }
     /// Days of the series' own forecast errors that calibrate a plan (the most recent).
     static let calibrationDays = 21
     static let maxTrendPerDay = 0.03
@@ -170,10 +177,10 @@ public struct PeakForecaster: Sendable {
                 // are the tighter around it.
                 if h < 7 && Self.spread(meanScores, q) <= Self.spread(weekScores, q) {
                     let c = center(origin: o, h: h)
-                    return (calibrated(center: c, scores: meanScores, q: q) { 0 }.value, margin, .mean, c)
+                    return (c + Self.conformal(meanScores, q), margin, .mean, c)
                 }
                 let c = weekPeak(origin: o, h: h)
-                return (calibrated(center: c, scores: weekScores, q: q) { 0 }.value, margin, .weekPeak, c)
+                return (c + Self.conformal(weekScores, q), margin, .weekPeak, c)
             }
             let normal = Self.quantileOfMax(means(origin: o, h: h), spreads(origin: o, h: h), q)
             let c = weekPeak(origin: o, h: h)
@@ -185,16 +192,13 @@ public struct PeakForecaster: Sendable {
 
         /// The highest log peak of the last 7 days, moved by the damped trend to the horizon's middle.
         func weekPeak(origin o: Int, h: Int) -> Double {
-            var damped = 0.0, phi = 1.0
-            for _ in 0..<(4 + h / 2) { phi *= PeakForecaster.damping; damped += phi }
-            return lp[max(0, o - 7)..<o].max()! + fits[o]!.trend * damped
+            lp[max(0, o - 7)..<o].max()! + fits[o]!.trend * PeakForecaster.damped(steps: 4 + h / 2)
         }
 
         /// How far the q-quantile of `scores` lies above their median.
         static func spread(_ scores: [Double], _ q: Double) -> Double {
             let s = scores.sorted()
-            let k = min(s.count - 1, Int((Double(s.count + 1) * q - 1e-9).rounded(.up)) - 1)
-            return s[k] - Fit.median(s)
+            return s[min(s.count, rank(s.count, q)) - 1] - Fit.median(s)
         }
 
         /// The plan for day `lead` (0: the first) after lp[0..<o], at coverage q.
@@ -204,7 +208,8 @@ public struct PeakForecaster: Sendable {
                 lp[o2 + lead] - fits[o2]!.forecast(lead)
             }
             let mean = fits[o]!.forecast(lead), spread = spreads(origin: o, h: lead + 1)[lead]
-            return calibrated(center: mean, scores: scores, q: q) { mean + spread * Normal.quantile(q) }.value
+            guard Self.rank(scores.count, q) <= scores.count else { return mean + spread * Normal.quantile(q) }
+            return mean + Self.conformal(scores, q)
         }
 
         /// The first origin whose errors calibrate a plan whose last scorable origin is `last`:
@@ -213,13 +218,9 @@ public struct PeakForecaster: Sendable {
             max(PeakForecaster.minimumOrigin, last - PeakForecaster.calibrationDays + 1)
         }
 
-        /// Split-conformal: the center plus the error of rank ⌈(n+1)q⌉; with too few errors, the
-        /// normal model's quantile (never below the center plus the largest error seen).
-        func calibrated(center: Double, scores: [Double], q: Double, normal: () -> Double) -> (value: Double, margin: Margin) {
-            let k = Self.rank(scores.count, q)
-            if k >= 1 && k <= scores.count { return (center + scores.sorted()[k - 1], .conformal) }
-            return (normal(), .normal)
-        }
+        /// Split-conformal: the error of rank ⌈(n+1)q⌉ among `scores` (the caller has checked that
+        /// there are enough for that rank).
+        static func conformal(_ scores: [Double], _ q: Double) -> Double { scores.sorted()[rank(scores.count, q) - 1] }
 
         /// The q-quantile of the maximum of independent normals (means, spreads): solves
         /// Π Φ((x − μⱼ)/σⱼ) = q by bisection.
@@ -283,9 +284,7 @@ public struct PeakForecaster: Sendable {
         /// The log peak of day `j` after the history (0: the next day).
         func forecast(_ j: Int) -> Double {
             let steps = Int(lag + 1 + Double(j))
-            var damped = 0.0, phi = 1.0
-            for _ in 0..<steps { phi *= PeakForecaster.damping; damped += phi }
-            return level + trend * damped + season[(count + j) % 7]
+            return level + trend * PeakForecaster.damped(steps: steps) + season[(count + j) % 7]
         }
 
         static func median(_ xs: [Double]) -> Double {
