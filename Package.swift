@@ -38,11 +38,23 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // HTTP API: routes, auth, errors to responses.
+        // What the API and the console share over HTTP: the request context, AppError and its
+        // mapping, the query string, responses, middleware, the service's configuration.
+        .target(
+            name: "GPULedgerHTTP",
+            dependencies: [
+                "GPULedgerCore", "GPULedgerStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The HTTP API: one controller per resource, /metrics, the background services.
         .target(
             name: "GPULedgerAPI",
             dependencies: [
-                "GPULedgerCore", "GPULedgerStore",
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -53,11 +65,32 @@ let package = Package(
             resources: [.copy("Resources/openapi.yaml")],
             swiftSettings: strict
         ),
+        // The web console: pages rendered on the server from the same stores; a sibling of the API.
+        .target(
+            name: "GPULedgerConsole",
+            dependencies: [
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            swiftSettings: strict
+        ),
+        // The service: the API's and the console's routes and the background services on one database.
+        .target(
+            name: "GPULedgerApp",
+            dependencies: [
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerConsole",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // The thin executable: command-line parsing and wiring.
         .executableTarget(
             name: "gpuledger",
             dependencies: [
-                "GPULedgerCore", "GPULedgerStore", "GPULedgerAPI",
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -69,7 +102,7 @@ let package = Package(
         .target(
             name: "GPULedgerTestSupport",
             dependencies: [
-                "GPULedgerCore", "GPULedgerStore", "GPULedgerAPI",
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerApp",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -105,7 +138,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "gpuledger-bench-metrics",
-            dependencies: ["GPULedgerCore", "GPULedgerStore", "GPULedgerAPI", "GPULedgerTestSupport"],
+            dependencies: ["GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerApp", "GPULedgerTestSupport"],
             path: "Benchmarks/MetricsBenchmark",
             swiftSettings: strict
         ),
@@ -119,7 +152,7 @@ let package = Package(
         .testTarget(
             name: "GPULedgerIntegrationTests",
             dependencies: [
-                "GPULedgerCore", "GPULedgerStore", "GPULedgerAPI", "GPULedgerTestSupport",
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerApp", "GPULedgerTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -10,6 +10,8 @@
 // series count.
 import Foundation
 import GPULedgerAPI
+import GPULedgerApp
+import GPULedgerHTTP
 import GPULedgerCore
 import GPULedgerTestSupport
 

@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import Hummingbird
 import Logging
@@ -324,15 +325,10 @@ public final class AppMetrics: Sendable {
     // MARK: - Budgets
 
     private let budgetNames = LockedSets()
-    /// The statuses behind the gauges, for the console (computing a thousand takes seconds).
-    let budgetStatuses = BudgetStatusCache()
-    /// The console's hourly latency percentiles (kept warm for the fleet's last day here).
-    let latencyHours = LatencyHours()
 
     /// Sets each budget's gauges from its status (computed at `at`), and drops those of budgets
     /// that are gone.
     public func budgets(_ statuses: [BudgetStatus], at: Timestamp) {
-        budgetStatuses.store(statuses, at: at)
         func d(_ x: Decimal) -> Double { NSDecimalNumber(decimal: x).doubleValue }
         let names = Set(statuses.map(\.budget.name))
         for gone in budgetNames.replace("budgets", with: names) {

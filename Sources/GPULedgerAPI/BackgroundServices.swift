@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import Hummingbird
 import Logging
@@ -41,16 +42,18 @@ public struct MetricsRefreshService: Service {
     let rates: RateStore
     let stats: StatsStore
     let metrics: AppMetrics
+    let caches: ReportCaches
     let clock: WallClock
     let interval: Duration
     let logger: Logger
 
-    public init(database: Database, planning: PlanningStore? = nil, metrics: AppMetrics, clock: WallClock, interval: Duration, logger: Logger) {
+    public init(database: Database, planning: PlanningStore? = nil, metrics: AppMetrics, caches: ReportCaches, clock: WallClock, interval: Duration, logger: Logger) {
         self.budgets = BudgetStore(database: database)
         self.planning = planning ?? PlanningStore(database: database)
         self.rates = RateStore(database: database)
         self.stats = StatsStore(database: database)
         self.metrics = metrics
+        self.caches = caches
         self.clock = clock
         self.interval = interval
         self.logger = logger
@@ -61,10 +64,12 @@ public struct MetricsRefreshService: Service {
         metrics.setPriceBook(try await rates.priceBook())
         let now = clock.now()
         metrics.pools(try await stats.poolsNow(at: now))
-        metrics.budgets(try await planning.statuses(try await budgets.list(), at: now), at: now)
+        let statuses = try await planning.statuses(try await budgets.list(), at: now)
+        metrics.budgets(statuses, at: now)
+        caches.budgetStatuses.store(statuses, at: now)
         // The Models page's chart for the fleet: the hours that changed since the last refresh.
         let hourEnd = now.hourStart.adding(hours: 1)
-        _ = try await metrics.latencyHours.series(stats, from: hourEnd.adding(hours: -24), to: hourEnd, tenant: nil)
+        _ = try await caches.latencyHours.series(stats, from: hourEnd.adding(hours: -24), to: hourEnd, tenant: nil)
     }
 
     public func run() async throws {

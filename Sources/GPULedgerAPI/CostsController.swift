@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import Hummingbird
 
@@ -90,126 +91,9 @@ struct CostsController {
         let showFleet = principal.role == .admin || principal.role == .finance
         switch format {
         case "focus", "csv":
-            return Self.export(bill, format: format, configuration: configuration)
+            return ChargebackAnswer.download(bill, format: format, configuration: configuration)
         default:
-            return try JSONResponse.make(ChargebackAnswer(
-                period: period.description, period_start: period.start.rfc3339, period_end: period.end.rfc3339, currency: "USD",
-                rows: bill.tenants.map(ChargebackAnswer.Row.init), fleet: showFleet ? ChargebackAnswer.FleetAnswer(bill.fleet) : nil))
+            return try JSONResponse.make(ChargebackAnswer(bill, period: period, showFleet: showFleet))
         }
-    }
-
-
-    /// The bill as a CSV download: `csv` (a row per tenant) or `focus` (FinOps FOCUS lines).
-    static func export(_ bill: Chargeback, format: String, configuration: AppConfiguration) -> Response {
-        if format == "focus" {
-            let text = FOCUSExport.csv(bill, billingAccountID: configuration.billingAccountID, billingAccountName: configuration.billingAccountName)
-            return CSVResponse.make(text, filename: "focus-\(bill.period).csv")
-        }
-        var text = CSVText.line(ChargebackAnswer.csvColumns)
-        for t in bill.tenants { text += CSVText.line(ChargebackAnswer.Row(t).csvFields) }
-        return CSVResponse.make(text, filename: "chargeback-\(bill.period).csv")
-    }
-
-    struct ChargebackAnswer: Encodable {
-        var period, period_start, period_end, currency: String
-        var rows: [Row]
-        var fleet: FleetAnswer?
-
-        static let csvColumns = ["tenant", "requests", "errors", "gpu_seconds", "input_tokens", "output_tokens", "usage_cost_usd",
-                                 "idle_cost_usd", "total_cost_usd", "idle_gpu_seconds", "unpriced_gpu_seconds"]
-
-        struct Row: Encodable {
-            var tenant: String
-            var requests, errors: Int64
-            var gpu_seconds: Decimal
-            var input_tokens, output_tokens: Int64
-            var usage_cost_usd, idle_cost_usd, total_cost_usd: String
-            var idle_gpu_seconds: Decimal
-            var unpriced_gpu_seconds: Decimal
-
-            init(_ t: Chargeback.TenantRow) {
-                tenant = t.tenant
-                requests = t.requests
-                errors = t.errors
-                gpu_seconds = t.gpuSeconds
-                input_tokens = t.inputTokens
-                output_tokens = t.outputTokens
-                usage_cost_usd = CentRounding.cents(t.usageCost)
-                idle_cost_usd = CentRounding.cents(t.idleCost)
-                total_cost_usd = CentRounding.cents(t.totalCost)
-                idle_gpu_seconds = CentRounding.rounded(t.idleGPUSeconds, scale: 6, .plain)
-                unpriced_gpu_seconds = t.unpricedGPUSeconds
-            }
-
-            var csvFields: [String] {
-                [tenant, String(requests), String(errors), FOCUSExport.plain(gpu_seconds), String(input_tokens), String(output_tokens),
-                 usage_cost_usd, idle_cost_usd, total_cost_usd, FOCUSExport.plain(idle_gpu_seconds), FOCUSExport.plain(unpriced_gpu_seconds)]
-            }
-        }
-
-        struct FleetAnswer: Encodable {
-            struct Over: Encodable { var gpu_seconds: Decimal; var cost_usd: String; var pool_hours: Int64 }
-            var provisioned_cost_usd, usage_cost_usd, idle_cost_usd, unallocated_idle_cost_usd, total_cost_usd: String
-            var provisioned_gpu_seconds: Decimal
-            var over_capacity: Over
-            var unpriced_gpu_seconds: Decimal
-            var unpriced_provisioned_gpu_seconds: Decimal
-
-            init(_ f: Chargeback.Fleet) {
-                provisioned_cost_usd = CentRounding.cents(f.provisionedCost)
-                usage_cost_usd = CentRounding.cents(f.usageCost)
-                idle_cost_usd = CentRounding.cents(f.idleCost)
-                unallocated_idle_cost_usd = CentRounding.cents(f.unallocatedIdleCost)
-                total_cost_usd = CentRounding.cents(f.totalCost)
-                provisioned_gpu_seconds = f.provisionedGPUSeconds
-                over_capacity = Over(gpu_seconds: f.overCapacityGPUSeconds, cost_usd: CentRounding.cents(f.overCapacityCost),
-                                     pool_hours: f.overCapacityPoolHours)
-                unpriced_gpu_seconds = f.unpricedGPUSeconds
-                unpriced_provisioned_gpu_seconds = f.unpricedProvisionedGPUSeconds
-            }
-        }
-    }
-}
-
-struct DynamicKey: CodingKey, ExpressibleByStringLiteral {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ s: String) { stringValue = s }
-    init(stringLiteral s: String) { stringValue = s }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
-
-/// Which tenant a read is limited to: a tenant key to its own (naming another is 403); an
-/// ingest key may not read; admin and finance read what they ask for.
-enum Scope {
-    /// The tenant a report is limited to (nil: all), also put in the request's log line.
-    static func tenant(_ principal: Principal, asked: String?, log: LogFields) throws -> String? {
-        let tenant = try tenant(principal, asked: asked)
-        if let tenant { log["tenant"] = tenant }
-        return tenant
-    }
-
-    static func tenant(_ principal: Principal, asked: String?) throws -> String? {
-        switch principal.role {
-        case .admin, .finance: return asked
-        case .tenant:
-            if let asked, asked != principal.tenant {
-                throw AppError.forbidden("this key reads only tenant \(principal.tenant ?? "")")
-            }
-            return principal.tenant
-        case .ingest:
-            throw AppError.forbidden("an ingest key writes usage; it cannot read reports")
-        }
-    }
-}
-
-
-enum CSVResponse {
-    static func make(_ text: String, filename: String) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "text/csv; charset=utf-8"
-        headers[.contentDisposition] = "attachment; filename=\"\(filename)\""
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }

@@ -1,3 +1,4 @@
+import GPULedgerHTTP
 import GPULedgerStore
 import Hummingbird
 

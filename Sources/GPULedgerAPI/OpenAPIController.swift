@@ -1,3 +1,4 @@
+import GPULedgerHTTP
 import Foundation
 import Hummingbird
 

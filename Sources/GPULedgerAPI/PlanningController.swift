@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import Hummingbird
 
@@ -32,16 +33,11 @@ struct PlanningController {
         var status: StatusAnswer?
 
         init(_ b: Budget, status: BudgetStatus? = nil) {
-            name = b.name; tenant = .init(b.tenant); period = b.period.rawValue; amount_usd = Self.money(b.amount)
+            name = b.name; tenant = .init(b.tenant); period = b.period.rawValue; amount_usd = CentRounding.amount(b.amount)
             thresholds = b.thresholds; basis = b.basis.rawValue
             self.status = status.map(StatusAnswer.init)
         }
 
-        /// An exact amount as a decimal string with at least two places ("25000.00", "4.125").
-        static func money(_ d: Decimal) -> String {
-            let cents = CentRounding.rounded(d, scale: 2, .plain)
-            return cents == d ? CentRounding.cents(d) : "\(d)"
-        }
     }
 
     struct StatusAnswer: Encodable {
@@ -66,8 +62,8 @@ struct PlanningController {
         init(_ s: BudgetStatus) {
             name = s.budget.name; tenant = .init(s.budget.tenant); period = s.budget.period.rawValue; basis = s.budget.basis.rawValue
             period_start = s.periodStart.rfc3339; period_end = s.periodEnd.rfc3339
-            amount_usd = BudgetAnswer.money(s.budget.amount)
-            spent_usd = BudgetAnswer.money(s.spent)
+            amount_usd = CentRounding.amount(s.budget.amount)
+            spent_usd = CentRounding.amount(s.spent)
             forecast_usd = Quantiles(p10: CentRounding.cents(s.forecastP10), p50: CentRounding.cents(s.forecastP50), p90: CentRounding.cents(s.forecastP90))
             projected_exhaustion_date = .init(s.projectedExhaustionDate)
             state = s.state.rawValue
@@ -76,37 +72,19 @@ struct PlanningController {
         }
     }
 
-    static func budgetName(_ context: AppRequestContext) throws -> String {
-        let name = try context.parameters.require("name")
-        guard Budget.validName(name) else {
-            throw AppError.badRequest("a budget name has 1 to 128 characters: letters, digits, '.', '_', '-', starting with a letter or digit", code: "bad_path")
-        }
-        return name
-    }
-
     /// Reads a budget the key may see: 404 when there is none, 403 when it is another tenant's
     /// (or the fleet's, for a tenant key).
     func visibleBudget(_ name: String, _ principal: Principal) async throws -> Budget {
-        try Self.visible(try await budgets.get(name), name: name, principal)
-    }
-
-    static func visible(_ budget: Budget?, name: String, _ principal: Principal) throws -> Budget {
-        guard let b = budget else { throw AppError.notFound("no budget \(name)") }
-        switch principal.role {
-        case .admin, .finance: return b
-        case .tenant:
-            guard b.tenant != nil, b.tenant == principal.tenant else { throw AppError.forbidden("this key reads only tenant \(principal.tenant ?? "")'s budgets") }
-            return b
-        case .ingest: throw AppError.forbidden("an ingest key writes usage; it cannot read budgets")
-        }
+        guard let budget = try await budgets.get(name) else { throw AppError.notFound("no budget \(name)") }
+        try Access.requireVisible(budget, to: principal)
+        return budget
     }
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let params = try Query(request, allowed: ["tenant", "status", "at"])
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
-        var found = try await budgets.list(tenant: tenant)
-        if principal.role == .tenant { found = found.filter { $0.tenant == principal.tenant } }
+        let found = try await budgets.list(tenant: tenant)
         var statuses: [String: BudgetStatus] = [:]
         switch params.get("status") {
         case nil, "false": break
@@ -123,13 +101,13 @@ struct PlanningController {
     @Sendable func show(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         _ = try Query(request, allowed: [])
-        return try JSONResponse.make(BudgetAnswer(try await visibleBudget(try Self.budgetName(context), principal)))
+        return try JSONResponse.make(BudgetAnswer(try await visibleBudget(try PathName.budget(context), principal)))
     }
 
     @Sendable func status(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
         let params = try Query(request, allowed: ["at"])
-        let budget = try await visibleBudget(try Self.budgetName(context), principal)
+        let budget = try await visibleBudget(try PathName.budget(context), principal)
         let at = try params.time("at") ?? context.now
         guard let s = try await planning.statuses([budget], at: at).first else { throw AppError.notFound("no budget \(budget.name)") }
         var answer = StatusAnswer(s)
@@ -138,71 +116,21 @@ struct PlanningController {
     }
 
     static func requireManager(_ context: AppRequestContext) throws {
-        let role = try context.requirePrincipal().role
-        guard role == .admin || role == .finance else { throw AppError.forbidden("only an admin or finance key manages budgets") }
+        guard Access.managesBudgets(try context.requirePrincipal()) else { throw AppError.forbidden("only an admin or finance key manages budgets") }
     }
 
     @Sendable func put(_ request: Request, context: AppRequestContext) async throws -> Response {
         try Self.requireManager(context)
-        let name = try Self.budgetName(context)
-        let object = try await PoolsController.jsonObject(request)
-        let budget = try Self.parseBudget(name: name, object)
+        let name = try PathName.budget(context)
+        let object = try await JSONBody.object(request)
+        let budget = try Budget.parse(name: name, object)
         let created = try await budgets.put(budget)
         return try JSONResponse.make(BudgetAnswer(budget), status: created ? .created : .ok)
     }
 
-    /// A `PUT` body: every problem listed with its field, 422 when any.
-    static func parseBudget(name: String, _ object: [String: Any]) throws -> Budget {
-        var details: [AppError.Detail] = []
-        let allowed = ["tenant", "period", "amount_usd", "thresholds", "basis"]
-        for key in object.keys.sorted() where !allowed.contains(key) {
-            details.append(.init(field: key, message: "unknown field; the fields are \(allowed.joined(separator: ", "))"))
-        }
-        var tenant: String?
-        if let raw = object["tenant"], !(raw is NSNull) {
-            if let t = raw as? String, UsageRecord.isValidTenant(t) { tenant = t } else {
-                details.append(.init(field: "tenant", message: "must be a tenant name (^[a-z0-9][a-z0-9._-]{0,62}$), or null for the whole fleet"))
-            }
-        }
-        let period = (object["period"] as? String).flatMap(Budget.Cadence.init(rawValue:))
-        if period == nil { details.append(.init(field: "period", message: "is required: monthly, quarterly or yearly")) }
-        var amount: Decimal?
-        if let s = object["amount_usd"] as? String, RateCards.isPlainDecimal(s), let d = CentRounding.decimal(s), d > 0 {
-            amount = d
-        } else {
-            details.append(.init(field: "amount_usd", message: "is required: a decimal string above 0, such as \"25000\" (money is never a JSON number)"))
-        }
-        var thresholds = Budget.defaultThresholds
-        if let raw = object["thresholds"] {
-            var parsed: [Decimal] = []
-            if let list = raw as? [Any], list.count <= 10 {
-                for v in list {
-                    guard let n = v as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue.isFinite,
-                          n.doubleValue > 0, n.doubleValue <= 10, let d = CentRounding.decimal(n.stringValue) else { parsed = []; break }
-                    parsed.append(d)
-                }
-                if parsed.count != list.count || Set(parsed).count != parsed.count { parsed = [] }
-            }
-            if parsed.isEmpty && !((raw as? [Any])?.isEmpty ?? false) {
-                details.append(.init(field: "thresholds", message: "must be a list of at most 10 distinct numbers above 0 and at most 10, fractions of the amount (such as [0.5, 0.8, 1.0])"))
-            }
-            thresholds = parsed.sorted()
-        }
-        var basis = Budget.Basis.usage
-        if let raw = object["basis"] {
-            if let s = raw as? String, let b = Budget.Basis(rawValue: s) { basis = b } else {
-                details.append(.init(field: "basis", message: "must be usage or total (usage plus idle share)"))
-            }
-        }
-        guard details.isEmpty, let period, let amount else {
-            throw AppError(.unprocessableContent, code: "invalid_budget", message: "the budget is invalid; nothing was changed", details: details)
-        }
-        return Budget(name: name, tenant: tenant, period: period, amount: amount, thresholds: thresholds, basis: basis)
-    }
-
     @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
         try Self.requireManager(context)
-        let name = try Self.budgetName(context)
+        let name = try PathName.budget(context)
         guard try await budgets.delete(name) else { throw AppError.notFound("no budget \(name)") }
         return Response(status: .noContent)
     }
@@ -309,7 +237,7 @@ struct PlanningController {
             target_utilization: target, current_gpus: a.currentGPUs, history_hours: a.plan.historyHours,
             peak_busy_gpus: round3(a.plan.peakBusyGPUs), forecast_peak_busy_gpus: round3(a.plan.forecastPeakBusyGPUs),
             required_gpus: a.plan.requiredGPUs, usd_per_gpu_hour: .init(a.usdPerGPUHour.map { "\($0)" }),
-            plan_cost_usd: .init(a.plan.planCostUSD.map(CentRounding.cents)), budget_usd: .init(budget.map(BudgetAnswer.money)),
+            plan_cost_usd: .init(a.plan.planCostUSD.map(CentRounding.cents)), budget_usd: .init(budget.map(CentRounding.amount)),
             affordable_gpus: .init(a.plan.affordableGPUs), fits_budget: .init(a.plan.fitsBudget),
             output_tokens_per_gpu_second: Dictionary(a.outputTokensPerGPUSecond.map { ($0.model, round3($0.value)) }, uniquingKeysWith: { x, _ in x }),
             coverage: coverage,

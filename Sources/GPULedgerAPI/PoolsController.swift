@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import Hummingbird
 import NIOCore
@@ -41,29 +42,12 @@ struct PoolsController {
         guard try context.requirePrincipal().role == .admin else { throw AppError.forbidden("only an admin key manages pools") }
     }
 
-    static func poolName(_ context: AppRequestContext) throws -> String {
-        let name = try context.parameters.require("pool")
-        guard !name.isEmpty, name.count <= 64 else { throw AppError.badRequest("a pool name has 1 to 64 characters", code: "bad_path") }
-        return name
-    }
 
-    /// The body as a JSON object; 400 when it is not one, 415 when it is not JSON.
-    static func jsonObject(_ request: Request) async throws -> [String: Any] {
-        let media = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-        guard media == "application/json" else {
-            throw AppError(.unsupportedMediaType, code: "unsupported_media_type", message: "send application/json")
-        }
-        let body = try await request.body.collect(upTo: 64 * 1024)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
-            throw AppError(.badRequest, code: "malformed_json", message: "the body must be one JSON object")
-        }
-        return object
-    }
 
     @Sendable func put(_ request: Request, context: AppRequestContext) async throws -> Response {
         try Self.requireAdmin(context)
-        let name = try Self.poolName(context)
-        let object = try await Self.jsonObject(request)
+        let name = try PathName.pool(context)
+        let object = try await JSONBody.object(request)
         var details: [AppError.Detail] = []
         let allowed: Set<String> = ["accelerator", "provider", "region", "tier", "usd_per_gpu_hour"]
         for key in object.keys.sorted() where !allowed.contains(key) {
@@ -96,13 +80,13 @@ struct PoolsController {
 
     @Sendable func addCapacity(_ request: Request, context: AppRequestContext) async throws -> Response {
         try Self.requireAdmin(context)
-        let name = try Self.poolName(context)
-        let object = try await Self.jsonObject(request)
+        let name = try PathName.pool(context)
+        let object = try await JSONBody.object(request)
         var details: [AppError.Detail] = []
         for key in object.keys.sorted() where key != "at" && key != "gpus" {
             details.append(.init(field: key, message: "unknown field; the fields are at, gpus"))
         }
-        let at = (object["at"] as? String).flatMap(QueryTime.parse)
+        let at = (object["at"] as? String).flatMap(Timestamp.parseDateOrTime)
         if at == nil { details.append(.init(field: "at", message: "must be an RFC 3339 time or a date")) }
         var gpus: Int?
         // (`is Bool` is true for the numbers 0 and 1 on Linux; a JSON true is a 'c'-typed NSNumber.)
@@ -128,7 +112,7 @@ struct PoolsController {
 
     @Sendable func show(_ request: Request, context: AppRequestContext) async throws -> Response {
         _ = try context.requirePrincipal()
-        let name = try Self.poolName(context)
+        let name = try PathName.pool(context)
         guard let (pool, events) = try await pools.get(name) else { throw AppError.notFound("no pool \(name)") }
         return try JSONResponse.make(PoolAnswer(pool, events))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import Hummingbird
 import NIOCore
@@ -107,28 +108,6 @@ struct UsageController {
     }
 }
 
-/// An optional field that the JSON answer always carries: `null` when absent (synthesized
-/// `Encodable` leaves a nil optional out, and the contract's answers name every field).
-struct Nullable<Wrapped: Encodable>: Encodable {
-    var value: Wrapped?
-    init(_ value: Wrapped?) { self.value = value }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        if let value { try c.encode(value) } else { try c.encodeNil() }
-    }
-}
-
-enum JSONResponse {
-    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(value)
-        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-}
-
 /// `GET /v1/usage/{tenant}/{request_id}`: the stored record, with its cost.
 struct UsageRecordAnswer: Encodable {
     var stored: StoredRecord
@@ -204,20 +183,5 @@ extension UsageController {
         }
         let cost = try await rates.cost(tenant: tenant, requestID: requestID)
         return try JSONResponse.make(UsageRecordAnswer(stored: stored, cost: cost))
-    }
-}
-
-/// Who may read what (contract: `finance` and `admin` read every tenant, `tenant` keys only their own).
-enum Access {
-    static func requireRead(_ principal: Principal, tenant: String) throws {
-        switch principal.role {
-        case .admin, .finance: return
-        case .tenant:
-            guard principal.tenant == tenant else {
-                throw AppError.forbidden("this key reads only tenant \(principal.tenant ?? "")")
-            }
-        case .ingest:
-            throw AppError.forbidden("an ingest key writes usage; it cannot read it")
-        }
     }
 }

@@ -69,4 +69,10 @@ extension CentRounding {
         }
         return floors.map { $0 / 100 }
     }
+
+    /// An exact amount as a decimal string with at least two places ("25000.00", "4.125"): a
+    /// budget's amount as it was given, never rounded.
+    public static func amount(_ d: Decimal) -> String {
+        rounded(d, scale: 2, .plain) == d ? cents(d) : "\(d)"
+    }
 }

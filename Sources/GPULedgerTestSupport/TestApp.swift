@@ -1,5 +1,7 @@
 import Foundation
 import GPULedgerAPI
+import GPULedgerApp
+import GPULedgerHTTP
 import GPULedgerCore
 import GPULedgerStore
 import Hummingbird
@@ -74,12 +76,14 @@ public struct TestApp: Sendable {
 
     /// This application's metrics (a registry of its own).
     public let metrics = AppMetrics()
+    /// And its console caches (the budget statuses and latency hours the refresh computes).
+    public let caches = ReportCaches()
 
     /// Refreshes the budget and pool gauges, the cost counter's price book and the latency hours
     /// once, as the service does every minute, at the test clock's instant.
     public func refreshGauges() async throws {
         try await database.withDatabase { db in
-            try await MetricsRefreshService(database: db, metrics: metrics, clock: configuration.clock, interval: .seconds(60),
+            try await MetricsRefreshService(database: db, metrics: metrics, caches: caches, clock: configuration.clock, interval: .seconds(60),
                                             logger: TestDatabase.logger).refresh()
         }
     }
@@ -88,6 +92,6 @@ public struct TestApp: Sendable {
     public func application() -> some ApplicationProtocol {
         buildApplication(configuration: configuration, client: database.makeClient(),
                          migrator: Migrator(directory: TestDatabase.migrationsDirectory, logger: TestDatabase.logger),
-                         logger: TestDatabase.logger, metrics: metrics)
+                         logger: TestDatabase.logger, metrics: metrics, caches: caches)
     }
 }

@@ -3,6 +3,8 @@ import Foundation
 import Metrics
 import Prometheus
 import GPULedgerAPI
+import GPULedgerApp
+import GPULedgerHTTP
 import GPULedgerCore
 import GPULedgerStore
 import Hummingbird

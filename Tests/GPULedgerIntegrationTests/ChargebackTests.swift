@@ -1,5 +1,7 @@
 import Foundation
 import GPULedgerAPI
+import GPULedgerApp
+import GPULedgerHTTP
 import GPULedgerCore
 import GPULedgerTestSupport
 import HTTPTypes

@@ -1,6 +1,8 @@
 import _ConnectionPoolModule
 import Foundation
 import GPULedgerAPI
+import GPULedgerApp
+import GPULedgerHTTP
 import GPULedgerStore
 import GPULedgerTestSupport
 import HTTPTypes

@@ -2,10 +2,12 @@ import Hummingbird
 import Synchronization
 
 /// The routes' methods by path, filled once the router has every route (`buildRouter`).
-final class RouteMethods: Sendable {
+public final class RouteMethods: Sendable {
     private let table = Mutex<[(components: [Substring], methods: [String])]>([])
 
-    func set(_ routes: [Router<AppRequestContext>.RouteDescription]) {
+    public init() {}
+
+    public func set(_ routes: [Router<AppRequestContext>.RouteDescription]) {
         var byPath: [String: Set<String>] = [:]
         for r in routes { byPath[r.path.description, default: []].insert(r.method.rawValue) }
         table.withLock { t in
@@ -36,11 +38,13 @@ final class RouteMethods: Sendable {
 }
 
 /// A known path asked with a method it does not take: 405 with `Allow` (RFC 9110 §15.5.6), not 404.
-struct MethodNotAllowedMiddleware: RouterMiddleware {
-    typealias Context = AppRequestContext
+public struct MethodNotAllowedMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
     let routes: RouteMethods
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public init(routes: RouteMethods) { self.routes = routes }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let e as HTTPError where e.status == .notFound {

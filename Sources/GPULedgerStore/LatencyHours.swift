@@ -8,7 +8,7 @@ import Synchronization
 /// its request counts in the summaries (per model) differ from those they were computed with,
 /// which is whenever a record of that hour was added or deleted. So the console's latency chart
 /// reads the records of the current hour (and of hours with late records), not of the whole day.
-final class LatencyHours: Sendable {
+public final class LatencyHours: Sendable {
     struct Entry {
         var counts: [String: Int64]
         var rows: [String: StatsRow]
@@ -17,10 +17,12 @@ final class LatencyHours: Sendable {
     /// Bounded: emptied when it reaches this many hours (a week of hours for 60 scopes).
     let capacity = 10_000
 
+    public init() {}
+
     static let hour = Timestamp.hour
 
     /// Each whole hour in `[from, to)` (starts in microseconds) → model → its figures.
-    func series(_ stats: StatsStore, from: Timestamp, to: Timestamp, tenant: String?) async throws -> [Int64: [String: StatsRow]] {
+    public func series(_ stats: StatsStore, from: Timestamp, to: Timestamp, tenant: String?) async throws -> [Int64: [String: StatsRow]] {
         let counts = try await stats.hourlyRequestCounts(from: from, to: to, tenant: tenant)
         func key(_ hour: Int64) -> String { "\(tenant ?? "")|\(hour)" }
         var out: [Int64: [String: StatsRow]] = [:]

@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import HTTPTypes
 import Hummingbird
@@ -53,8 +54,7 @@ extension ConsoleController {
         } catch {
             context.logger.warning("overview: no month forecast", metadata: ["error": .string(String(describing: error))])
         }
-        var budgetList = try await budgets.list(tenant: scope)
-        if scope != nil { budgetList = budgetList.filter { $0.tenant == scope } }
+        let budgetList = try await budgets.list(tenant: scope)
         let (statuses, statusesAt) = try await self.statuses(budgetList, now: now)
         let atRisk = statuses.filter { $0.state == .at_risk || $0.state == .exceeded }
 

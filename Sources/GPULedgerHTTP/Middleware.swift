@@ -7,10 +7,12 @@ import Logging
 
 /// Outermost: gives every request an id (`X-Request-Id`, or a new one), puts it in the logger's
 /// metadata and the response header, and logs one line per request.
-struct RequestLogMiddleware: RouterMiddleware {
-    typealias Context = AppRequestContext
+public struct RequestLogMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let id = request.headers[.xRequestID].flatMap { Self.isSafe($0) ? $0 : nil } ?? Self.newID()
         context.requestID = id
@@ -49,11 +51,13 @@ struct RequestLogMiddleware: RouterMiddleware {
 }
 
 /// Reads the service's clock once per request into `context.now`.
-struct ClockMiddleware: RouterMiddleware {
-    typealias Context = AppRequestContext
+public struct ClockMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
     let clock: WallClock
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public init(clock: WallClock) { self.clock = clock }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         context.now = clock.now()
         return try await next(request, context)
@@ -61,10 +65,12 @@ struct ClockMiddleware: RouterMiddleware {
 }
 
 /// Maps every error to the contract's error shape, in one place.
-struct ErrorMiddleware: RouterMiddleware {
-    typealias Context = AppRequestContext
+public struct ErrorMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch {
@@ -78,11 +84,13 @@ struct ErrorMiddleware: RouterMiddleware {
 }
 
 /// `Authorization: Bearer <key>` on every `/v1` route: 401 without a known key.
-struct AuthMiddleware: RouterMiddleware {
-    typealias Context = AppRequestContext
+public struct AuthMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
     let keys: KeyStore
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public init(keys: KeyStore) { self.keys = keys }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
             throw AppError.unauthorized("an API key is required: Authorization: Bearer <key>")
         }
@@ -104,24 +112,4 @@ struct AuthMiddleware: RouterMiddleware {
 
 extension HTTPField.Name {
     static let xRequestID = Self("X-Request-Id")!
-}
-
-/// Records every request's duration by route and status class.
-struct MetricsMiddleware: RouterMiddleware {
-    typealias Context = AppRequestContext
-    let metrics: AppMetrics
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let start = ContinuousClock.now
-        do {
-            let response = try await next(request, context)
-            metrics.request(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: response.status.code,
-                            duration: ContinuousClock.now - start)
-            return response
-        } catch {
-            metrics.request(route: context.endpointPath ?? "unmatched", method: request.method.rawValue,
-                            status: AppError.from(error).status.code, duration: ContinuousClock.now - start)
-            throw error
-        }
-    }
 }

@@ -4,10 +4,10 @@ import Hummingbird
 
 /// A report's query string, strict: an unknown or repeated parameter is a 400 (a typo must not
 /// silently widen a report).
-struct Query {
-    var values: [String: String] = [:]
+public struct Query {
+    public var values: [String: String] = [:]
 
-    init(_ request: Request, allowed: Set<String>) throws {
+    public init(_ request: Request, allowed: Set<String>) throws {
         for (key, value) in request.uri.queryParameters {
             let k = String(key)
             guard allowed.contains(k) else {
@@ -18,14 +18,14 @@ struct Query {
         }
     }
 
-    func get(_ key: String) -> String? { values[key] }
+    public func get(_ key: String) -> String? { values[key] }
 
-    func acceptsCSV(_ request: Request) -> Bool {
+    public func acceptsCSV(_ request: Request) -> Bool {
         (request.headers[.accept] ?? "").lowercased().contains("text/csv")
     }
 
     /// `format=csv` or `Accept: text/csv`.
-    func wantsCSV(_ request: Request, allowed: [String]) throws -> Bool {
+    public func wantsCSV(_ request: Request, allowed: [String]) throws -> Bool {
         if let f = get("format") {
             guard allowed.contains(f) else {
                 throw AppError.badRequest("format=\(f) is not one of \(allowed.joined(separator: ", "))", code: "bad_query")
@@ -36,16 +36,16 @@ struct Query {
     }
 
     /// A date or RFC 3339 time parameter; nil when absent, 400 when it is not one.
-    func time(_ key: String) throws -> Timestamp? {
+    public func time(_ key: String) throws -> Timestamp? {
         guard let text = get(key) else { return nil }
-        guard let t = QueryTime.parse(text) else {
+        guard let t = Timestamp.parseDateOrTime(text) else {
             throw AppError.badRequest("\(key)=\(text) is not a date (2026-11-28) or an RFC 3339 time", code: "bad_query")
         }
         return t
     }
 
     /// `from`/`to` (half-open); by default the current month so far.
-    func range(now: Timestamp) throws -> (Timestamp, Timestamp) {
+    public func range(now: Timestamp) throws -> (Timestamp, Timestamp) {
         let to = try time("to") ?? now
         let from = try time("from") ?? Period.containing(to.microseconds > 0 ? Timestamp(microseconds: to.microseconds - 1) : to).start
         guard from <= to else {
@@ -55,7 +55,7 @@ struct Query {
     }
 
     /// An integer parameter in `range`; `value` when absent.
-    func integer(_ key: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+    public func integer(_ key: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
         guard let text = get(key) else { return value }
         guard let n = Int(text), range.contains(n) else {
             throw AppError.badRequest("\(key)=\(text) must be an integer from \(range.lowerBound) to \(range.upperBound)", code: "bad_query")
@@ -64,14 +64,14 @@ struct Query {
     }
 
     /// A finite number parameter for which `valid` holds (`rule` says which); `value` when absent.
-    func fraction(_ key: String, default value: Double, _ valid: (Double) -> Bool, _ rule: String) throws -> Double {
+    public func fraction(_ key: String, default value: Double, _ valid: (Double) -> Bool, _ rule: String) throws -> Double {
         guard let text = get(key) else { return value }
         guard let x = Double(text), x.isFinite, valid(x) else { throw AppError.badRequest("\(key)=\(text) must be \(rule)", code: "bad_query") }
         return x
     }
 
     /// `period=YYYY-MM`, or the month of `now` when absent.
-    func period(now: Timestamp) throws -> Period {
+    public func period(now: Timestamp) throws -> Period {
         guard let text = get("period") else { return Period.containing(now) }
         guard let p = Period.parse(text) else { throw AppError.badRequest("period=\(text) is not a month (2026-11)", code: "bad_query") }
         return p
@@ -79,7 +79,7 @@ struct Query {
 
     /// A capacity plan's `horizon_days`, `target_utilization`, `coverage` and `budget_usd`, for
     /// the API and the console alike (a form's blank budget field is no budget).
-    func capacityOptions(blankBudgetIsNone: Bool = false) throws -> (horizonDays: Int, target: Double, coverage: Double, budget: Decimal?) {
+    public func capacityOptions(blankBudgetIsNone: Bool = false) throws -> (horizonDays: Int, target: Double, coverage: Double, budget: Decimal?) {
         let horizon = try integer("horizon_days", default: 30, range: 1...366)
         let target = try fraction("target_utilization", default: 0.7, { $0 > 0 && $0 <= 1 }, "a number above 0 and at most 1")
         let coverage = try fraction("coverage", default: 0.9, { $0 >= 0.5 && $0 <= 0.99 }, "a number from 0.5 to 0.99")

@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import HTTPTypes
 import Hummingbird
@@ -25,8 +26,7 @@ extension ConsoleController {
         try await page(request, context, title: "Budgets", path: "/budgets") { reader in
             let params = try Query(request, allowed: ["page"])
             let pageNumber = try params.integer("page", default: 1, range: 1...1_000_000)
-            var list = try await budgets.list(tenant: reader.scope)
-            if reader.scope != nil { list = list.filter { $0.tenant == reader.scope } }
+            let list = try await budgets.list(tenant: reader.scope)
             let now = reader.now
             let (statuses, at) = try await self.statuses(list, now: now)
             var body = "<h1>Budgets</h1><p class=\"muted\">Spend summed from the ledger for each budget's calendar period (UTC), and where the forecast "
@@ -58,8 +58,9 @@ extension ConsoleController {
     @Sendable func budgetPage(_ request: Request, context: AppRequestContext) async throws -> Response {
         try await page(request, context, title: "Budget", path: "/budgets") { reader in
             _ = try Query(request, allowed: [])
-            let name = try PlanningController.budgetName(context)
-            let budget = try PlanningController.visible(try await budgets.get(name), name: name, reader.principal)
+            let name = try PathName.budget(context)
+            guard let budget = try await budgets.get(name) else { throw AppError.notFound("no budget \(name)") }
+            try Access.requireVisible(budget, to: reader.principal)
             let now = reader.now
             guard let s = try await planning.statuses([budget], at: now, burnUp: true).first else { throw AppError.notFound("no budget \(name)") }
             var body = "<h1>Budget \(HTML.escape(name))</h1>"
@@ -132,7 +133,7 @@ extension ConsoleController {
 
         init() {}
         init(_ b: Budget) {
-            name = b.name; tenant = b.tenant ?? ""; period = b.period.rawValue; amount = PlanningController.BudgetAnswer.money(b.amount)
+            name = b.name; tenant = b.tenant ?? ""; period = b.period.rawValue; amount = CentRounding.amount(b.amount)
             thresholds = b.thresholds.map { "\($0)" }.joined(separator: ", "); basis = b.basis.rawValue
         }
         init(_ form: [String: String]) {
@@ -211,7 +212,7 @@ extension ConsoleController {
             var fields = BudgetFields()
             let editing = context.parameters.get("name") != nil
             if editing {
-                let name = try PlanningController.budgetName(context)
+                let name = try PathName.budget(context)
                 guard let b = try await budgets.get(name) else { throw AppError.notFound("no budget \(name)") }
                 fields = BudgetFields(b)
             }
@@ -236,9 +237,10 @@ extension ConsoleController {
             }
             let budget: Budget
             do {
-                budget = try PlanningController.parseBudget(name: fields.name, fields.object())
-            } catch let error as AppError {
-                return again(error.status, error.message.prefix(1).uppercased() + error.message.dropFirst() + ".", error.details)
+                budget = try Budget.parse(name: fields.name, fields.object())
+            } catch let error as InvalidInput {
+                return again(.unprocessableContent, error.message.prefix(1).uppercased() + error.message.dropFirst() + ".",
+                             error.problems.map { AppError.Detail(field: $0.field, message: $0.message) })
             }
             let existing = try await budgets.get(fields.name)
             if !editing && existing != nil {
@@ -257,7 +259,7 @@ extension ConsoleController {
         try await page(request, context, title: "Budget", path: "/budgets") { reader in
             try requireManager(reader)
             _ = try await verifiedForm(request, reader)
-            let name = try PlanningController.budgetName(context)
+            let name = try PathName.budget(context)
             guard try await budgets.delete(name) else { throw AppError.notFound("no budget \(name)") }
             context.logger.info("console: budget deleted", metadata: ["budget": .string(name), "key_id": .stringConvertible(reader.principal.keyID)])
             return Self.redirect("/budgets")

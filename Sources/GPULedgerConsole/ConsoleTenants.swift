@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import HTTPTypes
 import Hummingbird
@@ -109,7 +110,7 @@ extension ConsoleController {
             let params = try Query(request, allowed: ["period"])
             let period = try params.period(now: reader.now)
             let bill = try await costs.bill(period: period, tenant: reader.scope, now: reader.now)
-            return CostsController.export(bill, format: format, configuration: configuration)
+            return ChargebackAnswer.download(bill, format: format, configuration: configuration)
         }
     }
 
@@ -119,7 +120,7 @@ extension ConsoleController {
             guard UsageRecord.isValidTenant(name) else {
                 throw AppError.notFound("There is no tenant named \(name): tenant names match ^[a-z0-9][a-z0-9._-]{0,62}$.")
             }
-            _ = try Scope.tenant(reader.principal, asked: name)
+            _ = try Access.readScope(reader.principal, asked: name)
             let params = try Query(request, allowed: ["period", "label"])
             let period = try params.period(now: reader.now)
             let now = reader.now

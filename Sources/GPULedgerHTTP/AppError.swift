@@ -13,6 +13,10 @@ public struct AppError: Error, HTTPResponseError, Sendable {
         public var line: Int?
         public var offset: Int?
         public var message: String
+
+        public init(index: Int? = nil, field: String? = nil, line: Int? = nil, offset: Int? = nil, message: String) {
+            self.index = index; self.field = field; self.line = line; self.offset = offset; self.message = message
+        }
     }
 
     public var status: HTTPResponse.Status
@@ -64,6 +68,10 @@ public struct AppError: Error, HTTPResponseError, Sendable {
     public static func from(_ error: any Error) -> AppError {
         switch error {
         case let e as AppError: return e
+        case let e as AccessDenied: return .forbidden(e.message)
+        case let e as InvalidInput:
+            return AppError(.unprocessableContent, code: e.code, message: e.message,
+                            details: e.problems.map { Detail(field: $0.field, message: $0.message) })
         case let e as MalformedBody:
             return AppError(.badRequest, code: "malformed_json", message: e.description,
                             details: [Detail(line: e.line, offset: e.offset, message: e.reason)])

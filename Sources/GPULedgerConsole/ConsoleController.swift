@@ -1,26 +1,33 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import HTTPTypes
 import Hummingbird
 
 /// The web console: sign-in with an API key (turned into a session cookie), sign-out, and the
 /// pages, rendered on the server from the same stores the API answers from.
-struct ConsoleController {
+public struct ConsoleController: Sendable {
     let keys: KeyStore
     let sessions: SessionStore
     let costs: CostStore
     let budgets: BudgetStore
     let planning: PlanningStore
     let stats: StatsStore
-    let metrics: AppMetrics
+    let caches: ReportCaches
     let configuration: AppConfiguration
+
+    public init(keys: KeyStore, sessions: SessionStore, costs: CostStore, budgets: BudgetStore, planning: PlanningStore,
+                stats: StatsStore, caches: ReportCaches, configuration: AppConfiguration) {
+        self.keys = keys; self.sessions = sessions; self.costs = costs; self.budgets = budgets
+        self.planning = planning; self.stats = stats; self.caches = caches; self.configuration = configuration
+    }
 
     static let sessionCookie = "gpl_session"
     static let signinCookie = "gpl_signin"
     static let lifetime: Duration = .seconds(12 * 3600)
 
-    func addRoutes(to router: Router<AppRequestContext>) {
+    public func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/", use: overview)
         router.get("tenants", use: tenants)
         router.get("tenants/chargeback.csv") { try await chargebackDownload($0, context: $1, format: "csv") }
@@ -190,7 +197,7 @@ struct ConsoleController {
     /// The budget statuses for `list`: those the gauge service computed within the last five
     /// minutes from the same definitions, the rest computed now; and when the oldest was computed.
     func statuses(_ list: [Budget], now: Timestamp) async throws -> (statuses: [BudgetStatus], at: Timestamp) {
-        let cached = metrics.budgetStatuses.lookup(list, now: now, maxAge: 300_000_000)
+        let cached = caches.budgetStatuses.lookup(list, now: now, maxAge: 300_000_000)
         let fresh = cached.missing.isEmpty ? [] : try await planning.statuses(cached.missing, at: now)
         var byName: [String: BudgetStatus] = [:]
         for s in cached.found + fresh { byName[s.budget.name] = s }

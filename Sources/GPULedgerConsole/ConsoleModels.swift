@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 import HTTPTypes
 import Hummingbird
@@ -60,7 +61,7 @@ extension ConsoleController {
                                empty: "No requests in the \(range.name). The serving fleet posts one record per request to POST /v1/usage.")
 
             // p95 of the chosen latency per hour, for the chart's busiest models (kept per hour: see LatencyHours).
-            let series = try await metrics.latencyHours.series(stats, from: chartFrom, to: hourEnd, tenant: reader.scope)
+            let series = try await caches.latencyHours.series(stats, from: chartFrom, to: hourEnd, tenant: reader.scope)
             var requests: [String: Int64] = [:]
             for (_, models) in series { for (m, r) in models { requests[m, default: 0] += r.requests } }
             let top = requests.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(HTML.palette.count).map(\.key)

@@ -38,5 +38,5 @@ public final class LogFields: Sendable {
         set { fields.withLock { $0[key] = newValue } }
     }
 
-    var all: [String: String] { fields.withLock { $0 } }
+    public var all: [String: String] { fields.withLock { $0 } }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GPULedgerCore
+import GPULedgerHTTP
 import GPULedgerStore
 
 /// Server-rendered HTML for the console: escaping, money, the page layout and inline SVG charts.

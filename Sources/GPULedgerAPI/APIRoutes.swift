@@ -1,0 +1,44 @@
+import GPULedgerCore
+import GPULedgerHTTP
+import GPULedgerStore
+import Hummingbird
+
+/// The API's routes on one database: health, `/openapi.yaml`, `/metrics` and everything under
+/// `/v1` (behind `AuthMiddleware`).
+public struct APIRoutes {
+    let configuration: AppConfiguration
+    let database: Database
+    let migrator: Migrator
+    let pricing: PricingState
+    let planning: PlanningStore
+    let metrics: AppMetrics
+
+    public init(configuration: AppConfiguration, database: Database, migrator: Migrator, pricing: PricingState,
+                planning: PlanningStore, metrics: AppMetrics) {
+        self.configuration = configuration
+        self.database = database
+        self.migrator = migrator
+        self.pricing = pricing
+        self.planning = planning
+        self.metrics = metrics
+    }
+
+    public func add(to router: Router<AppRequestContext>) {
+        let database = database, metrics = metrics
+        HealthController(database: database, migrator: migrator).addRoutes(to: router)
+        OpenAPIController().addRoutes(to: router)
+        router.get("metrics") { _, _ -> Response in
+            metrics.observe(database.stats)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
+        }
+        let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: KeyStore(database: database)))
+        UsageController(usage: UsageStore(database: database), rates: RateStore(database: database), pricing: pricing,
+                        configuration: configuration, metrics: metrics).addRoutes(to: v1)
+        RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
+        PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
+        CostsController(costs: CostStore(database: database), configuration: configuration).addRoutes(to: v1)
+        StatsController(stats: StatsStore(database: database)).addRoutes(to: v1)
+        PlanningController(budgets: BudgetStore(database: database), planning: planning).addRoutes(to: v1)
+    }
+}

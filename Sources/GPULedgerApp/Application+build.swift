@@ -1,0 +1,82 @@
+import GPULedgerAPI
+import GPULedgerApp
+import GPULedgerHTTP
+import GPULedgerConsole
+import GPULedgerCore
+import GPULedgerHTTP
+import GPULedgerStore
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// The routes, on the given stores: the API's and the console's, siblings over the same stores
+/// and one planning service. Tests build the same router.
+public func buildRouter(configuration: AppConfiguration, database: Database, migrator: Migrator,
+                        pricing: PricingState? = nil, planning: PlanningStore? = nil, metrics: AppMetrics,
+                        caches: ReportCaches = ReportCaches()) -> Router<AppRequestContext> {
+    let pricing = pricing ?? PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
+    // One planning service (and so one forecast cache) for the API, the console and the gauges.
+    let planning = planning ?? PlanningStore(database: database)
+    let router = Router(context: AppRequestContext.self)
+    router.add(middleware: ClockMiddleware(clock: configuration.clock))
+    router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: MetricsMiddleware(metrics: metrics))
+    router.add(middleware: ErrorMiddleware())
+    let routeMethods = RouteMethods()
+    router.add(middleware: MethodNotAllowedMiddleware(routes: routeMethods))
+    APIRoutes(configuration: configuration, database: database, migrator: migrator, pricing: pricing, planning: planning,
+              metrics: metrics).add(to: router)
+    ConsoleController(keys: KeyStore(database: database), sessions: SessionStore(database: database), costs: CostStore(database: database),
+                      budgets: BudgetStore(database: database), planning: planning, stats: StatsStore(database: database),
+                      caches: caches, configuration: configuration).addRoutes(to: router)
+    routeMethods.set(router.routes)
+    return router
+}
+
+/// The whole service on a `PostgresClient` that the application runs as one of its services.
+/// Before the server starts it migrates the database and, on a database without keys, creates
+/// the first admin key in `<data-dir>/admin.key`.
+public func buildApplication(
+    configuration: AppConfiguration, client: PostgresClient, migrator: Migrator, logger: Logger, metrics: AppMetrics = AppMetrics(),
+    caches: ReportCaches = ReportCaches()
+) -> some ApplicationProtocol {
+    let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout)
+    let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
+    let planning = PlanningStore(database: database)
+    let router = buildRouter(configuration: configuration, database: database, migrator: migrator, pricing: pricing, planning: planning, metrics: metrics, caches: caches)
+    var services: [any Service] = [client]
+    if let interval = configuration.summaryFoldInterval {
+        services.append(SummaryFoldService(database: database, metrics: metrics, interval: interval, logger: logger))
+    }
+    if let interval = configuration.budgetGaugeInterval {
+        services.append(MetricsRefreshService(database: database, planning: planning, metrics: metrics, caches: caches, clock: configuration.clock, interval: interval, logger: logger))
+    }
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gpuledger"),
+        services: services,
+        logger: logger
+    )
+    let dataDirectory = configuration.dataDirectory
+    let migrate = configuration.migrateOnStart
+    // Starting up waits longer for the database than a request does: a service started beside its
+    // database (or on a busy machine) should come up, not fail, while the database gets ready.
+    var startup = database
+    startup.acquireTimeout = max(database.acquireTimeout, .seconds(60))
+    app.beforeServerStarts { [startup] in
+        let database = startup
+        if migrate {
+            let applied = try await migrator.migrate(database)
+            if !applied.isEmpty { logger.info("migrations applied", metadata: ["versions": .string(applied.joined(separator: ","))]) }
+        }
+        // Rate cards into the rate history; refused files are logged and keep what they had.
+        _ = try await pricing.load(into: RateStore(database: database), allOrNothing: false, logger: logger)
+        metrics.setPriceBook(try await RateStore(database: database).priceBook())
+        let file = dataDirectory + "/admin.key"
+        if try await KeyStore(database: database).bootstrapAdminKey(file: file) != nil {
+            logger.notice("no API keys existed: created the first admin key and wrote it to \(file) (mode 0600); it is not shown again")
+        }
+    }
+    return app
+}

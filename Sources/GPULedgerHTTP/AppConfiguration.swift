@@ -1,0 +1,34 @@
+import GPULedgerCore
+
+/// Everything the service is configured with (flags, then environment, then defaults).
+public struct AppConfiguration: Sendable {
+    public var host: String = "127.0.0.1"
+    public var port: Int = 8080
+    /// Largest ingest body, in bytes (default 64 MiB).
+    public var maxBodyBytes: Int = 64 * 1024 * 1024
+    public var maxRecordsPerRequest: Int = 100_000
+    /// Accelerator names ingest accepts; nil accepts any name. Set from the rate cards in
+    /// `pricingDirectory` when the service starts and on reload.
+    public var knownAccelerators: Set<String>?
+    /// The rate-card folder (`--pricing`); nil: no rate cards.
+    public var pricingDirectory: String?
+    /// Where `admin.key` is written on first start.
+    public var dataDirectory: String = ".gpuledger"
+    /// Apply migrations before serving.
+    public var migrateOnStart: Bool = true
+    /// How long a request waits for a database connection before it is answered 503.
+    public var databaseAcquireTimeout: Duration = .seconds(5)
+    /// Who issues the chargeback, in FOCUS exports (BillingAccountId, BillingAccountName, InvoiceIssuerName).
+    public var billingAccountID: String = "gpuledger"
+    public var billingAccountName: String = "GPU inference fleet"
+    /// How often the budget and pool gauges and the cost counter's price book of `/metrics` are
+    /// reloaded; nil: never (tests refresh them themselves).
+    public var budgetGaugeInterval: Duration? = .seconds(60)
+    /// How often ingest's summary deltas are folded into the report summaries; nil: never (tests
+    /// fold when they mean to; reports are exact either way).
+    public var summaryFoldInterval: Duration? = .seconds(1)
+    /// Where "now" comes from: the system clock in production, a fixed instant in tests.
+    public var clock: WallClock = .system
+
+    public init() {}
+}
