@@ -84,12 +84,12 @@ struct PlanningController {
         let principal = try context.requirePrincipal()
         let params = try Query(request, allowed: ["tenant", "status", "at"])
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
+        let at = try params.time("at") ?? context.now
         let found = try await budgets.list(tenant: tenant)
         var statuses: [String: BudgetStatus] = [:]
         switch params.get("status") {
         case nil, "false": break
         case "true":
-            let at = try params.time("at") ?? context.now
             for s in try await planning.statuses(found, at: at) { statuses[s.budget.name] = s }
         case let other?:
             throw AppError.badRequest("status=\(other) must be true or false", code: "bad_query")

@@ -86,8 +86,8 @@ struct PoolsController {
         for key in object.keys.sorted() where key != "at" && key != "gpus" {
             details.append(.init(field: key, message: "unknown field; the fields are at, gpus"))
         }
-        let at = (object["at"] as? String).flatMap(Timestamp.parseDateOrTime)
-        if at == nil { details.append(.init(field: "at", message: "must be an RFC 3339 time or a date")) }
+        let at = (object["at"] as? String).flatMap(Timestamp.parseRequestTime)
+        if at == nil { details.append(.init(field: "at", message: "must be an RFC 3339 time or a date, in a year from 1970 to 8999")) }
         var gpus: Int?
         // (`is Bool` is true for the numbers 0 and 1 on Linux; a JSON true is a 'c'-typed NSNumber.)
         if let n = object["gpus"] as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue == n.doubleValue.rounded(),

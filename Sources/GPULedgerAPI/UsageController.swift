@@ -58,7 +58,7 @@ struct UsageController {
             throw AppError(.contentTooLarge, code: "body_too_large",
                            message: "the body is over the limit of \(limit) bytes (send smaller batches)")
         }
-        let parser = RecordParser(now: context.now, knownAccelerators: pricing.accelerators)
+        let parser = RecordParser(now: context.now, knownAccelerators: pricing.accelerators, maxTokens: RecordParser.serviceMaxTokens)
         let batch = try body.withUnsafeReadableBytes { raw in
             try parser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), format: format)
         }
@@ -175,8 +175,8 @@ struct UsageRecordAnswer: Encodable {
 extension UsageController {
     @Sendable func record(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let tenant = try context.parameters.require("tenant")
-        let requestID = try context.parameters.require("request_id")
+        let tenant = try PathName.decoded(context, "tenant")
+        let requestID = try PathName.decoded(context, "request_id")
         try Access.requireRead(principal, tenant: tenant)
         guard let stored = try await usage.find(tenant: tenant, requestID: requestID) else {
             throw AppError.notFound("no usage record \(requestID) for tenant \(tenant)")

@@ -29,13 +29,13 @@ extension Budget {
             if let list = raw as? [Any], list.count <= 10 {
                 for v in list {
                     guard let n = v as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue.isFinite,
-                          n.doubleValue > 0, n.doubleValue <= 10, let d = CentRounding.decimal(n.stringValue) else { parsed = []; break }
+                          n.doubleValue >= 0.01, n.doubleValue <= 10, let d = CentRounding.decimal(n.stringValue) else { parsed = []; break }
                     parsed.append(d)
                 }
                 if parsed.count != list.count || Set(parsed).count != parsed.count { parsed = [] }
             }
             if parsed.isEmpty && !((raw as? [Any])?.isEmpty ?? false) {
-                details.append(.init(field: "thresholds", message: "must be a list of at most 10 distinct numbers above 0 and at most 10, fractions of the amount (such as [0.5, 0.8, 1.0])"))
+                details.append(.init(field: "thresholds", message: "must be a list of at most 10 distinct numbers from 0.01 to 10, fractions of the amount (such as [0.5, 0.8, 1.0])"))
             }
             thresholds = parsed.sorted()
         }

@@ -179,6 +179,10 @@ extension ParseState {
             fail(index, field.name, "must be an integer >= 0", &bad)
             return nil
         }
+        guard n <= parser.maxTokens else {
+            fail(index, field.name, "must be at most \(parser.maxTokens)", &bad)
+            return nil
+        }
         return n
     }
 

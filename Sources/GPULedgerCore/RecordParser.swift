@@ -46,10 +46,17 @@ public struct RecordParser: Sendable {
     public var knownAccelerators: Set<String>?
     /// Largest `gpu_seconds` accepted (a sanity bound far above any real request).
     public static let maxGPUSeconds: Double = 1e12
+    /// The most tokens of one kind a record may carry; by default any count that fits in 64 bits.
+    public var maxTokens: Int64
+    /// The service's bound (10^12): far above any request, and low enough that the summaries'
+    /// 64-bit sums of a pool-hour cannot overflow (the fuzzer found that two records of 2^62
+    /// tokens made every report over them fail).
+    public static let serviceMaxTokens: Int64 = 1_000_000_000_000
 
-    public init(now: Timestamp, knownAccelerators: Set<String>? = nil) {
+    public init(now: Timestamp, knownAccelerators: Set<String>? = nil, maxTokens: Int64 = .max) {
         self.now = now
         self.knownAccelerators = knownAccelerators
+        self.maxTokens = maxTokens
     }
 
     public func parse(_ body: [UInt8], format: BodyFormat) throws(MalformedBody) -> ParsedBatch {

@@ -44,8 +44,8 @@ public enum GroupKey: Sendable, Hashable, CustomStringConvertible {
                     throw ReportQueryError("group_by: unknown key \(JSONText.quoted(item)); use tenant, model, accelerator, pool, day, hour, month or label:KEY")
                 }
             }
-            guard !keys.contains(key) else { throw ReportQueryError("group_by: \(item) is given twice") }
-            keys.append(key)
+            // A key given twice groups once.
+            if !keys.contains(key) { keys.append(key) }
         }
         guard keys.count <= 8 else { throw ReportQueryError("group_by: at most 8 keys") }
         return keys

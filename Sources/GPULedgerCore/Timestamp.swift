@@ -189,9 +189,20 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         return Timestamp(microseconds: secs * 1_000_000 + micros)
     }
 
-    /// A bare date (`2026-11-28`, its midnight UTC) or an RFC 3339 timestamp, as queries take them.
+    /// A bare date (`2026-11-28`, its midnight UTC) or an RFC 3339 timestamp.
     public static func parseDateOrTime(_ s: String) -> Timestamp? {
         s.utf8.count == 10 ? parseRFC3339(s + "T00:00:00Z") : parseRFC3339(s)
+    }
+
+    /// The years a time in a request may be written in (`from`, `at`, `as_of`, a capacity event's
+    /// `at`): from the Unix epoch, and far enough from year 10000 that a forecast's horizon or a
+    /// year's window after it is still a time PostgreSQL can hold.
+    public static let requestYears: ClosedRange<Int> = 1970...8999
+
+    /// A date or RFC 3339 time written with a year in `requestYears`, as the API takes them.
+    public static func parseRequestTime(_ s: String) -> Timestamp? {
+        guard let year = Int(s.prefix(4)), requestYears.contains(year) else { return nil }
+        return parseDateOrTime(s)
     }
 
     public static func parseRFC3339(_ s: String) -> Timestamp? {

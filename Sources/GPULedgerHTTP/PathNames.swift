@@ -1,3 +1,4 @@
+import Foundation
 import GPULedgerCore
 import Hummingbird
 
@@ -12,10 +13,19 @@ public enum PathName {
         return name
     }
 
-    /// `{pool}` of `/v1/pools/{pool}`.
+    /// `{pool}` of `/v1/pools/{pool}`, percent-decoded (a pool name is any 1 to 64 characters).
     public static func pool(_ context: AppRequestContext) throws -> String {
-        let name = try context.parameters.require("pool")
+        let name = try decoded(context, "pool")
         guard !name.isEmpty, name.count <= 64 else { throw AppError.badRequest("a pool name has 1 to 64 characters", code: "bad_path") }
         return name
+    }
+
+    /// A path parameter as the client meant it: the router gives it percent-encoded.
+    public static func decoded(_ context: AppRequestContext, _ key: String) throws -> String {
+        let raw = try context.parameters.require(key)
+        guard let text = raw.removingPercentEncoding else {
+            throw AppError.badRequest("the path's \(key) is not percent-encoded UTF-8", code: "bad_path")
+        }
+        return text
     }
 }

@@ -38,16 +38,18 @@ public struct Query {
     /// A date or RFC 3339 time parameter; nil when absent, 400 when it is not one.
     public func time(_ key: String) throws -> Timestamp? {
         guard let text = get(key) else { return nil }
-        guard let t = Timestamp.parseDateOrTime(text) else {
-            throw AppError.badRequest("\(key)=\(text) is not a date (2026-11-28) or an RFC 3339 time", code: "bad_query")
+        guard let t = Timestamp.parseRequestTime(text) else {
+            throw AppError.badRequest("\(key)=\(text) is not a date (2026-11-28) or an RFC 3339 time in a year from 1970 to 8999", code: "bad_query")
         }
         return t
     }
 
-    /// `from`/`to` (half-open); by default the current month so far.
+    /// `from`/`to` (half-open); by default the current month so far. Without `to`, a `from`
+    /// after now is an empty range (`to` = `from`), not an error.
     public func range(now: Timestamp) throws -> (Timestamp, Timestamp) {
-        let to = try time("to") ?? now
-        let from = try time("from") ?? Period.containing(to.microseconds > 0 ? Timestamp(microseconds: to.microseconds - 1) : to).start
+        let given = try time("from")
+        let to = try time("to") ?? max(now, given ?? now)
+        let from = given ?? Period.containing(to.microseconds > 0 ? Timestamp(microseconds: to.microseconds - 1) : to).start
         guard from <= to else {
             throw AppError.badRequest("from=\(from.rfc3339) is after to=\(to.rfc3339)", code: "bad_query")
         }
