@@ -108,67 +108,56 @@ struct UsageController {
     }
 }
 
-/// `GET /v1/usage/{tenant}/{request_id}`: the stored record, with its cost.
+/// `GET /v1/usage/{tenant}/{request_id}`: the stored record, with its cost (every field named;
+/// null where absent, and the cost and rate null when no rate applies).
 struct UsageRecordAnswer: Encodable {
-    var stored: StoredRecord
-    var cost: RequestCost?
-
     struct RateAnswer: Encodable {
         var usd_per_gpu_hour: String
+        /// The rate card file the rate came from.
         var source: String
-        var effective_from: String?
+        /// null for a pool's override price.
+        var effective_from: Nullable<String>
         var provider: String
         var region: String
         var tier: String
         /// The rate card row's own `source` note.
         var note: String
-
-        enum CodingKeys: String, CodingKey { case usd_per_gpu_hour, source, effective_from, provider, region, tier, note }
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(usd_per_gpu_hour, forKey: .usd_per_gpu_hour)
-            try c.encode(source, forKey: .source)
-            try c.encode(effective_from, forKey: .effective_from) // null for a pool's override price
-            try c.encode(provider, forKey: .provider)
-            try c.encode(region, forKey: .region)
-            try c.encode(tier, forKey: .tier)
-            try c.encode(note, forKey: .note)
-        }
     }
 
-    enum Keys: String, CodingKey {
-        case request_id, tenant, model, accelerator, pool, started_at, gpu_seconds, input_tokens, output_tokens,
-             cached_input_tokens, ttft_ms, tpot_ms, e2e_ms, status, error_type, labels, ingested_at,
-             cost_usd, cost_per_1m_tokens_usd, rate
-    }
+    var request_id, tenant, model, accelerator: String
+    var pool: Nullable<String>
+    var started_at: String
+    var gpu_seconds: Decimal
+    var input_tokens, output_tokens: Int64
+    var cached_input_tokens: Nullable<Int64>
+    var ttft_ms, tpot_ms, e2e_ms: Nullable<Double>
+    var status: String
+    var error_type: Nullable<String>
+    var labels: [String: String]
+    var ingested_at: String
+    var cost_usd: Nullable<String>
+    var cost_per_1m_tokens_usd: Nullable<String>
+    var rate: Nullable<RateAnswer>
 
-    func encode(to encoder: any Encoder) throws {
+    init(stored: StoredRecord, cost: RequestCost?) {
         let r = stored.record
-        var c = encoder.container(keyedBy: Keys.self)
-        try c.encode(r.requestID, forKey: .request_id)
-        try c.encode(r.tenant, forKey: .tenant)
-        try c.encode(r.model, forKey: .model)
-        try c.encode(r.accelerator, forKey: .accelerator)
-        try c.encode(r.pool, forKey: .pool)
-        try c.encode(r.startedAt.rfc3339, forKey: .started_at)
-        try c.encode(Decimal(string: r.gpuSeconds, locale: Locale(identifier: "en_US_POSIX")) ?? 0, forKey: .gpu_seconds)
-        try c.encode(r.inputTokens, forKey: .input_tokens)
-        try c.encode(r.outputTokens, forKey: .output_tokens)
-        try c.encode(r.cachedInputTokens, forKey: .cached_input_tokens)
-        try c.encode(r.ttftMs, forKey: .ttft_ms)
-        try c.encode(r.tpotMs, forKey: .tpot_ms)
-        try c.encode(r.e2eMs, forKey: .e2e_ms)
-        try c.encode(r.status.rawValue, forKey: .status)
-        try c.encode(r.errorType, forKey: .error_type)
-        try c.encode(Dictionary(uniqueKeysWithValues: r.labels.map { ($0.key, $0.value) }), forKey: .labels)
-        try c.encode(stored.ingestedAt.rfc3339, forKey: .ingested_at)
-        // Null when no rate applies (contract); `source` is the rate card file the rate came from.
-        try c.encode(cost?.costUSD, forKey: .cost_usd)
-        try c.encode(cost?.costPer1MTokensUSD, forKey: .cost_per_1m_tokens_usd)
-        try c.encode(cost.map {
-            RateAnswer(usd_per_gpu_hour: $0.usdPerGPUHour, source: $0.card, effective_from: $0.effectiveFrom?.rfc3339,
+        request_id = r.requestID; tenant = r.tenant; model = r.model; accelerator = r.accelerator
+        pool = .init(r.pool)
+        started_at = r.startedAt.rfc3339
+        gpu_seconds = Decimal(string: r.gpuSeconds, locale: Locale(identifier: "en_US_POSIX")) ?? 0
+        input_tokens = r.inputTokens; output_tokens = r.outputTokens
+        cached_input_tokens = .init(r.cachedInputTokens)
+        ttft_ms = .init(r.ttftMs); tpot_ms = .init(r.tpotMs); e2e_ms = .init(r.e2eMs)
+        status = r.status.rawValue
+        error_type = .init(r.errorType)
+        labels = Dictionary(uniqueKeysWithValues: r.labels.map { ($0.key, $0.value) })
+        ingested_at = stored.ingestedAt.rfc3339
+        cost_usd = .init(cost?.costUSD)
+        cost_per_1m_tokens_usd = .init(cost?.costPer1MTokensUSD)
+        rate = .init(cost.map {
+            RateAnswer(usd_per_gpu_hour: $0.usdPerGPUHour, source: $0.card, effective_from: .init($0.effectiveFrom?.rfc3339),
                        provider: $0.provider, region: $0.region, tier: $0.tier, note: $0.source)
-        }, forKey: .rate)
+        })
     }
 }
 

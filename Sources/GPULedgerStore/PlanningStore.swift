@@ -57,15 +57,15 @@ public struct PlanningStore: Sendable {
     func history(before: Timestamp, days: Int64, tenant: String? = nil, model: String? = nil, perTenant: Bool = false) async throws -> History {
         let start = Timestamp(microseconds: before.microseconds - days * Self.day)
         var q = SQLText()
-        let base = CostStore.base(&q, from: start, to: before, tenant: tenant, model: model, fleet: !perTenant && tenant == nil)
+        let base = ReportSQL.base(&q, from: start, to: before, tenant: tenant, model: model, fleet: !perTenant && tenant == nil)
         let s = q.bind(start), e = q.bind(before)
         let key = perTenant ? "tenant" : "''::text"
         q.sql = """
-            WITH \(CostStore.split),
+            WITH \(ReportSQL.split),
             base AS (
             \(base)
             ),
-            \(CostStore.pricing),
+            \(ReportSQL.pricing),
             daily AS (
                 SELECT \(key) AS k, floor(extract(epoch FROM hour - \(s)) / 86400)::int AS d,
                        (coalesce(sum(gpu_seconds * rate), 0) / 3600)::float8 AS c
@@ -82,7 +82,7 @@ public struct PlanningStore: Sendable {
         let count = Int(days)
         return try await db.withConnection { conn in
             var h = History(start: start, days: count)
-            try await CostStore.noJIT(conn, logger)
+            try await ReportSQL.noJIT(conn, logger)
             for try await (k, ds, cs) in try await conn.query(query, logger: logger).decode((String?, [Int32]?, [Double]?).self) {
                 guard let ds else { continue }
                 guard let k else { h.present.formUnion(ds.map(Int.init)); continue }
@@ -358,7 +358,7 @@ public struct PlanningStore: Sendable {
         }
         let query = sql.query
         return try await db.withConnection { conn -> CapacityAnswer? in
-            try await CostStore.noJIT(conn, logger)
+            try await ReportSQL.noJIT(conn, logger)
             var busy: [Int: Double] = [:]
             var tokens: [(String, Double)] = []
             var demand: [CapacityPlanner.ModelDemand] = []
@@ -371,7 +371,7 @@ public struct PlanningStore: Sendable {
             for try await (kind, hour, value, value2, text, text2) in try await conn.query(query, logger: logger)
                 .decode((String, Int64?, Double?, Double?, String?, String?).self) {
                 switch kind {
-                case "h": if let hour, let value { busy[Int((hour - start.microseconds) / CostStore.hour)] = value }
+                case "h": if let hour, let value { busy[Int((hour - start.microseconds) / Timestamp.hour)] = value }
                 case "m":
                     if let text, let value { tokens.append((text, value)) }
                     if let text { demand.append(.init(model: text, share: value2 ?? 0, outputTokensPerGPUSecond: value ?? 0)) }

@@ -111,7 +111,7 @@ public struct StatsStore: Sendable {
         let logger = self.logger
         let sqlQuery = q.query
         return try await db.withConnection { conn in
-            try await CostStore.noJIT(conn, logger)
+            try await ReportSQL.noJIT(conn, logger)
             var rows: [StatsRow] = []
             var total: StatsRow?
             for try await row in try await conn.query(sqlQuery, logger: logger) {
@@ -182,7 +182,7 @@ extension StatsStore {
         let logger = self.logger
         let f = from.rfc3339, t = to.rfc3339
         return try await db.withConnection { conn in
-            try await CostStore.noJIT(conn, logger)
+            try await ReportSQL.noJIT(conn, logger)
             var out: [PoolHour] = []
             for try await (pool, hour, busy, provisioned) in try await conn.query("""
                 WITH h AS (SELECT generate_series(\(f)::timestamptz, \(t)::timestamptz - interval '1 hour', interval '1 hour') AS hour),

@@ -49,16 +49,16 @@ struct BudgetCheck: AsyncParsableCommand {
         guard ["at_risk", "exceeded"].contains(failOn) else { throw Failure("--fail-on must be at_risk or exceeded") }
         guard ["text", "json"].contains(format) else { throw Failure("--format must be text or json") }
         if budget != nil && all { throw Failure("give --budget NAME or --all, not both") }
-        let key = try service.apiKey()
+        let client = try ServiceClient(service)
         var statuses: [[String: Any]] = []
         var query = at.map { "at=" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) }
         if let budget {
             let name = budget.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? budget
-            let object = try await get("/v1/budgets/\(name)/status" + (query.map { "?" + $0 } ?? ""), key: key)
+            let object = try await get(client, "/v1/budgets/\(name)/status" + (query.map { "?" + $0 } ?? ""))
             statuses = [object]
         } else {
             query = ["status=true", query].compactMap { $0 }.joined(separator: "&")
-            let object = try await get("/v1/budgets?" + query!, key: key)
+            let object = try await get(client, "/v1/budgets?" + query!)
             statuses = (object["budgets"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? [String: Any] }
         }
         let failing: Set<String> = failOn == "at_risk" ? ["at_risk", "exceeded"] : ["exceeded"]
@@ -93,23 +93,10 @@ struct BudgetCheck: AsyncParsableCommand {
             + "  (\(who), \(text("period")) \(text("period_start").prefix(10)) to \(text("period_end").prefix(10)))"
     }
 
-    func get(_ path: String, key: String) async throws -> [String: Any] {
-        guard let url = URL(string: service.baseURL + path) else { throw Failure("--url \(service.baseURL) is not a URL") }
-        var request = URLRequest(url: url)
-        request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-        request.timeoutInterval = 60
-        let data: Data, response: URLResponse
-        do {
-            (data, response) = try await URLSession.shared.data(for: request)
-        } catch {
-            throw Failure("cannot reach \(service.baseURL): \(error.localizedDescription)")
-        }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-        guard status == 200 else {
-            let message = (object["error"] as? [String: Any])?["message"] as? String ?? String(decoding: data.prefix(200), as: UTF8.self)
-            throw Failure("HTTP \(status) from \(path): \(message)")
-        }
-        return object
+    func get(_ client: ServiceClient, _ path: String) async throws -> [String: Any] {
+        let reply: ServiceClient.Reply
+        do { reply = try await client.send("GET", path) } catch let e as ServiceClient.Unreachable { throw Failure(e.description) }
+        guard reply.status == 200 else { throw Failure("HTTP \(reply.status) from \(path): \(reply.errorMessage)") }
+        return (try? JSONSerialization.jsonObject(with: reply.data)) as? [String: Any] ?? [:]
     }
 }

@@ -50,9 +50,8 @@ struct Ingest: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let key = try service.apiKey()
-        guard let endpoint = URL(string: service.baseURL + "/v1/usage") else { throw ValidationError("--url \(service.baseURL) is not a URL") }
-        let client = IngestClient(endpoint: endpoint, key: key, retries: retries)
+        guard URL(string: service.baseURL + "/v1/usage") != nil else { throw ValidationError("--url \(service.baseURL) is not a URL") }
+        let client = IngestClient(client: try ServiceClient(service), retries: retries)
         var totals = IngestClient.Totals()
         let progress = Progress(enabled: isatty(STDERR_FILENO) == 1)
         let start = Date()
@@ -116,46 +115,34 @@ struct IngestClient: Sendable {
         var fatal: Bool
     }
 
-    let endpoint: URL
-    let key: String
+    let client: ServiceClient
     let retries: Int
 
     /// Sends one batch; returns the answer and how many retries it took.
     func send(_ batch: RecordSource.Batch) async throws -> (Answer, Int) {
-        var request = URLRequest(url: endpoint)
-        request.httpMethod = "POST"
-        request.setValue("application/x-ndjson", forHTTPHeaderField: "Content-Type")
-        request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-        request.httpBody = batch.body
-        request.timeoutInterval = 300
         var attempt = 0
         var delay = 0.5
         while true {
-            let outcome: (Data, HTTPURLResponse)?
             var lastProblem = ""
             do {
-                let (data, response) = try await URLSession.shared.data(for: request)
-                outcome = (data, response as! HTTPURLResponse)
-            } catch {
-                outcome = nil
-                lastProblem = "connection failed: \(error.localizedDescription)"
-            }
-            if let (data, response) = outcome {
-                switch response.statusCode {
+                let reply = try await client.send("POST", "/v1/usage", contentType: "application/x-ndjson", body: batch.body, timeout: 300)
+                switch reply.status {
                 case 200..<300:
-                    return (try JSONDecoder().decode(Answer.self, from: data), attempt)
+                    return (try JSONDecoder().decode(Answer.self, from: reply.data), attempt)
                 case 502, 503, 504:
-                    lastProblem = "HTTP \(response.statusCode): \(Self.message(data))"
-                    if let after = response.value(forHTTPHeaderField: "Retry-After").flatMap(Double.init) { delay = max(delay, after) }
+                    lastProblem = "HTTP \(reply.status): \(reply.errorMessage)"
+                    if let after = reply.header("Retry-After").flatMap(Double.init) { delay = max(delay, after) }
                 case 401, 403:
-                    throw Rejected(description: "HTTP \(response.statusCode): \(Self.message(data))", fatal: true)
+                    throw Rejected(description: "HTTP \(reply.status): \(reply.errorMessage)", fatal: true)
                 case 422:
-                    throw Rejected(description: batch.describe422(data), fatal: false)
+                    throw Rejected(description: batch.describe422(reply.data), fatal: false)
                 case 400:
-                    throw Rejected(description: batch.describe400(data), fatal: false)
+                    throw Rejected(description: batch.describe400(reply.data), fatal: false)
                 default:
-                    throw Rejected(description: "lines \(batch.firstLine)–\(batch.lastLine): HTTP \(response.statusCode): \(Self.message(data))", fatal: false)
+                    throw Rejected(description: "lines \(batch.firstLine)–\(batch.lastLine): HTTP \(reply.status): \(reply.errorMessage)", fatal: false)
                 }
+            } catch let e as ServiceClient.Unreachable {
+                lastProblem = "connection failed: \(e.description)"
             }
             attempt += 1
             guard attempt <= retries else {
@@ -165,12 +152,6 @@ struct IngestClient: Sendable {
             try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
             delay = min(delay * 2, 30)
         }
-    }
-
-    static func message(_ data: Data) -> String {
-        struct E: Decodable { struct I: Decodable { var message: String }; var error: I }
-        if let e = try? JSONDecoder().decode(E.self, from: data) { return e.error.message }
-        return String(decoding: data.prefix(500), as: UTF8.self)
     }
 }
 
@@ -190,7 +171,7 @@ final class RecordSource: @unchecked Sendable {
                 struct I: Decodable { var message: String; var details: [D]? }
                 var error: I
             }
-            guard let e = try? JSONDecoder().decode(E.self, from: data) else { return "HTTP 422: \(IngestClient.message(data))" }
+            guard let e = try? JSONDecoder().decode(E.self, from: data) else { return "HTTP 422: \(ServiceClient.message(data))" }
             var out = "refused lines \(firstLine)–\(lastLine): \(e.error.message)"
             for d in e.error.details ?? [] {
                 let line = d.index.flatMap { $0 < lines.count ? lines[$0] : nil }.map { "line \($0)" } ?? "?"
@@ -205,7 +186,7 @@ final class RecordSource: @unchecked Sendable {
                 struct I: Decodable { var message: String; var details: [D]? }
                 var error: I
             }
-            guard let e = try? JSONDecoder().decode(E.self, from: data) else { return "HTTP 400: \(IngestClient.message(data))" }
+            guard let e = try? JSONDecoder().decode(E.self, from: data) else { return "HTTP 400: \(ServiceClient.message(data))" }
             if let l = e.error.details?.first?.line, l >= 1, l <= lines.count {
                 return "line \(lines[l - 1]): \(e.error.details?.first?.message ?? e.error.message)"
             }

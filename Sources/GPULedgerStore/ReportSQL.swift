@@ -1,0 +1,145 @@
+import GPULedgerCore
+import Logging
+import PostgresNIO
+
+/// SQL text with its bound values (all text, cast in the SQL where needed): report queries are
+/// built from fixed fragments, and every value from a request becomes a `$n` binding.
+struct SQLText {
+    var sql = ""
+    var binds = PostgresBindings()
+    private var count = 0
+
+    /// Binds `value` and returns its placeholder.
+    mutating func bind(_ value: String) -> String {
+        binds.append(value)
+        count += 1
+        return "$\(count)"
+    }
+
+    mutating func bind(_ t: Timestamp) -> String { bind(t.rfc3339) + "::timestamptz" }
+
+    /// Binds a list of texts as one `text[]`.
+    mutating func bind(_ values: [String]) -> String {
+        binds.append(values)
+        count += 1
+        return "$\(count)::text[]"
+    }
+
+    var query: PostgresQuery { PostgresQuery(unsafeSQL: sql, binds: binds) }
+}
+
+/// What every report query (costs, chargeback, forecasts, stats) is built from: the usage rows
+/// of a time range (rollups where whole, raw records at the edges) and how they are priced.
+enum ReportSQL {
+    /// Report queries are short and their row estimates (generate_series) large: PostgreSQL's
+    /// JIT would spend a third of a second compiling each one.
+    static func noJIT(_ conn: PostgresConnection, _ logger: Logger) async throws {
+        try await conn.query("SET jit = off", logger: logger)
+    }
+
+    /// The rows in `[from, to)` (`hour` is the start of the row's hour or day): from the daily
+    /// rollup for whole days, the hourly one for whole hours, the raw records otherwise.
+    /// Columns: hour, tenant, model, accelerator, pool ('' for none), requests, errors,
+    /// gpu_seconds, input_tokens, output_tokens, then one `l<i>` per label key. `fleet`: the
+    /// caller needs no tenant (no tenant filter or group), so whole days come from
+    /// `usage_daily_fleet`, with tenant ''.
+    static func base(_ q: inout SQLText, from: Timestamp, to: Timestamp, labels: [String] = [],
+                     tenant: String? = nil, model: String? = nil, accelerator: String? = nil, pool: String? = nil,
+                     rawOnly: Bool = false, hourly: Bool = false, fleet: Bool = false) -> String {
+        var filters = ""
+        if let tenant { filters += " AND tenant = \(q.bind(tenant))" }
+        if let model { filters += " AND model = \(q.bind(model))" }
+        if let accelerator { filters += " AND accelerator = \(q.bind(accelerator))" }
+        if let pool { filters += " AND coalesce(pool, '') = \(q.bind(pool))" }
+        var labelColumns = ""
+        for (i, key) in labels.enumerated() { labelColumns += ", labels ->> \(q.bind(key)) AS l\(i)" }
+        let labelGroup = labels.indices.map { ", l\($0)" }.joined()
+        func raw(_ ranges: [(Timestamp, Timestamp)]) -> String {
+            let cond = ranges.map { "(started_at >= \(q.bind($0.0)) AND started_at < \(q.bind($0.1)))" }.joined(separator: " OR ")
+            return """
+                SELECT hour, tenant, model, accelerator, pool, count(*) AS requests, count(*) FILTER (WHERE status = 'error') AS errors,
+                       sum(gpu_seconds) AS gpu_seconds, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens\(labelGroup)
+                FROM (SELECT date_trunc('hour', started_at, 'UTC') AS hour, tenant, model, accelerator, coalesce(pool, '') AS pool,
+                             status, gpu_seconds, input_tokens, output_tokens\(labelColumns)
+                      FROM usage_records WHERE (\(cond))\(filters)) r
+                GROUP BY hour, tenant, model, accelerator, pool\(labelGroup)
+                """
+        }
+        guard from < to else { return raw([(from, from)]) }
+        let hour = Timestamp.hour, day = Timestamp.day
+        func ceil(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: (t.microseconds + unit - 1).floorDivided(by: unit) * unit) }
+        func floor(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: t.microseconds.floorDivided(by: unit) * unit) }
+        let h0 = ceil(from, hour), h1 = floor(to, hour)
+        if rawOnly || !labels.isEmpty || h0 >= h1 { return raw([(from, to)]) }
+        let columns = "tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens"
+        var parts: [String] = []
+        let d0 = ceil(h0, day), d1 = floor(h1, day)
+        if hourly || d0 >= d1 {
+            parts.append("SELECT hour, \(columns) FROM usage_hourly_live WHERE hour >= \(q.bind(h0)) AND hour < \(q.bind(h1))\(filters)")
+        } else {
+            // Whole days from the daily rollup, except days inside which a rate changes (`split`):
+            // those, and the whole hours before and after the whole days, from the hourly one.
+            let (bd0, bd1) = (q.bind(d0), q.bind(d1))
+            let daily = fleet && tenant == nil
+                ? "SELECT day AS hour, ''::text AS tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens FROM usage_daily_fleet_live"
+                : "SELECT day AS hour, \(columns) FROM usage_daily_live"
+            parts.append("""
+                \(daily)
+                WHERE day >= \(bd0) AND day < \(bd1) AND day NOT IN (SELECT day FROM split)\(filters)
+                """)
+            // (Each part its own index range scan: an OR of ranges would read the whole table.)
+            parts.append("""
+                SELECT h.hour, \(columns.split(separator: ",").map { "h." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+                FROM split s
+                CROSS JOIN LATERAL (SELECT * FROM usage_hourly_live WHERE hour >= s.day AND hour < s.day + interval '1 day'\(filters) OFFSET 0) h
+                WHERE s.day >= \(bd0) AND s.day < \(bd1)
+                """)
+            if h0 < d0 { parts.append("SELECT hour, \(columns) FROM usage_hourly_live WHERE hour >= \(q.bind(h0)) AND hour < \(bd0)\(filters)") }
+            if d1 < h1 { parts.append("SELECT hour, \(columns) FROM usage_hourly_live WHERE hour >= \(bd1) AND hour < \(q.bind(h1))\(filters)") }
+        }
+        var edges: [(Timestamp, Timestamp)] = []
+        if from < h0 { edges.append((from, h0)) }
+        if h1 < to { edges.append((h1, to)) }
+        if !edges.isEmpty { parts.append(raw(edges)) }
+        return parts.joined(separator: "\nUNION ALL\n")
+    }
+
+    /// The days inside which some rate changes (not at midnight): daily rows can't be priced
+    /// with one rate there.
+    static let split = """
+        split AS (
+            SELECT DISTINCT date_trunc('day', effective_from, 'UTC') AS day FROM rates
+            WHERE retired_at IS NULL AND effective_from <> date_trunc('day', effective_from, 'UTC')
+        )
+        """
+
+    /// CTEs `seg` (each rate's time segment) and `priced` (the base rows with their pricing key
+    /// and rate: a registered pool of the same accelerator prices at its override, else at the
+    /// rate in force for its pinned key; any other record at its accelerator's default rate).
+    static let seg = """
+        seg AS (
+            SELECT provider, region, accelerator, tier, effective_from AS s,
+                   lead(effective_from) OVER (PARTITION BY provider, region, accelerator, tier ORDER BY effective_from) AS e,
+                   usd_per_gpu_hour AS rate
+            FROM rates WHERE retired_at IS NULL
+        )
+        """
+
+    static let pricing = seg + """
+        ,
+        priced AS (
+            SELECT b.*, p.name IS NOT NULL AS in_pool,
+                   coalesce(p.provider, d.provider) AS kp, coalesce(p.region, d.region) AS kr, coalesce(p.tier, d.tier) AS kt,
+                   coalesce(p.usd_per_gpu_hour, s.rate) AS rate,
+                   CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.s END AS seg_s,
+                   CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.e END AS seg_e
+            FROM base b
+            LEFT JOIN pools p ON p.name = b.pool AND p.accelerator = b.accelerator
+            LEFT JOIN default_rates d ON p.name IS NULL AND d.accelerator = b.accelerator
+            LEFT JOIN seg s ON p.usd_per_gpu_hour IS NULL
+                 AND s.provider = coalesce(p.provider, d.provider) AND s.region = coalesce(p.region, d.region)
+                 AND s.accelerator = b.accelerator AND s.tier = coalesce(p.tier, d.tier)
+                 AND b.hour >= s.s AND (s.e IS NULL OR b.hour < s.e)
+        )
+        """
+}
