@@ -10,6 +10,9 @@ the description, in words:
 - a record's `accelerator` is one the rate cards in force name (GET /v1/rates; the script passes
   them in GPULEDGER_ACCELERATORS), its `started_at` at most 5 minutes in the future, and
   `cached_input_tokens` at most `input_tokens`: such values are replaced by ones that are;
+- a record's `gpu_seconds` may be left out only on a pool that allocates by tokens (the script's
+  pool p1 does not): a missing one is sent as 1.5;
+- a pool's `token_weights` are not all 0: an all-zero set gets output 1;
 - a record's token counts are integer literals (`920`, not `920.0`, which JSON Schema also calls
   an integer): a whole float is sent as the integer it is.
 Only values that are valid on their own are changed, so a request made invalid on purpose
@@ -38,6 +41,8 @@ def _time(text):
 def _fix_record(record):
     if not isinstance(record, dict):
         return
+    if "gpu_seconds" not in record:
+        record["gpu_seconds"] = 1.5
     for key in ("input_tokens", "output_tokens", "cached_input_tokens"):
         value = record.get(key)
         if isinstance(value, float) and value.is_integer():
@@ -70,6 +75,11 @@ def before_call(ctx, case, kwargs):
                 del query["accelerator"]
             elif "pool" not in query and "accelerator" not in query:
                 query["pool"] = os.environ.get("GPULEDGER_POOL", "p1")
+    if path == "/v1/pools/{pool}" and isinstance(case.body, dict):
+        weights = case.body.get("token_weights")
+        if isinstance(weights, dict) and set(weights) == {"input", "cached_input", "output"} \
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0 for v in weights.values()):
+            weights["output"] = 1
     if path == "/v1/usage":
         body = case.body
         if isinstance(body, dict) and isinstance(body.get("records"), list):

@@ -1,6 +1,6 @@
 // The reports benchmark: not a test. It prints figures.
 //
-//   swift build -c release && .build/release/gpuledger-bench-reports [--records 10000000] [--runs 20]
+//   swift build -c release && .build/release/gpuledger-bench-reports [--records 10000000] [--runs 20] [--token-pools]
 //
 // 1. Starts the release `gpuledger serve` on its embedded PostgreSQL in a temporary folder and
 //    loads N realistic records over the 30 days from 2026-10-01 straight into PostgreSQL (not over
@@ -46,6 +46,11 @@ func sql(_ text: String) async { await service.sql(text) }
 // --- 1. Data ---------------------------------------------------------------------------------
 
 try await BenchmarkFleet.load(service, records: total, start: Timestamp.parseRFC3339("2026-10-01T00:00:00Z")!, traces: traces, print: print)
+// `--token-pools`: half the pools allocate by tokens (contract section 5), to compare the reports' speed.
+if CommandLine.arguments.contains("--token-pools") {
+    await sql("UPDATE pools SET allocation = 'tokens' WHERE name IN (SELECT name FROM pools ORDER BY name LIMIT (SELECT count(*) / 2 FROM pools))")
+    print("token pools: half the pools allocate by tokens")
+}
 
 // --- 2. Timings ------------------------------------------------------------------------------
 

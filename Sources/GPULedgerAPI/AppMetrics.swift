@@ -146,7 +146,7 @@ public final class AppMetrics: Sendable {
         for i in records.indices {
             let g = members[i]
             let group = groups[g]
-            let seconds = Double(records[i].gpuSeconds) ?? 0
+            let seconds = records[i].gpuSeconds.flatMap(Double.init) ?? 0
             sums[g].gpuSeconds += seconds
             sums[g].requests += 1
             if records[i].status == .error { sums[g].errors += 1 }

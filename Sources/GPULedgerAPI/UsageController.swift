@@ -8,6 +8,7 @@ import NIOCore
 /// `POST /v1/usage`.
 struct UsageController {
     let usage: UsageStore
+    let pools: PoolStore
     let rates: RateStore
     let pricing: PricingState
     let configuration: AppConfiguration
@@ -58,7 +59,9 @@ struct UsageController {
             throw AppError(.contentTooLarge, code: "body_too_large",
                            message: "the body is over the limit of \(limit) bytes (send smaller batches)")
         }
-        let parser = RecordParser(now: context.now, knownAccelerators: pricing.accelerators, maxTokens: RecordParser.serviceMaxTokens)
+        // One short query a batch: the pools whose records may leave out gpu_seconds.
+        let parser = RecordParser(now: context.now, knownAccelerators: pricing.accelerators, maxTokens: RecordParser.serviceMaxTokens,
+                                  tokenPools: try await pools.tokenPools())
         let batch = try body.withUnsafeReadableBytes { raw in
             try parser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), format: format)
         }
@@ -127,7 +130,8 @@ struct UsageRecordAnswer: Encodable {
     var request_id, tenant, model, accelerator: String
     var pool: Nullable<String>
     var started_at: String
-    var gpu_seconds: Decimal
+    /// null: not measured (a record on a pool that allocates by tokens).
+    var gpu_seconds: Nullable<Decimal>
     var input_tokens, output_tokens: Int64
     var cached_input_tokens: Nullable<Int64>
     var ttft_ms, tpot_ms, e2e_ms: Nullable<Double>
@@ -135,6 +139,9 @@ struct UsageRecordAnswer: Encodable {
     var error_type: Nullable<String>
     var labels: [String: String]
     var ingested_at: String
+    /// How the cost was found: `gpu_seconds` (its own GPU-seconds priced) or `tokens` (its
+    /// weight's share of its hour's paid cost in a pool that allocates by tokens).
+    var allocation: String
     var cost_usd: Nullable<String>
     var cost_per_1m_tokens_usd: Nullable<String>
     var rate: Nullable<RateAnswer>
@@ -144,7 +151,7 @@ struct UsageRecordAnswer: Encodable {
         request_id = r.requestID; tenant = r.tenant; model = r.model; accelerator = r.accelerator
         pool = .init(r.pool)
         started_at = r.startedAt.rfc3339
-        gpu_seconds = Decimal(string: r.gpuSeconds, locale: Locale(identifier: "en_US_POSIX")) ?? 0
+        gpu_seconds = .init(r.gpuSeconds.flatMap(CentRounding.decimal))
         input_tokens = r.inputTokens; output_tokens = r.outputTokens
         cached_input_tokens = .init(r.cachedInputTokens)
         ttft_ms = .init(r.ttftMs); tpot_ms = .init(r.tpotMs); e2e_ms = .init(r.e2eMs)
@@ -152,6 +159,7 @@ struct UsageRecordAnswer: Encodable {
         error_type = .init(r.errorType)
         labels = Dictionary(uniqueKeysWithValues: r.labels.map { ($0.key, $0.value) })
         ingested_at = stored.ingestedAt.rfc3339
+        allocation = cost?.allocation ?? (r.gpuSeconds == nil ? Allocation.tokens.rawValue : Allocation.gpuSeconds.rawValue)
         cost_usd = .init(cost?.costUSD)
         cost_per_1m_tokens_usd = .init(cost?.costPer1MTokensUSD)
         rate = .init(cost.map {
@@ -170,7 +178,7 @@ extension UsageController {
         guard let stored = try await usage.find(tenant: tenant, requestID: requestID) else {
             throw AppError.notFound("no usage record \(requestID) for tenant \(tenant)")
         }
-        let cost = try await rates.cost(tenant: tenant, requestID: requestID)
+        let cost = try await rates.cost(tenant: tenant, requestID: requestID, now: context.now)
         return try JSONResponse.make(UsageRecordAnswer(stored: stored, cost: cost))
     }
 }

@@ -26,6 +26,9 @@ public struct ChargeItem: Sendable, Equatable {
     public var outputTokens: Int64
     /// nil when unpriced.
     public var costUSD: Decimal?
+    /// A usage item in a pool that allocates by tokens: the GPU-seconds its token weight's share
+    /// of each hour pays for (its own measured `gpuSeconds` may be 0). nil: any other item.
+    public var tokenShareGPUSeconds: Decimal?
 
     public init(kind: Kind, tenant: String?, pool: String?, accelerator: String, provider: String?, region: String?, tier: String?,
                 usdPerGPUHour: Decimal?, segmentStart: Timestamp?, segmentEnd: Timestamp?, requests: Int64, errors: Int64,

@@ -5,7 +5,9 @@ import Foundation
 ///
 /// BilledCost and EffectiveCost are the line's cents (they add up to the chargeback's total);
 /// ListCost and ContractedCost are ListUnitPrice/ContractedUnitPrice × PricingQuantity exactly,
-/// before rounding to cents. Quantities are GPU-hours to 12 places. Custom columns start `x_`.
+/// before rounding to cents. Quantities are GPU-hours to 12 places; a token-share line (a tenant's
+/// usage in a pool that allocates by tokens, `x_ChargeType` `token_share`) is priced in the
+/// GPU-hours its share pays for and consumes tokens (`ConsumedUnit` `Tokens`). Custom columns start `x_`.
 public enum FOCUSExport {
     public static let mandatoryColumns = [
         "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity", "PricingUnit",
@@ -32,7 +34,8 @@ public enum FOCUSExport {
         for line in chargeback.lines {
             let item = line.item
             guard let rate = item.usdPerGPUHour else { continue }
-            let hours = CentRounding.rounded(item.gpuSeconds / 3600, scale: 12, .plain)
+            let tokenShare = item.kind == .usage && item.tokenShareGPUSeconds != nil
+            let hours = CentRounding.rounded((item.tokenShareGPUSeconds ?? item.gpuSeconds) / 3600, scale: 12, .plain)
             let listCost = rate * hours
             let start = max(item.segmentStart ?? period.start, period.start)
             let end = min(item.segmentEnd ?? period.end, period.end)
@@ -42,6 +45,9 @@ public enum FOCUSExport {
             let chargeType: String
             let description: String
             switch item.kind {
+            case .usage where tokenShare:
+                chargeType = "token_share"
+                description = "Token-weighted share of \(item.accelerator) capacity of \(where_), at \(plain(rate)) USD per GPU-hour"
             case .usage:
                 chargeType = "usage"
                 description = "\(item.accelerator) GPU usage, \(where_), at \(plain(rate)) USD per GPU-hour"
@@ -61,7 +67,8 @@ public enum FOCUSExport {
                 billingAccountID, billingAccountName, "USD", time(period.start), time(period.end),
                 time(start), time(end), "Usage", "", description,
                 billingAccountName, provider, provider, "AI and Machine Learning", "GPU Inference",
-                plain(hours), "GPU-Hours", plain(rate), plain(rate), item.tenant ?? "", item.tenant ?? "",
+                tokenShare ? String(item.inputTokens + item.outputTokens) : plain(hours), tokenShare ? "Tokens" : "GPU-Hours",
+                plain(rate), plain(rate), item.tenant ?? "", item.tenant ?? "",
                 sku, item.region ?? "", "{" + tags.joined(separator: ",") + "}",
                 chargeType, item.pool ?? "", item.accelerator, item.tier ?? "", plain(item.gpuSeconds),
                 usage ? String(item.requests) : "", usage ? String(item.errors) : "",

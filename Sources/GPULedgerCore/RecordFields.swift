@@ -22,6 +22,7 @@ extension ParseState {
         var pool: String?
         var startedAt: Timestamp?
         var gpuSeconds: String?
+        var gpuSecondsBad = false
         var inputTokens: Int64?
         var outputTokens: Int64?
         var cached: Int64?
@@ -80,7 +81,7 @@ extension ParseState {
                             if case .number(let raw) = v, let d = Double(String(decoding: UnsafeBufferPointer(rebasing: raw), as: UTF8.self)),
                                d.isFinite, d >= 0, d <= RecordParser.maxGPUSeconds {
                                 gpuSeconds = raw.first == UInt8(ascii: "-") ? "0" : String(decoding: UnsafeBufferPointer(rebasing: raw), as: UTF8.self)
-                            } else { fail(index, field.name, v.isNull ? "is required" : "must be a finite number >= 0", &bad) }
+                            } else if !v.isNull { fail(index, field.name, "must be a finite number >= 0", &bad); gpuSecondsBad = true }
                         case .inputTokens: inputTokens = integer(v, index, field, required: true, &bad)
                         case .outputTokens: outputTokens = integer(v, index, field, required: true, &bad)
                         case .cachedInputTokens: cached = integer(v, index, field, required: false, &bad)
@@ -114,6 +115,9 @@ extension ParseState {
         for field in RecordField.required where seen & (1 << field.rawValue) == 0 {
             fail(index, field.name, "is required", &bad)
         }
+        if gpuSeconds == nil, !gpuSecondsBad, !(pool.map { parser.tokenPools.contains($0) } ?? false) {
+            fail(index, RecordField.gpuSeconds.name, pool == nil ? "is required" : "is required (pool \(pool!) allocates by gpu_seconds; only a pool that allocates by tokens takes records without it)", &bad)
+        }
         if let c = cached, let i = inputTokens, c > i {
             fail(index, RecordField.cachedInputTokens.name, "must not exceed input_tokens (\(i))", &bad)
         }
@@ -124,7 +128,7 @@ extension ParseState {
             invalid += 1
             return
         }
-        guard errors.isEmpty, let requestID, let tenant, let model, let accelerator, let startedAt, let gpuSeconds,
+        guard errors.isEmpty, let requestID, let tenant, let model, let accelerator, let startedAt,
               let inputTokens, let outputTokens else { return }
         records.append(UsageRecord(
             requestID: requestID, tenant: tenant, model: model, accelerator: accelerator, pool: pool,
@@ -241,7 +245,8 @@ enum RecordField: UInt32 {
 
     var name: String { UsageRecord.fieldNames[Int(rawValue)] }
 
-    static let required: [RecordField] = [.requestID, .tenant, .model, .accelerator, .startedAt, .gpuSeconds, .inputTokens, .outputTokens]
+    /// Required on every record (`gpu_seconds` too, except on a pool that allocates by tokens).
+    static let required: [RecordField] = [.requestID, .tenant, .model, .accelerator, .startedAt, .inputTokens, .outputTokens]
 
     static let names: [[UInt8]] = UsageRecord.fieldNames.map { Array($0.utf8) }
 

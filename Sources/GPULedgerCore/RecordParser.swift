@@ -53,7 +53,11 @@ public struct RecordParser: Sendable {
     /// tokens made every report over them fail).
     public static let serviceMaxTokens: Int64 = 1_000_000_000_000
 
-    public init(now: Timestamp, knownAccelerators: Set<String>? = nil, maxTokens: Int64 = .max) {
+    /// The pools that allocate by tokens: a record on one of them may leave out `gpu_seconds`.
+    public var tokenPools: Set<String>
+
+    public init(now: Timestamp, knownAccelerators: Set<String>? = nil, maxTokens: Int64 = .max, tokenPools: Set<String> = []) {
+        self.tokenPools = tokenPools
         self.now = now
         self.knownAccelerators = knownAccelerators
         self.maxTokens = maxTokens

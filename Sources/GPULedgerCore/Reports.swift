@@ -23,7 +23,7 @@ public enum GroupKey: Sendable, Hashable, CustomStringConvertible {
     public static func parseList(_ text: String) throws(ReportQueryError) -> [GroupKey] {
         var keys: [GroupKey] = []
         for raw in text.split(separator: ",", omittingEmptySubsequences: false) {
-            let item = raw.trimmingCharacters(in: .whitespaces)
+            let item = String(raw).trimmingWhitespace()
             let key: GroupKey
             switch item {
             case "tenant": key = .tenant

@@ -15,8 +15,9 @@ public struct UsageRecord: Sendable, Equatable {
     public var pool: String?
     public var startedAt: Timestamp
     /// Accelerator-seconds as exact decimal text (`"12.5"`, `"1e3"`): it feeds money, so it is
-    /// never rounded through a `Double`. PostgreSQL stores it as `numeric`.
-    public var gpuSeconds: String
+    /// never rounded through a `Double`. PostgreSQL stores it as `numeric`. nil: not measured,
+    /// which only a record on a pool that allocates by tokens may be.
+    public var gpuSeconds: String?
     public var inputTokens: Int64
     public var outputTokens: Int64
     public var cachedInputTokens: Int64?
@@ -30,7 +31,7 @@ public struct UsageRecord: Sendable, Equatable {
 
     public init(
         requestID: String, tenant: String, model: String, accelerator: String, pool: String? = nil,
-        startedAt: Timestamp, gpuSeconds: String, inputTokens: Int64, outputTokens: Int64,
+        startedAt: Timestamp, gpuSeconds: String?, inputTokens: Int64, outputTokens: Int64,
         cachedInputTokens: Int64? = nil, ttftMs: Double? = nil, tpotMs: Double? = nil, e2eMs: Double? = nil,
         status: Status = .ok, errorType: String? = nil, labels: [Label] = []
     ) {

@@ -44,12 +44,13 @@ public struct Query {
         return t
     }
 
-    /// `from`/`to` (half-open); by default the current month so far. Without `to`, a `from`
-    /// after now is an empty range (`to` = `from`), not an error.
-    public func range(now: Timestamp) throws -> (Timestamp, Timestamp) {
+    /// `from`/`to` (half-open); by default from the start of the current month (or what
+    /// `defaultFrom` says, given `to`) to now. Without `to`, a `from` after now is an empty range
+    /// (`to` = `from`), not an error.
+    public func range(now: Timestamp, defaultFrom: ((Timestamp) -> Timestamp)? = nil) throws -> (Timestamp, Timestamp) {
         let given = try time("from")
         let to = try time("to") ?? max(now, given ?? now)
-        let from = given ?? Period.containing(to.microseconds > 0 ? Timestamp(microseconds: to.microseconds - 1) : to).start
+        let from = given ?? defaultFrom?(to) ?? Period.containing(to.microseconds > 0 ? Timestamp(microseconds: to.microseconds - 1) : to).start
         guard from <= to else {
             throw AppError.badRequest("from=\(from.rfc3339) is after to=\(to.rfc3339)", code: "bad_query")
         }

@@ -15,6 +15,9 @@ public struct CostQuery: Sendable {
     public var pool: String?
     /// Read the raw records only, never the rollup (for the benchmark's comparison).
     public var rawOnly = false
+    /// Up to when a pool's capacity is paid for (a `tokens` pool's current hour splits what is
+    /// paid so far); by default `to`.
+    public var now: Timestamp?
 
     public init(from: Timestamp, to: Timestamp, groupBy: [GroupKey], tenant: String? = nil, model: String? = nil,
                 accelerator: String? = nil, pool: String? = nil) {
@@ -101,18 +104,19 @@ public struct CostStore: Sendable {
             default: "\(expr) COLLATE \"C\" NULLS LAST"
             }
         }.joined(separator: ", ")
+        let pricing = ReportSQL.pricing(&q, now: query.now ?? query.to)
         q.sql = """
             WITH \(ReportSQL.split),
             base AS (
             \(base)
             ),
-            \(ReportSQL.pricing)
+            \(pricing)
             SELECT \(isTotal), \(shownList)
                    coalesce(sum(requests), 0)::bigint, coalesce(sum(errors), 0)::bigint, coalesce(trim_scale(sum(gpu_seconds)), 0)::text,
                    coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
-                   usd_round(coalesce(sum(gpu_seconds * rate), 0), 3600)::text,
-                   usd_round(sum(gpu_seconds * rate), 3600 * sum(requests) FILTER (WHERE rate IS NOT NULL))::text,
-                   usd_round(sum(gpu_seconds * rate) * 1000000, 3600 * sum(input_tokens + output_tokens) FILTER (WHERE rate IS NOT NULL))::text,
+                   usd_round(coalesce(sum(charge_gs * rate), 0), 3600)::text,
+                   usd_round(sum(charge_gs * rate), 3600 * sum(requests) FILTER (WHERE rate IS NOT NULL))::text,
+                   usd_round(sum(charge_gs * rate) * 1000000, 3600 * sum(input_tokens + output_tokens) FILTER (WHERE rate IS NOT NULL))::text,
                    coalesce(trim_scale(sum(gpu_seconds) FILTER (WHERE rate IS NULL)), 0)::text
             FROM priced
             \(grouping)
@@ -219,7 +223,7 @@ extension CostStore {
         if rawOnly {
             let rawHourly = ReportSQL.base(&q, from: period.start, to: period.end, rawOnly: true)
             idle = """
-                cur AS (SELECT p.name AS pool, d.day FROM pools p,
+                cur AS (SELECT p.name AS pool, d.day FROM (SELECT name FROM pools WHERE allocation = 'gpu_seconds') p,
                         generate_series(\(q.bind(period.start)), \(q.bind(period.end)) - interval '1 day', interval '1 day') AS d(day)),
                 todo AS (SELECT pool, day FROM cur),
                 rawhourly AS (\(rawHourly)),
@@ -240,24 +244,28 @@ extension CostStore {
                 """
         }
         let x = Self.exact
+        let pricing = ReportSQL.pricing(&q, now: end)
+        let tokens = Self.tokenItems(&q, period: period, end: end)
         q.sql = """
             WITH \(ReportSQL.split),
             base AS (
             \(usageBase)
             ),
-            \(ReportSQL.pricing),
-            \(idle)
+            \(pricing),
+            \(idle),
+            \(tokens)
             SELECT 'usage', tenant, CASE WHEN in_pool THEN pool END, accelerator, kp, kr, kt, rate::text,
                    (extract(epoch FROM seg_s) * 1000000)::bigint, (extract(epoch FROM seg_e) * 1000000)::bigint,
                    sum(requests)::bigint, sum(errors)::bigint, trim_scale(sum(gpu_seconds))::text,
                    sum(input_tokens)::bigint, sum(output_tokens)::bigint,
-                   round(sum(gpu_seconds * rate)\(x) / 3600, 20)::text
-            FROM priced GROUP BY tenant, CASE WHEN in_pool THEN pool END, accelerator, kp, kr, kt, rate, seg_s, seg_e
+                   round(sum(charge_gs * rate)\(x) / 3600, 20)::text, by_tokens, round(sum(charge_gs), 20)::text
+            FROM priced GROUP BY tenant, CASE WHEN in_pool THEN pool END, accelerator, kp, kr, kt, rate, seg_s, seg_e, by_tokens
             UNION ALL
             SELECT kind, tenant, pool, accelerator, provider, region, tier, rate::text,
                    (extract(epoch FROM seg_s) * 1000000)::bigint, (extract(epoch FROM seg_e) * 1000000)::bigint,
-                   sum(pool_hours)::bigint, 0, round(sum(gs), 20)::text, 0, 0, round(sum(cost), 20)::text
-            FROM idle GROUP BY kind, tenant, pool, accelerator, provider, region, tier, rate, seg_s, seg_e
+                   sum(pool_hours)::bigint, 0, round(sum(gs), 20)::text, 0, 0, round(sum(cost), 20)::text, false, NULL
+            FROM (SELECT * FROM idle UNION ALL SELECT * FROM tokitems) i
+            GROUP BY kind, tenant, pool, accelerator, provider, region, tier, rate, seg_s, seg_e
             """
         let sqlQuery = q.query
         return try await db.withConnection { conn in
@@ -277,9 +285,13 @@ extension CostStore {
                 let gs = try s().flatMap(CentRounding.decimal) ?? 0
                 let input = try i(), output = try i()
                 let cost = try s().flatMap(CentRounding.decimal)
-                items.append(ChargeItem(kind: kind, tenant: tenant, pool: pool, accelerator: accelerator, provider: provider, region: region,
-                                        tier: tier, usdPerGPUHour: rate, segmentStart: segS, segmentEnd: segE, requests: requests,
-                                        errors: errors, gpuSeconds: gs, inputTokens: input, outputTokens: output, costUSD: cost))
+                let byTokens = try c.next()!.decode(Bool.self)
+                let charged = try s().flatMap(CentRounding.decimal)
+                var item = ChargeItem(kind: kind, tenant: tenant, pool: pool, accelerator: accelerator, provider: provider, region: region,
+                                      tier: tier, usdPerGPUHour: rate, segmentStart: segS, segmentEnd: segE, requests: requests,
+                                      errors: errors, gpuSeconds: gs, inputTokens: input, outputTokens: output, costUSD: cost)
+                if byTokens { item.tokenShareGPUSeconds = charged ?? 0 }
+                items.append(item)
             }
             return items
         }
@@ -297,8 +309,47 @@ extension CostStore {
             FROM pools p
             CROSS JOIN generate_series(\(q.bind(period.start)), \(q.bind(period.end)) - interval '1 day', interval '1 day') AS d(day)
             LEFT JOIN pool_day_versions v ON v.pool = p.name AND v.day = d.day
+            WHERE p.allocation = 'gpu_seconds'
         )
         """
+    }
+
+    /// CTEs ending in `tokitems`: for the pools that allocate by tokens, each pool's provisioned
+    /// capacity in the period up to `end` and the unallocated part of it (the hours with capacity
+    /// and no weight), priced per rate segment, with the columns of `idle`. (Their usage is
+    /// priced in `priced`: the hour's paid cost split by weight; there is no idle share.)
+    static func tokenItems(_ q: inout SQLText, period: Period, end: Timestamp) -> String {
+        let e = q.bind(end), ps = q.bind(period.start), pe = q.bind(period.end)
+        return """
+            tph AS (
+                SELECT c.pool, h.hour,
+                       sum(c.gpus * extract(epoch FROM least(c.e, h.hour + interval '1 hour', \(e)) - greatest(c.s, h.hour))) AS gs
+                FROM tcap c
+                JOIN pools p ON p.name = c.pool AND p.allocation = 'tokens'
+                CROSS JOIN LATERAL generate_series(greatest(date_trunc('hour', c.s, 'UTC'), \(ps)),
+                                                   least(c.e, \(pe), \(e)) - interval '1 microsecond', interval '1 hour') AS h(hour)
+                WHERE c.gpus > 0 AND c.s < least(\(pe), \(e)) AND c.e > \(ps)
+                GROUP BY 1, 2
+            ),
+            tphw AS (
+                SELECT t.pool, t.hour, t.gs,
+                       EXISTS (SELECT 1 FROM usage_hourly_live u WHERE u.pool = t.pool AND u.hour = t.hour AND u.accelerator = p.accelerator
+                                                                  AND \(ReportSQL.weight("u", "p")) > 0) AS used,
+                       p.accelerator, p.provider, p.region, p.tier, coalesce(p.usd_per_gpu_hour, s.rate) AS rate,
+                       CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.s END AS seg_s,
+                       CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.e END AS seg_e
+                FROM tph t
+                JOIN pools p ON p.name = t.pool
+                LEFT JOIN seg s ON p.usd_per_gpu_hour IS NULL AND s.provider = p.provider AND s.region = p.region
+                     AND s.accelerator = p.accelerator AND s.tier = p.tier AND t.hour >= s.s AND (s.e IS NULL OR t.hour < s.e)
+            ),
+            tokitems AS (
+                SELECT k AS kind, NULL::text AS tenant, pool, accelerator, provider, region, tier, rate, seg_s, seg_e,
+                       count(*)::bigint AS pool_hours, sum(gs) AS gs, sum(gs * rate)\(exact) / 3600 AS cost
+                FROM (SELECT 'provisioned' AS k, * FROM tphw UNION ALL SELECT 'unallocated', * FROM tphw WHERE NOT used) f
+                GROUP BY k, pool, accelerator, provider, region, tier, rate, seg_s, seg_e
+            )
+            """
     }
 
     /// CTEs ending in `items`: per pool-day of `todo` (pool, day), the idle share of each tenant,

@@ -60,15 +60,16 @@ public struct PlanningStore: Sendable {
         let base = ReportSQL.base(&q, from: start, to: before, tenant: tenant, model: model, fleet: !perTenant && tenant == nil)
         let s = q.bind(start), e = q.bind(before)
         let key = perTenant ? "tenant" : "''::text"
+        let pricing = ReportSQL.pricing(&q, now: before)
         q.sql = """
             WITH \(ReportSQL.split),
             base AS (
             \(base)
             ),
-            \(ReportSQL.pricing),
+            \(pricing),
             daily AS (
                 SELECT \(key) AS k, floor(extract(epoch FROM hour - \(s)) / 86400)::int AS d,
-                       (coalesce(sum(gpu_seconds * rate), 0) / 3600)::float8 AS c
+                       (coalesce(sum(charge_gs * rate), 0) / 3600)::float8 AS c
                 FROM priced GROUP BY 1, 2
             )
             SELECT k, array_agg(d ORDER BY d), array_agg(c ORDER BY d) FROM daily GROUP BY k
@@ -310,13 +311,43 @@ public struct PlanningStore: Sendable {
         let poolSelection = q.pool.map { "p.name = \(sql.bind($0))" } ?? "p.accelerator = \(sql.bind(q.accelerator ?? ""))"
         let modelFilter = q.model.map { " AND model = \(sql.bind($0))" } ?? ""
         let s = sql.bind(start), e = sql.bind(end), asOf = sql.bind(q.asOf)
+        // A pool that allocates by tokens rarely measures GPU-seconds: its busy GPUs per hour are
+        // the hour's token weight over the most weight one paid GPU-hour of the pool carried in
+        // the history (that hour taken as running flat out).
+        var byTokens = false
+        if let pool = q.pool { byTokens = try await PoolStore(database: db).get(pool)?.0.allocation == .tokens }
+        let busyRows: String
+        if byTokens, let pool = q.pool {
+            let b = sql.bind(pool)
+            let selected = q.model.map { "u.model = \(sql.bind($0))" } ?? "true"
+            busyRows = """
+                SELECT 'h', (extract(epoch FROM hour) * 1000000)::bigint, (w / nullif(tp, 0))::float8, NULL::float8, NULL::text, NULL::text
+                FROM (
+                    WITH w AS (
+                        SELECT u.hour, sum(\(ReportSQL.weight("u", "p"))) FILTER (WHERE \(selected)) AS w, sum(\(ReportSQL.weight("u", "p"))) AS wall
+                        FROM usage_hourly_live u JOIN pools p ON p.name = u.pool AND p.accelerator = u.accelerator
+                        WHERE u.pool = \(b) AND u.hour >= \(s) AND u.hour < \(e) GROUP BY u.hour),
+                    c AS (SELECT at AS cs, coalesce(lead(at) OVER (ORDER BY at), 'infinity') AS ce, gpus FROM pool_capacity WHERE pool = \(b))
+                    , pv AS (
+                        SELECT w.hour, coalesce(w.w, 0) AS w, w.wall,
+                               (SELECT coalesce(sum(c.gpus * greatest(extract(epoch FROM least(c.ce, w.hour + interval '1 hour') - greatest(c.cs, w.hour)), 0)), 0)
+                                FROM c WHERE c.cs < w.hour + interval '1 hour' AND c.ce > w.hour) AS gs
+                        FROM w)
+                    SELECT hour, w, (SELECT max(wall / (gs / 3600)) FROM pv WHERE gs > 0) AS tp FROM pv
+                ) x
+                """
+        } else {
+            busyRows = """
+                SELECT 'h', (extract(epoch FROM hour) * 1000000)::bigint, (sum(gpu_seconds) / 3600)::float8, NULL::float8, NULL::text, NULL::text
+                FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY hour
+                """
+        }
         // Rows: h (busy GPUs per hour), m (per model: output tokens per GPU-second, GPU-seconds),
         // g (provisioned GPUs), r (the rate), p (the pool and its accelerator); when comparing,
         // t (per model and accelerator, anywhere: output tokens per GPU-second) and x (each
         // accelerator's default rate).
         sql.sql = """
-            SELECT 'h', (extract(epoch FROM hour) * 1000000)::bigint, (sum(gpu_seconds) / 3600)::float8, NULL::float8, NULL::text, NULL::text
-            FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY hour
+            \(busyRows)
             UNION ALL
             SELECT 'm', NULL, (sum(output_tokens) / nullif(sum(gpu_seconds), 0))::float8, sum(gpu_seconds)::float8, model, NULL
             FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY model

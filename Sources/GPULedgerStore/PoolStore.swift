@@ -11,8 +11,15 @@ public struct Pool: Sendable, Equatable {
     public var tier: Tier
     /// An override of the rate cards' price, as exact decimal text; nil: the cards' rate in force.
     public var usdPerGPUHour: String?
+    /// How the pool's paid GPU time is split (`gpu_seconds` unless the pool says otherwise).
+    public var allocation: Allocation
+    /// The token weights of a `tokens` pool (kept, and unused, for a `gpu_seconds` one).
+    public var tokenWeights: TokenWeights
 
-    public init(name: String, accelerator: String, provider: String, region: String, tier: Tier, usdPerGPUHour: String?) {
+    public init(name: String, accelerator: String, provider: String, region: String, tier: Tier, usdPerGPUHour: String?,
+                allocation: Allocation = .gpuSeconds, tokenWeights: TokenWeights = .default) {
+        self.allocation = allocation
+        self.tokenWeights = tokenWeights
         self.name = name
         self.accelerator = accelerator
         self.provider = provider
@@ -20,6 +27,15 @@ public struct Pool: Sendable, Equatable {
         self.tier = tier
         self.usdPerGPUHour = usdPerGPUHour
     }
+}
+
+/// A change of a pool's allocation or token weights: it re-prices the pool's whole history.
+public struct PoolChange: Sendable, Equatable {
+    public var at: Timestamp
+    public var oldAllocation: String
+    public var newAllocation: String
+    public var oldWeights: String
+    public var newWeights: String
 }
 
 public struct CapacityEvent: Sendable, Equatable {
@@ -37,19 +53,88 @@ public struct PoolStore: Sendable {
 
     public enum Outcome: Sendable, Equatable { case created, updated, unchanged }
 
-    /// Creates or replaces a pool's definition.
+    /// Creates or replaces a pool's definition. A change of its allocation or token weights is
+    /// listed in `pool_changes` and logged (it re-prices the pool's history, as a rate does).
     public func put(_ pool: Pool) async throws -> Outcome {
         let logger = self.logger
-        return try await db.withConnection { conn in
-            let rows = try await conn.query("""
-                INSERT INTO pools (name, accelerator, provider, region, tier, usd_per_gpu_hour)
-                VALUES (\(pool.name), \(pool.accelerator), \(pool.provider), \(pool.region), \(pool.tier.rawValue), \(pool.usdPerGPUHour)::numeric)
+        let w = pool.tokenWeights
+        let (wi, wc, wo) = ("\(w.input)", "\(w.cachedInput)", "\(w.output)")
+        return try await db.withTransaction { tx in
+            var old: (String, String)?
+            for try await (a, t) in try await tx.query("""
+                SELECT allocation, 'input=' || trim_scale(w_input) || ',cached_input=' || trim_scale(w_cached_input) || ',output=' || trim_scale(w_output)
+                FROM pools WHERE name = \(pool.name) FOR UPDATE
+                """, logger: logger).decode((String, String).self) { old = (a, t) }
+            let rows = try await tx.query("""
+                INSERT INTO pools (name, accelerator, provider, region, tier, usd_per_gpu_hour, allocation, w_input, w_cached_input, w_output)
+                VALUES (\(pool.name), \(pool.accelerator), \(pool.provider), \(pool.region), \(pool.tier.rawValue), \(pool.usdPerGPUHour)::numeric,
+                        \(pool.allocation.rawValue), \(wi)::numeric, \(wc)::numeric, \(wo)::numeric)
                 ON CONFLICT (name) DO UPDATE SET accelerator = EXCLUDED.accelerator, provider = EXCLUDED.provider,
-                    region = EXCLUDED.region, tier = EXCLUDED.tier, usd_per_gpu_hour = EXCLUDED.usd_per_gpu_hour, updated_at = now()
+                    region = EXCLUDED.region, tier = EXCLUDED.tier, usd_per_gpu_hour = EXCLUDED.usd_per_gpu_hour,
+                    allocation = EXCLUDED.allocation, w_input = EXCLUDED.w_input, w_cached_input = EXCLUDED.w_cached_input,
+                    w_output = EXCLUDED.w_output, updated_at = now()
                 RETURNING (xmax = 0)
                 """, logger: logger)
-            for try await inserted in rows.decode(Bool.self) { return inserted ? .created : .updated }
-            return .updated
+            var outcome = Outcome.updated
+            for try await inserted in rows.decode(Bool.self) { outcome = inserted ? .created : .updated }
+            if let (oldAllocation, oldWeights) = old, oldAllocation != pool.allocation.rawValue || oldWeights != w.text {
+                try await tx.query("""
+                    INSERT INTO pool_changes (pool, old_allocation, new_allocation, old_weights, new_weights)
+                    VALUES (\(pool.name), \(oldAllocation), \(pool.allocation.rawValue), \(oldWeights), \(w.text))
+                    """, logger: logger)
+                logger.notice("pool allocation changed: its history is re-priced", metadata: [
+                    "pool": .string(pool.name), "from": .string("\(oldAllocation) \(oldWeights)"),
+                    "to": .string("\(pool.allocation.rawValue) \(w.text)"),
+                ])
+            }
+            return outcome
+        }
+    }
+
+    /// The changes of a pool's allocation or weights, oldest first.
+    public func changes(_ name: String) async throws -> [PoolChange] {
+        let logger = self.logger
+        return try await db.withConnection { conn in
+            var out: [PoolChange] = []
+            for try await (at, oa, na, ow, nw) in try await conn.query("""
+                SELECT (extract(epoch FROM changed_at) * 1000000)::bigint, old_allocation, new_allocation, old_weights, new_weights
+                FROM pool_changes WHERE pool = \(name) ORDER BY changed_at
+                """, logger: logger).decode((Int64, String, String, String, String).self) {
+                out.append(PoolChange(at: Timestamp(microseconds: at), oldAllocation: oa, newAllocation: na, oldWeights: ow, newWeights: nw))
+            }
+            return out
+        }
+    }
+
+    /// Per hour of `[from, to)`, the sums of `pool`'s records that carry GPU-seconds (for fitting
+    /// token weights to them).
+    public func measuredHours(pool: String, from: Timestamp, to: Timestamp) async throws -> [TokenWeightFit.Hour] {
+        let logger = self.logger
+        let (f, t) = (from.rfc3339, to.rfc3339)
+        return try await db.withConnection { conn in
+            var out: [TokenWeightFit.Hour] = []
+            for try await (g, i, c, o) in try await conn.query("""
+                SELECT sum(r.gpu_seconds)::float8, sum(r.input_tokens - coalesce(r.cached_input_tokens, 0))::float8,
+                       sum(coalesce(r.cached_input_tokens, 0))::float8, sum(r.output_tokens)::float8
+                FROM usage_records r JOIN pools p ON p.name = r.pool AND p.accelerator = r.accelerator
+                WHERE r.pool = \(pool) AND r.started_at >= \(f)::timestamptz AND r.started_at < \(t)::timestamptz AND r.gpu_seconds IS NOT NULL
+                GROUP BY date_trunc('hour', r.started_at, 'UTC')
+                """, logger: logger).decode((Double, Double, Double, Double).self) {
+                out.append(TokenWeightFit.Hour(gpuSeconds: g, uncachedInput: i, cachedInput: c, output: o))
+            }
+            return out
+        }
+    }
+
+    /// The names of the pools that allocate by tokens (their records may omit gpu_seconds).
+    public func tokenPools() async throws -> Set<String> {
+        let logger = self.logger
+        return try await db.withConnection { conn in
+            var names = Set<String>()
+            for try await n in try await conn.query("SELECT name FROM pools WHERE allocation = 'tokens'", logger: logger).decode(String.self) {
+                names.insert(n)
+            }
+            return names
         }
     }
 
@@ -57,10 +142,16 @@ public struct PoolStore: Sendable {
         let logger = self.logger
         return try await db.withConnection { conn -> (Pool, [CapacityEvent])? in
             var pool: Pool?
-            for try await (a, p, r, t, price) in try await conn.query(
-                "SELECT accelerator, provider, region, tier, usd_per_gpu_hour::text FROM pools WHERE name = \(name)", logger: logger)
-                .decode((String, String, String, String, String?).self) {
-                pool = Pool(name: name, accelerator: a, provider: p, region: r, tier: Tier(rawValue: t) ?? .onDemand, usdPerGPUHour: price)
+            for try await (a, p, r, t, price, allocation, wi, wc, wo) in try await conn.query("""
+                SELECT accelerator, provider, region, tier, usd_per_gpu_hour::text, allocation,
+                       trim_scale(w_input)::text, trim_scale(w_cached_input)::text, trim_scale(w_output)::text
+                FROM pools WHERE name = \(name)
+                """, logger: logger)
+                .decode((String, String, String, String, String?, String, String, String, String).self) {
+                let weights = TokenWeights(input: CentRounding.decimal(wi) ?? 1, cachedInput: CentRounding.decimal(wc) ?? 0,
+                                           output: CentRounding.decimal(wo) ?? 1)
+                pool = Pool(name: name, accelerator: a, provider: p, region: r, tier: Tier(rawValue: t) ?? .onDemand, usdPerGPUHour: price,
+                            allocation: Allocation(rawValue: allocation) ?? .gpuSeconds, tokenWeights: weights)
             }
             guard let pool else { return nil }
             var events: [CapacityEvent] = []

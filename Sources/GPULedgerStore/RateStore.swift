@@ -185,10 +185,13 @@ public struct RequestCost: Sendable, Equatable {
     public var effectiveFrom: Timestamp?
     public var source: String
     public var card: String
-    /// gpu_seconds × usd_per_gpu_hour / 3600, rounded once, half up, to 12 decimal places.
+    /// gpu_seconds × usd_per_gpu_hour / 3600, rounded once, half up, to 12 decimal places; in a
+    /// pool that allocates by tokens, the request's weight's share of its hour's paid cost.
     public var costUSD: String
     /// The exact cost × 1,000,000 / (input + output tokens), rounded to 12 places; nil without tokens.
     public var costPer1MTokensUSD: String?
+    /// How the cost was found: `gpu_seconds` or `tokens`.
+    public var allocation: String = "gpu_seconds"
 }
 
 extension RateStore {
@@ -196,13 +199,29 @@ extension RateStore {
     /// override price, else the rate in force for the pool's pinned (provider, region, tier),
     /// else its accelerator's default rate. A pool applies only to records of its accelerator.
     /// nil when no rate covers it.
-    public func cost(tenant: String, requestID: String) async throws -> RequestCost? {
+    /// A stored record's cost; `now` bounds the capacity a `tokens` pool's current hour has paid for.
+    public func cost(tenant: String, requestID: String, now: Timestamp) async throws -> RequestCost? {
         let logger = self.logger
+        let nowText = now.rfc3339
         return try await db.withConnection { conn in
             let rows = try await conn.query("""
                 WITH u AS (SELECT * FROM usage_records WHERE tenant = \(tenant) AND request_id = \(requestID)),
                 k AS (
-                    SELECT u.*, p.name AS pool_name, p.usd_per_gpu_hour AS override,
+                    SELECT u.*, p.name AS pool_name, p.usd_per_gpu_hour AS override, coalesce(p.allocation, 'gpu_seconds') AS allocation,
+                           CASE WHEN p.allocation = 'tokens' THEN (
+                               SELECT (pc.gs * \(unescaped: ReportSQL.weight("w", "p")))::numeric(1000, 24) / nullif(pc.wsum, 0)
+                               FROM (SELECT u.input_tokens, coalesce(u.cached_input_tokens, 0) AS cached_input_tokens, u.output_tokens) w,
+                                    LATERAL (
+                                   SELECT (SELECT coalesce(sum(\(unescaped: ReportSQL.weight("h", "p"))), 0) FROM usage_hourly_live h
+                                           WHERE h.pool = p.name AND h.accelerator = p.accelerator
+                                             AND h.hour = date_trunc('hour', u.started_at, 'UTC')) AS wsum,
+                                          (SELECT coalesce(sum(c.gpus * greatest(extract(epoch FROM
+                                                      least(c.e, date_trunc('hour', u.started_at, 'UTC') + interval '1 hour', \(nowText)::timestamptz)
+                                                      - greatest(c.s, date_trunc('hour', u.started_at, 'UTC'))), 0)), 0)
+                                           FROM (SELECT at AS s, coalesce(lead(at) OVER (ORDER BY at), 'infinity') AS e, gpus
+                                                 FROM pool_capacity WHERE pool = p.name) c) AS gs
+                               ) pc)
+                           END AS share_gs,
                            COALESCE(p.provider, d.provider) AS k_provider, COALESCE(p.region, d.region) AS k_region,
                            COALESCE(p.tier, d.tier) AS k_tier
                     FROM u
@@ -222,13 +241,15 @@ extension RateStore {
                        CASE WHEN override IS NULL THEN (extract(epoch FROM effective_from) * 1000000)::bigint END,
                        CASE WHEN override IS NULL THEN note ELSE 'override of pool ' || pool_name END,
                        CASE WHEN override IS NULL THEN card ELSE 'pool ' || pool_name END,
-                       usd_round(gpu_seconds * price, 3600)::text,
-                       usd_round(gpu_seconds * price * 1000000, 3600 * (input_tokens + output_tokens))::text
+                       usd_round(coalesce(CASE WHEN allocation = 'tokens' THEN coalesce(share_gs, 0) ELSE gpu_seconds END, 0) * price, 3600)::text,
+                       usd_round(coalesce(CASE WHEN allocation = 'tokens' THEN coalesce(share_gs, 0) ELSE gpu_seconds END, 0) * price * 1000000,
+                                 3600 * (input_tokens + output_tokens))::text,
+                       allocation
                 FROM priced WHERE price IS NOT NULL
                 """, logger: logger)
-            for try await (price, p, r, t, eff, source, card, cost, perM) in rows.decode((String, String, String, String, Int64?, String, String, String, String?).self) {
+            for try await (price, p, r, t, eff, source, card, cost, perM, allocation) in rows.decode((String, String, String, String, Int64?, String, String, String, String?, String).self) {
                 return RequestCost(usdPerGPUHour: price, provider: p, region: r, tier: t, effectiveFrom: eff.map(Timestamp.init(microseconds:)),
-                                   source: source, card: card, costUSD: cost, costPer1MTokensUSD: perM)
+                                   source: source, card: card, costUSD: cost, costPer1MTokensUSD: perM, allocation: allocation)
             }
             return nil
         }

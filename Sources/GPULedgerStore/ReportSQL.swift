@@ -58,9 +58,10 @@ enum ReportSQL {
             let cond = ranges.map { "(started_at >= \(q.bind($0.0)) AND started_at < \(q.bind($0.1)))" }.joined(separator: " OR ")
             return """
                 SELECT hour, tenant, model, accelerator, pool, count(*) AS requests, count(*) FILTER (WHERE status = 'error') AS errors,
-                       sum(gpu_seconds) AS gpu_seconds, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens\(labelGroup)
+                       coalesce(sum(gpu_seconds), 0) AS gpu_seconds, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                       coalesce(sum(cached_input_tokens), 0) AS cached_input_tokens\(labelGroup)
                 FROM (SELECT date_trunc('hour', started_at, 'UTC') AS hour, tenant, model, accelerator, coalesce(pool, '') AS pool,
-                             status, gpu_seconds, input_tokens, output_tokens\(labelColumns)
+                             status, gpu_seconds, input_tokens, output_tokens, cached_input_tokens\(labelColumns)
                       FROM usage_records WHERE (\(cond))\(filters)) r
                 GROUP BY hour, tenant, model, accelerator, pool\(labelGroup)
                 """
@@ -71,7 +72,7 @@ enum ReportSQL {
         func floor(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: t.microseconds.floorDivided(by: unit) * unit) }
         let h0 = ceil(from, hour), h1 = floor(to, hour)
         if rawOnly || !labels.isEmpty || h0 >= h1 { return raw([(from, to)]) }
-        let columns = "tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens"
+        let columns = "tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens, cached_input_tokens"
         var parts: [String] = []
         let d0 = ceil(h0, day), d1 = floor(h1, day)
         if hourly || d0 >= d1 {
@@ -81,11 +82,18 @@ enum ReportSQL {
             // those, and the whole hours before and after the whole days, from the hourly one.
             let (bd0, bd1) = (q.bind(d0), q.bind(d1))
             let daily = fleet && tenant == nil
-                ? "SELECT day AS hour, ''::text AS tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens FROM usage_daily_fleet_live"
+                ? "SELECT day AS hour, ''::text AS tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens, cached_input_tokens FROM usage_daily_fleet_live"
                 : "SELECT day AS hour, \(columns) FROM usage_daily_live"
+            // A pool that allocates by tokens splits each hour by that hour's weights: its rows
+            // come from the hourly summary whatever the range.
             parts.append("""
                 \(daily)
-                WHERE day >= \(bd0) AND day < \(bd1) AND day NOT IN (SELECT day FROM split)\(filters)
+                WHERE day >= \(bd0) AND day < \(bd1) AND day NOT IN (SELECT day FROM split) AND pool NOT IN (SELECT name FROM tokpools)\(filters)
+                """)
+            parts.append("""
+                SELECT hour, \(columns) FROM usage_hourly_live
+                WHERE hour >= \(bd0) AND hour < \(bd1) AND date_trunc('day', hour, 'UTC') NOT IN (SELECT day FROM split)
+                  AND pool IN (SELECT name FROM tokpools)\(filters)
                 """)
             // (Each part its own index range scan: an OR of ranges would read the whole table.)
             parts.append("""
@@ -105,13 +113,22 @@ enum ReportSQL {
     }
 
     /// The days inside which some rate changes (not at midnight): daily rows can't be priced
-    /// with one rate there.
+    /// with one rate there. And the pools that allocate by tokens (`tokpools`).
     static let split = """
         split AS (
             SELECT DISTINCT date_trunc('day', effective_from, 'UTC') AS day FROM rates
             WHERE retired_at IS NULL AND effective_from <> date_trunc('day', effective_from, 'UTC')
-        )
+        ),
+        tokpools AS (SELECT name FROM pools WHERE allocation = 'tokens')
         """
+
+    /// A row's token weight in its pool `p` (contract section 5), from the columns of `u`.
+    static func weight(_ u: String, _ p: String) -> String {
+        "(\(p).w_input * (\(u).input_tokens - \(u).cached_input_tokens) + \(p).w_cached_input * \(u).cached_input_tokens + \(p).w_output * \(u).output_tokens)"
+    }
+
+    /// CTE `tcap`: each capacity event's span (`s` to the next event or forever) and GPUs.
+    static let tcap = "tcap AS (SELECT pool, at AS s, coalesce(lead(at) OVER (PARTITION BY pool ORDER BY at), 'infinity') AS e, gpus FROM pool_capacity)"
 
     /// CTEs `seg` (each rate's time segment) and `priced` (the base rows with their pricing key
     /// and rate: a registered pool of the same accelerator prices at its override, else at the
@@ -125,16 +142,38 @@ enum ReportSQL {
         )
         """
 
-    static let pricing = seg + """
+    /// CTEs `seg`, `tcap`, `tokhour` and `priced`. `priced` adds to each base row its pricing key,
+    /// its rate and `charge_gs`, the GPU-seconds it pays for: its own, or in a pool that
+    /// allocates by tokens its weight's share of the hour's paid GPU-seconds (capacity counted
+    /// up to `now`), from `tokhour`: per such pool-hour, the weights of all the hour's records
+    /// (whatever the report's filters) and the paid GPU-seconds.
+    static func pricing(_ q: inout SQLText, now: Timestamp) -> String {
+        let n = q.bind(now)
+        return seg + """
         ,
+        \(tcap),
+        tokhour AS (
+            SELECT k.pool, k.hour,
+                   (SELECT coalesce(sum(\(weight("u", "p"))), 0) FROM usage_hourly_live u
+                    WHERE u.pool = k.pool AND u.hour = k.hour AND u.accelerator = p.accelerator) AS wsum,
+                   (SELECT coalesce(sum(c.gpus * greatest(extract(epoch FROM least(c.e, k.hour + interval '1 hour', \(n)) - greatest(c.s, k.hour)), 0)), 0)
+                    FROM tcap c WHERE c.pool = k.pool AND c.gpus > 0 AND c.s < k.hour + interval '1 hour' AND c.e > k.hour) AS prov_gs
+            FROM (SELECT DISTINCT b.pool, b.hour FROM base b
+                  JOIN pools tp ON tp.name = b.pool AND tp.allocation = 'tokens' AND tp.accelerator = b.accelerator) k
+            JOIN pools p ON p.name = k.pool
+        ),
         priced AS (
-            SELECT b.*, p.name IS NOT NULL AS in_pool,
+            SELECT b.*, p.name IS NOT NULL AS in_pool, coalesce(p.allocation = 'tokens', false) AS by_tokens,
+                   CASE WHEN p.allocation = 'tokens'
+                        THEN coalesce((th.prov_gs * \(weight("b", "p")))::numeric(1000, 24) / nullif(th.wsum, 0), 0)
+                        ELSE b.gpu_seconds END AS charge_gs,
                    coalesce(p.provider, d.provider) AS kp, coalesce(p.region, d.region) AS kr, coalesce(p.tier, d.tier) AS kt,
                    coalesce(p.usd_per_gpu_hour, s.rate) AS rate,
                    CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.s END AS seg_s,
                    CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.e END AS seg_e
             FROM base b
             LEFT JOIN pools p ON p.name = b.pool AND p.accelerator = b.accelerator
+            LEFT JOIN tokhour th ON p.allocation = 'tokens' AND th.pool = b.pool AND th.hour = b.hour
             LEFT JOIN default_rates d ON p.name IS NULL AND d.accelerator = b.accelerator
             LEFT JOIN seg s ON p.usd_per_gpu_hour IS NULL
                  AND s.provider = coalesce(p.provider, d.provider) AND s.region = coalesce(p.region, d.region)
@@ -142,4 +181,5 @@ enum ReportSQL {
                  AND b.hour >= s.s AND (s.e IS NULL OR b.hour < s.e)
         )
         """
+    }
 }

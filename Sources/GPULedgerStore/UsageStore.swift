@@ -169,7 +169,7 @@ struct CopyTextEncoder {
         text(r.accelerator); tab()
         optional(r.pool); tab()
         r.startedAt.append(to: &bytes, separator: UInt8(ascii: " "), zone: "+00"); tab()
-        bytes.append(contentsOf: r.gpuSeconds.utf8); tab()
+        if let g = r.gpuSeconds { bytes.append(contentsOf: g.utf8) } else { null() }; tab()
         integer(r.inputTokens); tab()
         integer(r.outputTokens); tab()
         if let c = r.cachedInputTokens { integer(c) } else { null() }; tab()
@@ -289,7 +289,7 @@ extension UsageStore {
                     model: try c[2].decode(String.self), accelerator: try c[3].decode(String.self),
                     pool: try c[4].decode(String?.self),
                     startedAt: Timestamp(microseconds: try c[5].decode(Int64.self)),
-                    gpuSeconds: try c[6].decode(String.self),
+                    gpuSeconds: try c[6].decode(String?.self),
                     inputTokens: try c[7].decode(Int64.self), outputTokens: try c[8].decode(Int64.self),
                     cachedInputTokens: try c[9].decode(Int64?.self),
                     ttftMs: try c[10].decode(Double?.self), tpotMs: try c[11].decode(Double?.self), e2eMs: try c[12].decode(Double?.self),

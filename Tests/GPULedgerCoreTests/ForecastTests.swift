@@ -211,3 +211,24 @@ import Testing
         #expect(options[2].requiredGPUs == nil && !options[2].measured && options[2].outputTokensPerGPUSecond["m"]! == nil)
     }
 }
+
+@Suite struct TokenWeightFitTests {
+    @Test func recoversExactWeightsAndKeepsThemNonNegative() {
+        // gpu_seconds = 0.003·uncached + 0·cached + 0.012·output: the fit finds it, R² = 1.
+        let hours = (0..<20).map { i -> TokenWeightFit.Hour in
+            let u = Double(100 + 37 * i), c = Double((i * 13) % 50), o = Double(20 + (i * 7) % 90)
+            return .init(gpuSeconds: 0.003 * u + 0.012 * o, uncachedInput: u, cachedInput: c, output: o)
+        }
+        let fit = TokenWeightFit.fit(hours)!
+        #expect(abs(fit.weights.input - 1) < 1e-9 && abs(fit.weights.output - 4) < 1e-6 && fit.weights.cachedInput < 1e-6)
+        #expect(fit.rSquared > 0.999999)
+        // Where plain least squares would go negative (more cached input, less time), NNLS holds at 0.
+        let skewed = (0..<10).map { i -> TokenWeightFit.Hour in
+            let c = Double(i * 100)
+            return .init(gpuSeconds: 50 - 0.01 * c + Double(i % 3), uncachedInput: 1000, cachedInput: c, output: 100)
+        }
+        let s = TokenWeightFit.fit(skewed)!
+        #expect(s.secondsPerToken.input >= 0 && s.secondsPerToken.cachedInput >= 0 && s.secondsPerToken.output >= 0)
+        #expect(TokenWeightFit.fit(Array(hours.prefix(2))) == nil)
+    }
+}
