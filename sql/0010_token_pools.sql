@@ -51,6 +51,23 @@ FROM (SELECT date_trunc('day', started_at, 'UTC') AS day, model, accelerator, co
       FROM usage_records WHERE cached_input_tokens > 0 GROUP BY 1, 2, 3, 4) s
 WHERE f.day = s.day AND f.model = s.model AND f.accelerator = s.accelerator AND f.pool = s.pool;
 
+-- Each pool-hour's token sums (for the weight sum a tokens pool's hour is split by): one row per
+-- (pool, accelerator, hour), so that a report reads a pool-hour's weight by its key instead of
+-- summing the hour's summary rows of every tenant and model.
+CREATE TABLE usage_pool_hourly (
+    pool                text        NOT NULL,
+    accelerator         text        NOT NULL,
+    hour                timestamptz NOT NULL,
+    input_tokens        bigint      NOT NULL,
+    cached_input_tokens bigint      NOT NULL,
+    output_tokens       bigint      NOT NULL,
+    requests            bigint      NOT NULL,
+    PRIMARY KEY (pool, accelerator, hour)
+);
+INSERT INTO usage_pool_hourly (pool, accelerator, hour, input_tokens, cached_input_tokens, output_tokens, requests)
+SELECT pool, accelerator, hour, sum(input_tokens), sum(cached_input_tokens), sum(output_tokens), sum(requests)
+FROM usage_hourly WHERE pool <> '' GROUP BY 1, 2, 3;
+
 CREATE OR REPLACE FUNCTION usage_summaries_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO usage_delta (hour, tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens,
@@ -140,9 +157,21 @@ BEGIN
         input_tokens = f.input_tokens + EXCLUDED.input_tokens,
         output_tokens = f.output_tokens + EXCLUDED.output_tokens,
         cached_input_tokens = f.cached_input_tokens + EXCLUDED.cached_input_tokens;
+    INSERT INTO usage_pool_hourly AS ph (pool, accelerator, hour, input_tokens, cached_input_tokens, output_tokens, requests)
+    SELECT pool, accelerator, hour, sum(input_tokens), sum(cached_input_tokens), sum(output_tokens), sum(requests)
+    FROM usage_fold_batch WHERE pool <> ''
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (pool, accelerator, hour) DO UPDATE SET
+        input_tokens = ph.input_tokens + EXCLUDED.input_tokens,
+        cached_input_tokens = ph.cached_input_tokens + EXCLUDED.cached_input_tokens,
+        output_tokens = ph.output_tokens + EXCLUDED.output_tokens,
+        requests = ph.requests + EXCLUDED.requests;
     -- Keys whose records are all deleted now hold zero: drop them (only deletions subtract).
     SELECT bool_or(requests < 0) INTO negative FROM usage_fold_batch;
     IF negative THEN
+        DELETE FROM usage_pool_hourly ph USING (SELECT DISTINCT pool, accelerator, hour FROM usage_fold_batch WHERE requests < 0 AND pool <> '') k
+        WHERE ph.requests = 0 AND ph.pool = k.pool AND ph.accelerator = k.accelerator AND ph.hour = k.hour;
         DELETE FROM usage_hourly h USING (SELECT DISTINCT hour, tenant, model, accelerator, pool FROM usage_fold_batch WHERE requests < 0) k
         WHERE h.requests = 0 AND h.hour = k.hour AND h.tenant = k.tenant AND h.model = k.model AND h.accelerator = k.accelerator AND h.pool = k.pool;
         DELETE FROM usage_daily d USING (SELECT DISTINCT date_trunc('day', hour, 'UTC') AS day, tenant, model, accelerator, pool

@@ -104,7 +104,7 @@ public struct CostStore: Sendable {
             default: "\(expr) COLLATE \"C\" NULLS LAST"
             }
         }.joined(separator: ", ")
-        let pricing = ReportSQL.pricing(&q, now: query.now ?? query.to)
+        let pricing = ReportSQL.pricing(&q, from: query.from, to: query.to, now: query.now ?? query.to)
         q.sql = """
             WITH \(ReportSQL.split),
             base AS (
@@ -244,7 +244,7 @@ extension CostStore {
                 """
         }
         let x = Self.exact
-        let pricing = ReportSQL.pricing(&q, now: end)
+        let pricing = ReportSQL.pricing(&q, from: period.start, to: usageEnd, now: end)
         let tokens = Self.tokenItems(&q, period: period, end: end)
         q.sql = """
             WITH \(ReportSQL.split),
@@ -321,7 +321,7 @@ extension CostStore {
     static func tokenItems(_ q: inout SQLText, period: Period, end: Timestamp) -> String {
         let e = q.bind(end), ps = q.bind(period.start), pe = q.bind(period.end)
         return """
-            tph AS (
+            tph AS MATERIALIZED (
                 SELECT c.pool, h.hour,
                        sum(c.gpus * extract(epoch FROM least(c.e, h.hour + interval '1 hour', \(e)) - greatest(c.s, h.hour))) AS gs
                 FROM tcap c
@@ -331,10 +331,8 @@ extension CostStore {
                 WHERE c.gpus > 0 AND c.s < least(\(pe), \(e)) AND c.e > \(ps)
                 GROUP BY 1, 2
             ),
-            tphw AS (
-                SELECT t.pool, t.hour, t.gs,
-                       EXISTS (SELECT 1 FROM usage_hourly_live u WHERE u.pool = t.pool AND u.hour = t.hour AND u.accelerator = p.accelerator
-                                                                  AND \(ReportSQL.weight("u", "p")) > 0) AS used,
+            tphw AS MATERIALIZED (
+                SELECT t.pool, t.hour, t.gs, \(ReportSQL.poolHourWeight("t")) > 0 AS used,
                        p.accelerator, p.provider, p.region, p.tier, coalesce(p.usd_per_gpu_hour, s.rate) AS rate,
                        CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.s END AS seg_s,
                        CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.e END AS seg_e

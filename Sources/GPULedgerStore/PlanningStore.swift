@@ -60,7 +60,7 @@ public struct PlanningStore: Sendable {
         let base = ReportSQL.base(&q, from: start, to: before, tenant: tenant, model: model, fleet: !perTenant && tenant == nil)
         let s = q.bind(start), e = q.bind(before)
         let key = perTenant ? "tenant" : "''::text"
-        let pricing = ReportSQL.pricing(&q, now: before)
+        let pricing = ReportSQL.pricing(&q, from: start, to: before, now: before)
         q.sql = """
             WITH \(ReportSQL.split),
             base AS (

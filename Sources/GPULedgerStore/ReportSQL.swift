@@ -127,6 +127,21 @@ enum ReportSQL {
         "(\(p).w_input * (\(u).input_tokens - \(u).cached_input_tokens) + \(p).w_cached_input * \(u).cached_input_tokens + \(p).w_output * \(u).output_tokens)"
     }
 
+    /// The token weight of the pool-hour `k.pool`, `k.hour` (columns of a row in scope), over all
+    /// of the hour's records on the pool's accelerator: the per-pool-hour sums, looked up by key,
+    /// plus the deltas not folded yet.
+    static func poolHourWeight(_ k: String) -> String {
+        """
+        (SELECT coalesce(sum(\(weight("hw", "hp"))), 0)
+         FROM (SELECT h.accelerator, h.input_tokens, h.cached_input_tokens, h.output_tokens FROM usage_pool_hourly h
+               WHERE h.pool = \(k).pool AND h.hour = \(k).hour
+               UNION ALL
+               SELECT d.accelerator, d.input_tokens, d.cached_input_tokens, d.output_tokens FROM usage_delta d
+               WHERE d.pool = \(k).pool AND d.hour = \(k).hour) hw
+         JOIN pools hp ON hp.name = \(k).pool AND hp.accelerator = hw.accelerator)
+        """
+    }
+
     /// CTE `tcap`: each capacity event's span (`s` to the next event or forever) and GPUs.
     static let tcap = "tcap AS (SELECT pool, at AS s, coalesce(lead(at) OVER (PARTITION BY pool ORDER BY at), 'infinity') AS e, gpus FROM pool_capacity)"
 
@@ -147,25 +162,35 @@ enum ReportSQL {
     /// allocates by tokens its weight's share of the hour's paid GPU-seconds (capacity counted
     /// up to `now`), from `tokhour`: per such pool-hour, the weights of all the hour's records
     /// (whatever the report's filters) and the paid GPU-seconds.
-    static func pricing(_ q: inout SQLText, now: Timestamp) -> String {
+    static func pricing(_ q: inout SQLText, from: Timestamp, to: Timestamp, now: Timestamp) -> String {
         let n = q.bind(now)
+        let h0 = q.bind(from.hourStart), h1 = q.bind(to)
         return seg + """
         ,
         \(tcap),
-        tokhour AS (
-            SELECT k.pool, k.hour,
-                   (SELECT coalesce(sum(\(weight("u", "p"))), 0) FROM usage_hourly_live u
-                    WHERE u.pool = k.pool AND u.hour = k.hour AND u.accelerator = p.accelerator) AS wsum,
-                   (SELECT coalesce(sum(c.gpus * greatest(extract(epoch FROM least(c.e, k.hour + interval '1 hour', \(n)) - greatest(c.s, k.hour)), 0)), 0)
-                    FROM tcap c WHERE c.pool = k.pool AND c.gpus > 0 AND c.s < k.hour + interval '1 hour' AND c.e > k.hour) AS prov_gs
-            FROM (SELECT DISTINCT b.pool, b.hour FROM base b
-                  JOIN pools tp ON tp.name = b.pool AND tp.allocation = 'tokens' AND tp.accelerator = b.accelerator) k
-            JOIN pools p ON p.name = k.pool
+        -- The tokens pools' hours of the range (by key in the per-pool-hour sums, and in the
+        -- deltas), each with its weight and paid GPU-seconds and so the GPU-seconds one unit of
+        -- weight pays for.
+        tokkeys AS MATERIALIZED (
+            SELECT h.pool, h.hour FROM pools tp
+            JOIN usage_pool_hourly h ON h.pool = tp.name AND h.accelerator = tp.accelerator AND h.hour >= \(h0) AND h.hour < \(h1)
+            WHERE tp.allocation = 'tokens'
+            UNION
+            SELECT d.pool, d.hour FROM usage_delta d
+            JOIN pools tp ON tp.name = d.pool AND tp.accelerator = d.accelerator AND tp.allocation = 'tokens'
+            WHERE d.hour >= \(h0) AND d.hour < \(h1)
+        ),
+        tokhour AS MATERIALIZED (
+            SELECT pool, hour, prov_gs::numeric(1000, 30) / nullif(wsum, 0) AS per_weight
+            FROM (SELECT k.pool, k.hour, \(poolHourWeight("k")) AS wsum,
+                         (SELECT coalesce(sum(c.gpus * greatest(extract(epoch FROM least(c.e, k.hour + interval '1 hour', \(n)) - greatest(c.s, k.hour)), 0)), 0)
+                          FROM tcap c WHERE c.pool = k.pool AND c.gpus > 0 AND c.s < k.hour + interval '1 hour' AND c.e > k.hour) AS prov_gs
+                  FROM tokkeys k) x
         ),
         priced AS (
             SELECT b.*, p.name IS NOT NULL AS in_pool, coalesce(p.allocation = 'tokens', false) AS by_tokens,
                    CASE WHEN p.allocation = 'tokens'
-                        THEN coalesce((th.prov_gs * \(weight("b", "p")))::numeric(1000, 24) / nullif(th.wsum, 0), 0)
+                        THEN coalesce(th.per_weight * \(weight("b", "p")), 0)
                         ELSE b.gpu_seconds END AS charge_gs,
                    coalesce(p.provider, d.provider) AS kp, coalesce(p.region, d.region) AS kr, coalesce(p.tier, d.tier) AS kt,
                    coalesce(p.usd_per_gpu_hour, s.rate) AS rate,
