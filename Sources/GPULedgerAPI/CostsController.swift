@@ -88,7 +88,7 @@ struct CostsController {
         let scope = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
         let bill = try await costs.bill(period: period, tenant: scope, now: context.now)
         // A tenant key sees its own rows only: the fleet's figures describe other tenants too.
-        let showFleet = principal.role == .admin || principal.role == .finance
+        let showFleet = Access.seesTheFleet(principal)
         switch format {
         case "focus", "csv":
             return ChargebackAnswer.download(bill, format: format, configuration: configuration)

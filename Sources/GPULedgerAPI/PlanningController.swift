@@ -116,7 +116,7 @@ struct PlanningController {
     }
 
     static func requireManager(_ context: AppRequestContext) throws {
-        guard Access.managesBudgets(try context.requirePrincipal()) else { throw AppError.forbidden("only an admin or finance key manages budgets") }
+        guard Access.seesTheFleet(try context.requirePrincipal()) else { throw AppError.forbidden("only an admin or finance key manages budgets") }
     }
 
     @Sendable func put(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -214,7 +214,7 @@ struct PlanningController {
 
     @Sendable func forecastCapacity(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        guard principal.role == .admin || principal.role == .finance else {
+        guard Access.seesTheFleet(principal) else {
             throw AppError.forbidden("capacity plans cover shared pools: only admin and finance keys read them")
         }
         let params = try Query(request, allowed: ["pool", "accelerator", "model", "horizon_days", "target_utilization", "coverage", "budget_usd",

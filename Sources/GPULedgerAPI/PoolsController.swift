@@ -22,7 +22,7 @@ struct PoolsController {
     /// now), with R², next to the weights in force.
     @Sendable func fitWeights(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        guard Access.managesBudgets(principal) else { throw AppError.forbidden("only admin and finance keys read weight fits") }
+        guard Access.seesTheFleet(principal) else { throw AppError.forbidden("only admin and finance keys read weight fits") }
         let params = try Query(request, allowed: ["from", "to"])
         let name = try PathName.pool(context)
         let (from, to) = try params.range(now: context.now) { $0.adding(days: -30) }

@@ -59,11 +59,18 @@ struct UsageController {
             throw AppError(.contentTooLarge, code: "body_too_large",
                            message: "the body is over the limit of \(limit) bytes (send smaller batches)")
         }
-        // One short query a batch: the pools whose records may leave out gpu_seconds.
-        let parser = RecordParser(now: context.now, knownAccelerators: pricing.accelerators, maxTokens: RecordParser.serviceMaxTokens,
-                                  tokenPools: try await pools.tokenPools())
-        let batch = try body.withUnsafeReadableBytes { raw in
-            try parser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), format: format)
+        var parser = RecordParser(now: context.now, knownAccelerators: pricing.accelerators, maxTokens: RecordParser.serviceMaxTokens)
+        func parse() throws -> ParsedBatch {
+            try body.withUnsafeReadableBytes { raw in
+                try parser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), format: format)
+            }
+        }
+        var batch = try parse()
+        // A record on a pool without gpu_seconds is valid when the pool allocates by tokens: only
+        // then are the token pools looked up (the batch parsed again), not on every batch.
+        if batch.poolWithoutGPUSeconds {
+            parser.tokenPools = try await pools.tokenPools()
+            batch = try parse()
         }
         context.logFields["records"] = "\(batch.count)"
         if let first = batch.records.first?.tenant, batch.records.allSatisfy({ $0.tenant == first }) { context.logFields["tenant"] = first }

@@ -147,7 +147,7 @@ public struct ConsoleController: Sendable {
         /// The request's instant (`context.now`).
         var now: Timestamp
         var principal: Principal { session.principal }
-        var manages: Bool { principal.role == .admin || principal.role == .finance }
+        var manages: Bool { Access.seesTheFleet(principal) }
     }
 
     /// Renders a page for a signed-in reader: the sign-in page without a session; a 403 page

@@ -43,6 +43,7 @@ public enum Access {
         }
     }
 
-    /// Whether the key manages budgets (admin and finance).
-    public static func managesBudgets(_ principal: Principal) -> Bool { principal.role == .admin || principal.role == .finance }
+    /// Whether the key sees the whole fleet (admin and finance): every tenant, the fleet's
+    /// figures, the shared pools' plans and weight fits; and manages budgets.
+    public static func seesTheFleet(_ principal: Principal) -> Bool { principal.role == .admin || principal.role == .finance }
 }

@@ -116,7 +116,8 @@ extension ParseState {
             fail(index, field.name, "is required", &bad)
         }
         if gpuSeconds == nil, !gpuSecondsBad, !(pool.map { parser.tokenPools.contains($0) } ?? false) {
-            fail(index, RecordField.gpuSeconds.name, pool == nil ? "is required" : "is required (pool \(pool!) allocates by gpu_seconds; only a pool that allocates by tokens takes records without it)", &bad)
+            if pool != nil { poolWithoutGPUSeconds = true }
+            fail(index, RecordField.gpuSeconds.name, pool.map { "is required (pool \($0) allocates by gpu_seconds; only a pool that allocates by tokens takes records without it)" } ?? "is required", &bad)
         }
         if let c = cached, let i = inputTokens, c > i {
             fail(index, RecordField.cachedInputTokens.name, "must not exceed input_tokens (\(i))", &bad)

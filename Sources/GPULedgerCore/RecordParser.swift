@@ -21,6 +21,9 @@ public struct ParsedBatch: Sendable {
     public var invalidRecords: Int
     /// How many records the body held.
     public var count: Int
+    /// Some record names a pool, not one of `tokenPools`, and leaves out `gpu_seconds`: valid if
+    /// that pool allocates by tokens (a caller that did not look them up can, and parse again).
+    public var poolWithoutGPUSeconds = false
 }
 
 public enum BodyFormat: Sendable {
@@ -73,7 +76,8 @@ public struct RecordParser: Sendable {
         case .json: try state.parseJSONBody(buf)
         case .ndjson: try state.parseNDJSONBody(buf)
         }
-        return ParsedBatch(records: state.records, errors: state.errors, invalidRecords: state.invalid, count: state.count)
+        return ParsedBatch(records: state.records, errors: state.errors, invalidRecords: state.invalid, count: state.count,
+                           poolWithoutGPUSeconds: state.poolWithoutGPUSeconds)
     }
 }
 
@@ -83,6 +87,7 @@ struct ParseState {
     var errors: [FieldError] = []
     var invalid = 0
     var count = 0
+    var poolWithoutGPUSeconds = false
 
     init(parser: RecordParser) { self.parser = parser }
 
