@@ -323,15 +323,13 @@ public struct PlanningStore: Sendable {
             busyRows = """
                 SELECT 'h', (extract(epoch FROM hour) * 1000000)::bigint, (w / nullif(tp, 0))::float8, NULL::float8, NULL::text, NULL::text
                 FROM (
-                    WITH w AS (
-                        SELECT u.hour, sum(\(ReportSQL.weight("u", "p"))) FILTER (WHERE \(selected)) AS w, sum(\(ReportSQL.weight("u", "p"))) AS wall
+                    WITH \(ReportSQL.tcap),
+                    w AS (
+                        SELECT u.pool, u.hour, sum(\(ReportSQL.weight("u", "p"))) FILTER (WHERE \(selected)) AS w, sum(\(ReportSQL.weight("u", "p"))) AS wall
                         FROM usage_hourly_live u JOIN pools p ON p.name = u.pool AND p.accelerator = u.accelerator
-                        WHERE u.pool = \(b) AND u.hour >= \(s) AND u.hour < \(e) GROUP BY u.hour),
-                    c AS (SELECT at AS cs, coalesce(lead(at) OVER (ORDER BY at), 'infinity') AS ce, gpus FROM pool_capacity WHERE pool = \(b))
-                    , pv AS (
-                        SELECT w.hour, coalesce(w.w, 0) AS w, w.wall,
-                               (SELECT coalesce(sum(c.gpus * greatest(extract(epoch FROM least(c.ce, w.hour + interval '1 hour') - greatest(c.cs, w.hour)), 0)), 0)
-                                FROM c WHERE c.cs < w.hour + interval '1 hour' AND c.ce > w.hour) AS gs
+                        WHERE u.pool = \(b) AND u.hour >= \(s) AND u.hour < \(e) GROUP BY u.pool, u.hour),
+                    pv AS (
+                        SELECT w.hour, coalesce(w.w, 0) AS w, w.wall, \(ReportSQL.paidGPUSeconds("w", now: e)) AS gs
                         FROM w)
                     SELECT hour, w, (SELECT max(wall / (gs / 3600)) FROM pv WHERE gs > 0) AS tp FROM pv
                 ) x

@@ -202,29 +202,26 @@ extension RateStore {
     /// A stored record's cost; `now` bounds the capacity a `tokens` pool's current hour has paid for.
     public func cost(tenant: String, requestID: String, now: Timestamp) async throws -> RequestCost? {
         let logger = self.logger
-        let nowText = now.rfc3339
-        return try await db.withConnection { conn in
-            let rows = try await conn.query("""
-                WITH u AS (SELECT * FROM usage_records WHERE tenant = \(tenant) AND request_id = \(requestID)),
+        var q = SQLText()
+        let (t, r, n) = (q.bind(tenant), q.bind(requestID), q.bind(now))
+        // In a tokens pool, the request's weight's share of its hour's paid GPU-seconds, by the
+        // same SQL the reports price with (`ReportSQL`).
+        q.sql = """
+                WITH u AS (SELECT * FROM usage_records WHERE tenant = \(t) AND request_id = \(r)),
+                \(ReportSQL.tcap),
+                rk AS (SELECT u.pool, date_trunc('hour', u.started_at, 'UTC') AS hour FROM u),
+                share AS (
+                    SELECT \(ReportSQL.paidGPUSeconds("rk", now: n))::numeric(1000, 30) / nullif(\(ReportSQL.poolHourWeight("rk")), 0) AS per_weight
+                    FROM rk
+                ),
                 k AS (
                     SELECT u.*, p.name AS pool_name, p.usd_per_gpu_hour AS override, coalesce(p.allocation, 'gpu_seconds') AS allocation,
-                           CASE WHEN p.allocation = 'tokens' THEN (
-                               SELECT (pc.gs * \(unescaped: ReportSQL.weight("w", "p")))::numeric(1000, 24) / nullif(pc.wsum, 0)
-                               FROM (SELECT u.input_tokens, coalesce(u.cached_input_tokens, 0) AS cached_input_tokens, u.output_tokens) w,
-                                    LATERAL (
-                                   SELECT (SELECT coalesce(sum(\(unescaped: ReportSQL.weight("h", "p"))), 0) FROM usage_hourly_live h
-                                           WHERE h.pool = p.name AND h.accelerator = p.accelerator
-                                             AND h.hour = date_trunc('hour', u.started_at, 'UTC')) AS wsum,
-                                          (SELECT coalesce(sum(c.gpus * greatest(extract(epoch FROM
-                                                      least(c.e, date_trunc('hour', u.started_at, 'UTC') + interval '1 hour', \(nowText)::timestamptz)
-                                                      - greatest(c.s, date_trunc('hour', u.started_at, 'UTC'))), 0)), 0)
-                                           FROM (SELECT at AS s, coalesce(lead(at) OVER (ORDER BY at), 'infinity') AS e, gpus
-                                                 FROM pool_capacity WHERE pool = p.name) c) AS gs
-                               ) pc)
-                           END AS share_gs,
+                           CASE WHEN p.allocation = 'tokens'
+                                THEN (SELECT per_weight FROM share) * \(ReportSQL.weight("w", "p")) END AS share_gs,
                            COALESCE(p.provider, d.provider) AS k_provider, COALESCE(p.region, d.region) AS k_region,
                            COALESCE(p.tier, d.tier) AS k_tier
                     FROM u
+                    CROSS JOIN LATERAL (SELECT u.input_tokens, coalesce(u.cached_input_tokens, 0) AS cached_input_tokens, u.output_tokens) w
                     LEFT JOIN pools p ON p.name = u.pool AND p.accelerator = u.accelerator
                     LEFT JOIN default_rates d ON d.accelerator = u.accelerator
                 ),
@@ -246,7 +243,10 @@ extension RateStore {
                                  3600 * (input_tokens + output_tokens))::text,
                        allocation
                 FROM priced WHERE price IS NOT NULL
-                """, logger: logger)
+                """
+        let query = q.query
+        return try await db.withConnection { conn in
+            let rows = try await conn.query(query, logger: logger)
             for try await (price, p, r, t, eff, source, card, cost, perM, allocation) in rows.decode((String, String, String, String, Int64?, String, String, String, String?, String).self) {
                 return RequestCost(usdPerGPUHour: price, provider: p, region: r, tier: t, effectiveFrom: eff.map(Timestamp.init(microseconds:)),
                                    source: source, card: card, costUSD: cost, costPer1MTokensUSD: perM, allocation: allocation)

@@ -142,6 +142,15 @@ enum ReportSQL {
         """
     }
 
+    /// The GPU-seconds a pool paid for in the hour `k.pool`, `k.hour` (columns of a row in
+    /// scope), counting capacity up to `now` (SQL for a time), from the CTE `tcap`.
+    static func paidGPUSeconds(_ k: String, now: String) -> String {
+        """
+        (SELECT coalesce(sum(c.gpus * greatest(extract(epoch FROM least(c.e, \(k).hour + interval '1 hour', \(now)) - greatest(c.s, \(k).hour)), 0)), 0)
+         FROM tcap c WHERE c.pool = \(k).pool AND c.gpus > 0 AND c.s < \(k).hour + interval '1 hour' AND c.e > \(k).hour)
+        """
+    }
+
     /// CTE `tcap`: each capacity event's span (`s` to the next event or forever) and GPUs.
     static let tcap = "tcap AS (SELECT pool, at AS s, coalesce(lead(at) OVER (PARTITION BY pool ORDER BY at), 'infinity') AS e, gpus FROM pool_capacity)"
 
@@ -182,9 +191,7 @@ enum ReportSQL {
         ),
         tokhour AS MATERIALIZED (
             SELECT pool, hour, prov_gs::numeric(1000, 30) / nullif(wsum, 0) AS per_weight
-            FROM (SELECT k.pool, k.hour, \(poolHourWeight("k")) AS wsum,
-                         (SELECT coalesce(sum(c.gpus * greatest(extract(epoch FROM least(c.e, k.hour + interval '1 hour', \(n)) - greatest(c.s, k.hour)), 0)), 0)
-                          FROM tcap c WHERE c.pool = k.pool AND c.gpus > 0 AND c.s < k.hour + interval '1 hour' AND c.e > k.hour) AS prov_gs
+            FROM (SELECT k.pool, k.hour, \(poolHourWeight("k")) AS wsum, \(paidGPUSeconds("k", now: n)) AS prov_gs
                   FROM tokkeys k) x
         ),
         priced AS (
