@@ -34,9 +34,11 @@ public enum GroupKey: Sendable, Hashable, CustomStringConvertible {
             case "hour": key = .hour
             case "month": key = .month
             default:
-                if item.hasPrefix("label:") {
-                    let name = String(item.dropFirst(6))
-                    guard (1...64).contains(name.count) else {
+                // By bytes and code points, as the OpenAPI pattern reads it: a key that begins with
+                // a combining mark (an emoji skin tone) must not merge with the colon.
+                if item.utf8.starts(with: "label:".utf8) {
+                    let name = String(decoding: item.utf8.dropFirst(6), as: UTF8.self)
+                    guard (1...64).contains(name.unicodeScalars.count) else {
                         throw ReportQueryError("group_by: \(item) names no label key (label:KEY, KEY 1–64 characters)")
                     }
                     key = .label(name)

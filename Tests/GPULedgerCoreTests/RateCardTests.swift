@@ -99,3 +99,13 @@ import Testing
         #expect(rows.map(\.fields) == [["h1", "h2"], ["1", "2"]])
     }
 }
+
+@Suite struct GroupKeyTests {
+    /// Found by schemathesis (seed 869299028): "label:" followed by a key that begins with an
+    /// emoji skin tone was refused, the modifier merging with the colon into one character.
+    @Test func aLabelKeyMayBeginWithACombiningMark() throws {
+        #expect(try GroupKey.parseList("model,label:\u{1F3FB}team") == [.model, .label("\u{1F3FB}team")])
+        #expect(try GroupKey.parseList("label:" + String(repeating: "e\u{301}", count: 32)).count == 1)
+        #expect(throws: ReportQueryError.self) { try GroupKey.parseList("label:" + String(repeating: "e\u{301}", count: 33)) }
+    }
+}
