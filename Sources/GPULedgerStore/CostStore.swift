@@ -331,13 +331,15 @@ extension CostStore {
                 WHERE c.gpus > 0 AND c.s < least(\(pe), \(e)) AND c.e > \(ps)
                 GROUP BY 1, 2
             ),
+            \(ReportSQL.poolHourWeights("tpw", from: ps, to: pe)),
             tphw AS MATERIALIZED (
-                SELECT t.pool, t.hour, t.gs, \(ReportSQL.poolHourWeight("t")) > 0 AS used,
+                SELECT t.pool, t.hour, t.gs, coalesce(w.wsum, 0) > 0 AS used,
                        p.accelerator, p.provider, p.region, p.tier, coalesce(p.usd_per_gpu_hour, s.rate) AS rate,
                        CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.s END AS seg_s,
                        CASE WHEN p.usd_per_gpu_hour IS NULL THEN s.e END AS seg_e
                 FROM tph t
                 JOIN pools p ON p.name = t.pool
+                LEFT JOIN tpw w ON w.pool = t.pool AND w.hour = t.hour
                 LEFT JOIN seg s ON p.usd_per_gpu_hour IS NULL AND s.provider = p.provider AND s.region = p.region
                      AND s.accelerator = p.accelerator AND s.tier = p.tier AND t.hour >= s.s AND (s.e IS NULL OR t.hour < s.e)
             ),

@@ -128,17 +128,40 @@ enum ReportSQL {
     }
 
     /// The token weight of the pool-hour `k.pool`, `k.hour` (columns of a row in scope), over all
-    /// of the hour's records on the pool's accelerator: the per-pool-hour sums, looked up by key,
-    /// plus the deltas not folded yet.
+    /// of the hour's records on the pool's accelerator: the per-pool-hour sums, looked up by their
+    /// whole key, plus the deltas not folded yet. (For one pool-hour; a range's come from
+    /// `poolHourWeights`.)
     static func poolHourWeight(_ k: String) -> String {
         """
         (SELECT coalesce(sum(\(weight("hw", "hp"))), 0)
-         FROM (SELECT h.accelerator, h.input_tokens, h.cached_input_tokens, h.output_tokens FROM usage_pool_hourly h
-               WHERE h.pool = \(k).pool AND h.hour = \(k).hour
+         FROM pools hp
+         CROSS JOIN LATERAL (
+               SELECT h.input_tokens, h.cached_input_tokens, h.output_tokens FROM usage_pool_hourly h
+               WHERE h.pool = hp.name AND h.accelerator = hp.accelerator AND h.hour = \(k).hour
                UNION ALL
-               SELECT d.accelerator, d.input_tokens, d.cached_input_tokens, d.output_tokens FROM usage_delta d
-               WHERE d.pool = \(k).pool AND d.hour = \(k).hour) hw
-         JOIN pools hp ON hp.name = \(k).pool AND hp.accelerator = hw.accelerator)
+               SELECT d.input_tokens, d.cached_input_tokens, d.output_tokens FROM usage_delta d
+               WHERE d.pool = hp.name AND d.accelerator = hp.accelerator AND d.hour = \(k).hour) hw
+         WHERE hp.name = \(k).pool)
+        """
+    }
+
+    /// CTE `name`: the token weight of every pool-hour of the pools that allocate by tokens with
+    /// records in `[h0, h1)` (SQL for times): one range scan of the per-pool-hour sums per pool,
+    /// plus the deltas not folded yet. Columns pool, hour, wsum.
+    static func poolHourWeights(_ name: String, from h0: String, to h1: String) -> String {
+        """
+        \(name) AS MATERIALIZED (
+            SELECT tp.name AS pool, w.hour, sum(\(weight("w", "tp"))) AS wsum
+            FROM pools tp
+            CROSS JOIN LATERAL (
+                SELECT h.hour, h.input_tokens, h.cached_input_tokens, h.output_tokens FROM usage_pool_hourly h
+                WHERE h.pool = tp.name AND h.accelerator = tp.accelerator AND h.hour >= \(h0) AND h.hour < \(h1)
+                UNION ALL
+                SELECT d.hour, d.input_tokens, d.cached_input_tokens, d.output_tokens FROM usage_delta d
+                WHERE d.pool = tp.name AND d.accelerator = tp.accelerator AND d.hour >= \(h0) AND d.hour < \(h1)) w
+            WHERE tp.allocation = 'tokens'
+            GROUP BY tp.name, w.hour
+        )
         """
     }
 
@@ -177,22 +200,12 @@ enum ReportSQL {
         return seg + """
         ,
         \(tcap),
-        -- The tokens pools' hours of the range (by key in the per-pool-hour sums, and in the
-        -- deltas), each with its weight and paid GPU-seconds and so the GPU-seconds one unit of
-        -- weight pays for.
-        tokkeys AS MATERIALIZED (
-            SELECT h.pool, h.hour FROM pools tp
-            JOIN usage_pool_hourly h ON h.pool = tp.name AND h.accelerator = tp.accelerator AND h.hour >= \(h0) AND h.hour < \(h1)
-            WHERE tp.allocation = 'tokens'
-            UNION
-            SELECT d.pool, d.hour FROM usage_delta d
-            JOIN pools tp ON tp.name = d.pool AND tp.accelerator = d.accelerator AND tp.allocation = 'tokens'
-            WHERE d.hour >= \(h0) AND d.hour < \(h1)
-        ),
+        -- The tokens pools' hours of the range, each with its weight and paid GPU-seconds and so
+        -- the GPU-seconds one unit of weight pays for.
+        \(poolHourWeights("tokw", from: h0, to: h1)),
         tokhour AS MATERIALIZED (
-            SELECT pool, hour, prov_gs::numeric(1000, 30) / nullif(wsum, 0) AS per_weight
-            FROM (SELECT k.pool, k.hour, \(poolHourWeight("k")) AS wsum, \(paidGPUSeconds("k", now: n)) AS prov_gs
-                  FROM tokkeys k) x
+            SELECT k.pool, k.hour, k.wsum, \(paidGPUSeconds("k", now: n))::numeric(1000, 30) / nullif(k.wsum, 0) AS per_weight
+            FROM tokw k
         ),
         priced AS (
             SELECT b.*, p.name IS NOT NULL AS in_pool, coalesce(p.allocation = 'tokens', false) AS by_tokens,
