@@ -19,6 +19,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // OTLP trace export bodies (POST /v1/traces): protobuf and its JSON mapping; gzip.
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
         // Tests' HTTP client (already built for HummingbirdTesting).
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
@@ -38,6 +41,23 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The OpenTelemetry trace messages (opentelemetry-proto, Apache-2.0), generated once by
+        // scripts/generate-otlp-swift and committed: no build runs protoc or its plugin.
+        .target(
+            name: "OTLPProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["OPENTELEMETRY_PROTO_VERSION"]
+        ),
+        // OTLP trace exports → usage records (contract section 5): decoding, the span mapping,
+        // the answer. No I/O.
+        .target(
+            name: "GPULedgerOTLP",
+            dependencies: [
+                "GPULedgerCore", "OTLPProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strict
+        ),
         // What the API and the console share over HTTP: the request context, AppError and its
         // mapping, the query string, responses, middleware, the service's configuration.
         .target(
@@ -54,10 +74,11 @@ let package = Package(
         .target(
             name: "GPULedgerAPI",
             dependencies: [
-                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP",
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerOTLP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -102,7 +123,7 @@ let package = Package(
         .target(
             name: "GPULedgerTestSupport",
             dependencies: [
-                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerApp",
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerApp", "GPULedgerOTLP",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -143,6 +164,21 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "gpuledger-bench-otlp",
+            dependencies: [
+                "GPULedgerCore", "GPULedgerOTLP", "GPULedgerTestSupport", "OTLPProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Benchmarks/OTLPBenchmark",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "gpuledger-fuzz-otlp",
+            dependencies: ["GPULedgerTestSupport"],
+            path: "Benchmarks/OTLPFuzz",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "gpuledger-backtest",
             dependencies: ["GPULedgerCore", "GPULedgerTestSupport"],
             path: "Benchmarks/ForecastBacktest",
@@ -153,6 +189,9 @@ let package = Package(
             name: "GPULedgerIntegrationTests",
             dependencies: [
                 "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerApp", "GPULedgerTestSupport",
+                "GPULedgerOTLP", "OTLPProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

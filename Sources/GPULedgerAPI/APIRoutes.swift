@@ -35,6 +35,8 @@ public struct APIRoutes {
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: KeyStore(database: database)))
         UsageController(usage: UsageStore(database: database), pools: PoolStore(database: database), rates: RateStore(database: database), pricing: pricing,
                         configuration: configuration, metrics: metrics).addRoutes(to: v1)
+        TracesController(usage: UsageStore(database: database), pools: PoolStore(database: database), pricing: pricing,
+                         configuration: configuration, metrics: metrics).addRoutes(to: v1)
         RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
         PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
         CostsController(costs: CostStore(database: database), configuration: configuration).addRoutes(to: v1)

@@ -141,7 +141,7 @@ struct UsageRecordAnswer: Encodable {
     var gpu_seconds: Nullable<Decimal>
     var input_tokens, output_tokens: Int64
     var cached_input_tokens: Nullable<Int64>
-    var ttft_ms, tpot_ms, e2e_ms: Nullable<Double>
+    var ttft_ms, tpot_ms, e2e_ms, queue_ms: Nullable<Double>
     var status: String
     var error_type: Nullable<String>
     var labels: [String: String]
@@ -161,7 +161,7 @@ struct UsageRecordAnswer: Encodable {
         gpu_seconds = .init(r.gpuSeconds.flatMap(CentRounding.decimal))
         input_tokens = r.inputTokens; output_tokens = r.outputTokens
         cached_input_tokens = .init(r.cachedInputTokens)
-        ttft_ms = .init(r.ttftMs); tpot_ms = .init(r.tpotMs); e2e_ms = .init(r.e2eMs)
+        ttft_ms = .init(r.ttftMs); tpot_ms = .init(r.tpotMs); e2e_ms = .init(r.e2eMs); queue_ms = .init(r.queueMs)
         status = r.status.rawValue
         error_type = .init(r.errorType)
         labels = Dictionary(uniqueKeysWithValues: r.labels.map { ($0.key, $0.value) })

@@ -29,6 +29,7 @@ extension ParseState {
         var ttft: Double?
         var tpot: Double?
         var e2e: Double?
+        var queue: Double?
         var status: UsageRecord.Status?
         var errorType: String?
         var labels: [UsageRecord.Label] = []
@@ -88,6 +89,7 @@ extension ParseState {
                         case .ttftMs: ttft = milliseconds(v, index, field, &bad)
                         case .tpotMs: tpot = milliseconds(v, index, field, &bad)
                         case .e2eMs: e2e = milliseconds(v, index, field, &bad)
+                        case .queueMs: queue = milliseconds(v, index, field, &bad)
                         case .status:
                             switch v.text {
                             case "ok": status = .ok
@@ -134,7 +136,7 @@ extension ParseState {
         records.append(UsageRecord(
             requestID: requestID, tenant: tenant, model: model, accelerator: accelerator, pool: pool,
             startedAt: startedAt, gpuSeconds: gpuSeconds, inputTokens: inputTokens, outputTokens: outputTokens,
-            cachedInputTokens: cached, ttftMs: ttft, tpotMs: tpot, e2eMs: e2e, status: status ?? .ok,
+            cachedInputTokens: cached, ttftMs: ttft, tpotMs: tpot, e2eMs: e2e, queueMs: queue, status: status ?? .ok,
             errorType: errorType, labels: labels))
     }
 
@@ -242,7 +244,7 @@ extension ParseState {
 /// The record's fields, by their names in `UsageRecord.fieldNames`.
 enum RecordField: UInt32 {
     case requestID, tenant, model, accelerator, pool, startedAt, gpuSeconds, inputTokens, outputTokens,
-         cachedInputTokens, ttftMs, tpotMs, e2eMs, status, errorType, labels
+         cachedInputTokens, ttftMs, tpotMs, e2eMs, queueMs, status, errorType, labels
 
     var name: String { UsageRecord.fieldNames[Int(rawValue)] }
 

@@ -24,6 +24,8 @@ public struct UsageRecord: Sendable, Equatable {
     public var ttftMs: Double?
     public var tpotMs: Double?
     public var e2eMs: Double?
+    /// Time spent queued before being scheduled (OpenTelemetry `gen_ai.latency.time_in_queue`).
+    public var queueMs: Double?
     public var status: Status
     public var errorType: String?
     /// In the order sent; keys are unique.
@@ -32,7 +34,7 @@ public struct UsageRecord: Sendable, Equatable {
     public init(
         requestID: String, tenant: String, model: String, accelerator: String, pool: String? = nil,
         startedAt: Timestamp, gpuSeconds: String?, inputTokens: Int64, outputTokens: Int64,
-        cachedInputTokens: Int64? = nil, ttftMs: Double? = nil, tpotMs: Double? = nil, e2eMs: Double? = nil,
+        cachedInputTokens: Int64? = nil, ttftMs: Double? = nil, tpotMs: Double? = nil, e2eMs: Double? = nil, queueMs: Double? = nil,
         status: Status = .ok, errorType: String? = nil, labels: [Label] = []
     ) {
         self.requestID = requestID
@@ -48,6 +50,7 @@ public struct UsageRecord: Sendable, Equatable {
         self.ttftMs = ttftMs
         self.tpotMs = tpotMs
         self.e2eMs = e2eMs
+        self.queueMs = queueMs
         self.status = status
         self.errorType = errorType
         self.labels = labels
@@ -56,14 +59,7 @@ public struct UsageRecord: Sendable, Equatable {
     /// The labels as a JSON object text (`{}` when there are none), for a `jsonb` column.
     public var labelsJSON: String {
         var out = [UInt8]()
-        out.append(UInt8(ascii: "{"))
-        for (i, label) in labels.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            JSONText.appendQuoted(label.key, to: &out)
-            out.append(UInt8(ascii: ":"))
-            JSONText.appendQuoted(label.value, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
+        JSONText.appendObject(labels.map { ($0.key, $0.value) }, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -71,7 +67,7 @@ public struct UsageRecord: Sendable, Equatable {
     public static let fieldNames: [String] = [
         "request_id", "tenant", "model", "accelerator", "pool", "started_at", "gpu_seconds",
         "input_tokens", "output_tokens", "cached_input_tokens", "ttft_ms", "tpot_ms", "e2e_ms",
-        "status", "error_type", "labels",
+        "queue_ms", "status", "error_type", "labels",
     ]
 }
 
@@ -106,6 +102,18 @@ public enum JSONText {
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// `{"k":"v",…}`: an object of string values, in the order given.
+    public static func appendObject(_ pairs: [(String, String)], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        for (i, (k, v)) in pairs.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            appendQuoted(k, to: &out)
+            out.append(UInt8(ascii: ":"))
+            appendQuoted(v, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     public static func quoted(_ s: String) -> String {

@@ -27,6 +27,8 @@ public struct AppConfiguration: Sendable {
     /// How often ingest's summary deltas are folded into the report summaries; nil: never (tests
     /// fold when they mean to; reports are exact either way).
     public var summaryFoldInterval: Duration? = .seconds(1)
+    /// Fallbacks for spans that lack gpuledger's attributes (`POST /v1/traces`; `serve --otlp-mapping`).
+    public var otlpMapping = OTLPMapping()
     /// Where "now" comes from: the system clock in production, a fixed instant in tests.
     public var clock: WallClock = .system
 

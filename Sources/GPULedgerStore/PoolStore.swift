@@ -126,6 +126,21 @@ public struct PoolStore: Sendable {
         }
     }
 
+    /// Every pool's accelerator, and the pools that allocate by tokens: what turning spans into
+    /// records needs (`POST /v1/traces`: a span's accelerator defaults to its pool's).
+    public func ingestView() async throws -> (accelerators: [String: String], tokenPools: Set<String>) {
+        let logger = self.logger
+        return try await db.withConnection { conn in
+            var accelerators: [String: String] = [:], tokens = Set<String>()
+            for try await (n, a, allocation) in try await conn.query("SELECT name, accelerator, allocation FROM pools", logger: logger)
+                .decode((String, String, String).self) {
+                accelerators[n] = a
+                if allocation == Allocation.tokens.rawValue { tokens.insert(n) }
+            }
+            return (accelerators, tokens)
+        }
+    }
+
     /// The names of the pools that allocate by tokens (their records may omit gpu_seconds).
     public func tokenPools() async throws -> Set<String> {
         let logger = self.logger

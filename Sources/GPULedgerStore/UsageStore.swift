@@ -33,7 +33,7 @@ public struct UsageStore: Sendable {
     static let columns = [
         "tenant", "request_id", "model", "accelerator", "pool", "started_at", "gpu_seconds",
         "input_tokens", "output_tokens", "cached_input_tokens", "ttft_ms", "tpot_ms", "e2e_ms",
-        "status", "error_type", "labels",
+        "queue_ms", "status", "error_type", "labels",
     ]
 
     /// Stores a batch, all or nothing, idempotent on (tenant, request_id); returns after commit.
@@ -176,6 +176,7 @@ struct CopyTextEncoder {
         double(r.ttftMs); tab()
         double(r.tpotMs); tab()
         double(r.e2eMs); tab()
+        double(r.queueMs); tab()
         bytes.append(contentsOf: r.status.rawValue.utf8); tab()
         optional(r.errorType); tab()
         if r.labels.isEmpty { null() } else { labels(r.labels) }
@@ -275,7 +276,7 @@ extension UsageStore {
                 SELECT request_id, tenant, model, accelerator, pool,
                        (extract(epoch FROM started_at) * 1000000)::bigint, gpu_seconds::text,
                        input_tokens, output_tokens, cached_input_tokens, ttft_ms, tpot_ms, e2e_ms,
-                       status, error_type, labels::text, (extract(epoch FROM ingested_at) * 1000000)::bigint
+                       status, error_type, labels::text, (extract(epoch FROM ingested_at) * 1000000)::bigint, queue_ms
                 FROM usage_records WHERE tenant = \(tenant) AND request_id = \(requestID)
                 """, logger: logger)
             for try await row in rows {
@@ -293,6 +294,7 @@ extension UsageStore {
                     inputTokens: try c[7].decode(Int64.self), outputTokens: try c[8].decode(Int64.self),
                     cachedInputTokens: try c[9].decode(Int64?.self),
                     ttftMs: try c[10].decode(Double?.self), tpotMs: try c[11].decode(Double?.self), e2eMs: try c[12].decode(Double?.self),
+                    queueMs: try c[17].decode(Double?.self),
                     status: UsageRecord.Status(rawValue: try c[13].decode(String.self)) ?? .ok,
                     errorType: try c[14].decode(String?.self), labels: labels)
                 return StoredRecord(record: record, ingestedAt: Timestamp(microseconds: try c[16].decode(Int64.self)))

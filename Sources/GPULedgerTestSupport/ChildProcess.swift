@@ -132,3 +132,19 @@ public func httpCall(_ url: String, method: String = "GET", key: String? = nil, 
         return nil
     }
 }
+
+/// A POST of raw bytes (a protobuf body): the status and the answer's bytes, or nil.
+public func httpPost(_ url: String, key: String?, bytes: [UInt8], contentType: String) async -> (status: Int, body: [UInt8])? {
+    var request = HTTPClientRequest(url: url)
+    request.method = .POST
+    if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+    request.headers.add(name: "Content-Type", value: contentType)
+    request.body = .bytes(ByteBuffer(bytes: bytes))
+    do {
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
+        let body = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        return (Int(response.status.code), Array(body.readableBytesView))
+    } catch {
+        return nil
+    }
+}

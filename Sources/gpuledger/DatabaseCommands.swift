@@ -57,6 +57,8 @@ struct Serve: AsyncParsableCommand {
     var usageMetrics: String?
     @Option(help: "Seconds between recomputations of the budget and pool gauges and the cost counter's prices in /metrics (GPULEDGER_BUDGET_GAUGE_INTERVAL, default 60).")
     var budgetGaugeInterval: Int?
+    @Option(help: "JSON file of fallbacks for OpenTelemetry spans that lack gpuledger's attributes: pool, accelerator, model, tenant, tenant_attribute, by default and per key name (GPULEDGER_OTLP_MAPPING; README, \"Connect vLLM\").")
+    var otlpMapping: String?
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var log: LogOptions
 
@@ -84,6 +86,9 @@ struct Serve: AsyncParsableCommand {
         config.budgetGaugeInterval = gaugeSeconds > 0 ? .seconds(gaugeSeconds) : nil
         if let seconds = environment("GPULEDGER_DB_ACQUIRE_TIMEOUT").flatMap(Double.init), seconds > 0 {
             config.databaseAcquireTimeout = .milliseconds(Int(seconds * 1000))
+        }
+        if let path = otlpMapping ?? environment("GPULEDGER_OTLP_MAPPING") {
+            do { config.otlpMapping = try OTLPMapping.load(path: path) } catch let e as MappingError { throw ValidationError(e.description) }
         }
         let pricingDir = pricing ?? environment("GPULEDGER_PRICING") ?? "pricing"
         var isDirectory: ObjCBool = false

@@ -306,7 +306,7 @@ final class RecordSource: @unchecked Sendable {
 /// Turns a CSV row into a record's JSON text. Number columns are sent as JSON numbers when they
 /// read as one, else as strings, so that the service names the bad field.
 struct CSVRecordConverter {
-    static let numeric: Set<String> = ["gpu_seconds", "input_tokens", "output_tokens", "cached_input_tokens", "ttft_ms", "tpot_ms", "e2e_ms"]
+    static let numeric: Set<String> = ["gpu_seconds", "input_tokens", "output_tokens", "cached_input_tokens", "ttft_ms", "tpot_ms", "e2e_ms", "queue_ms"]
     let header: [String]
 
     func json(_ fields: [String]) -> [UInt8] {
@@ -337,14 +337,7 @@ struct CSVRecordConverter {
         }
         if !labels.isEmpty {
             key("labels")
-            out.append(UInt8(ascii: "{"))
-            for (j, (k, v)) in labels.enumerated() {
-                if j > 0 { out.append(UInt8(ascii: ",")) }
-                JSONText.appendQuoted(k, to: &out)
-                out.append(UInt8(ascii: ":"))
-                JSONText.appendQuoted(v, to: &out)
-            }
-            out.append(UInt8(ascii: "}"))
+            JSONText.appendObject(labels, to: &out)
         }
         out.append(UInt8(ascii: "}"))
         return out

@@ -15,7 +15,8 @@ python_venv() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
     rm -rf "$venv"; python3 -m venv "$venv"
   fi
-  "$venv/bin/pip" install -q "$spec"
+  # shellcheck disable=SC2086 # the spec may name several packages
+  "$venv/bin/pip" install -q $spec
 }
 
 # start_temp_service NAME PORT: starts $binary (default .build/debug/gpuledger) on 127.0.0.1:PORT
