@@ -24,10 +24,14 @@ public struct SpanMapper: Sendable {
         self.poolAccelerators = poolAccelerators
     }
 
-    /// One span that maps to a record: how messages name it, and its record as JSON.
+    /// One span that maps to a record: which span it is, and its record as JSON.
     public struct Candidate: Sendable {
-        public var span: String
+        var index: Int
+        var name: String
+        var spanID: Data
         public var json: [UInt8]
+        /// How messages name the span (made only for a span that is rejected).
+        public var span: String { SpanMapper.describe(name: name, spanID: spanID, index) }
     }
 
     public struct Mapped: Sendable {
@@ -52,9 +56,9 @@ public struct SpanMapper: Sendable {
                         out.ignored += 1
                         continue
                     }
-                    switch record(span, own, resource) {
-                    case .success(let json): out.candidates.append(Candidate(span: Self.describe(span, index), json: json))
-                    case .failure(let why): out.rejected.append("\(Self.describe(span, index)): \(why.message)")
+                    switch record(span, own, own.over(resource)) {
+                    case .success(let json): out.candidates.append(Candidate(index: index, name: span.name, spanID: span.spanID, json: json))
+                    case .failure(let why): out.rejected.append("\(Self.describe(name: span.name, spanID: span.spanID, index)): \(why.message)")
                     }
                 }
             }
@@ -63,41 +67,41 @@ public struct SpanMapper: Sendable {
     }
 
     /// How a message names a span: its position in the export, name and span id.
-    static func describe(_ span: Span, _ index: Int) -> String {
-        "span \(index) \(JSONText.quoted(span.name)) (span id \(hex(span.spanID)))"
+    static func describe(name: String, spanID: Data, _ index: Int) -> String {
+        "span \(index) \(JSONText.quoted(name)) (span id \(hex(spanID)))"
     }
 
     struct Unmappable: Error { var message: String }
 
-    func record(_ span: Span, _ own: Attributes, _ resource: Attributes) -> Result<[UInt8], Unmappable> {
-        func pick(_ key: KeyPath<Attributes, AnyValue?>) -> AnyValue? { own[keyPath: key] ?? resource[keyPath: key] }
+    /// `own`: the span's attributes; `a`: the span's over its resource's.
+    func record(_ span: Span, _ own: Attributes, _ a: Attributes) -> Result<[UInt8], Unmappable> {
         var json = JSONLine()
 
         // request_id: gen_ai.request.id, else the span id in hex.
-        if let id = pick(\.requestID) { json.string("request_id", id) } else if !span.spanID.isEmpty {
+        if let id = a.requestID { json.string("request_id", id) } else if !span.spanID.isEmpty {
             json.text("request_id", Self.hex(span.spanID))
         } else {
             return .failure(Unmappable(message: "request_id: the span has neither gen_ai.request.id nor a span id"))
         }
         // tenant: gpuledger.tenant, tenant.id, the mapping's tenant attribute, the key's tenant, the mapping's tenant.
-        if let t = pick(\.tenant) ?? pick(\.tenantID) ?? pick(\.configuredTenant) { json.string("tenant", t) } else if let t = boundTenant ?? fallbacks.tenant {
+        if let t = a.tenant ?? a.tenantID ?? a.configuredTenant { json.string("tenant", t) } else if let t = boundTenant ?? fallbacks.tenant {
             json.text("tenant", t)
         } else {
             let attribute = fallbacks.tenantAttribute.map { ", \($0) (the mapping's tenant_attribute)" } ?? ""
             return .failure(Unmappable(message: "tenant: none found: the span and its resource have no gpuledger.tenant, tenant.id\(attribute); send with an ingest key bound to a tenant or set tenant or tenant_attribute in the OTLP mapping (serve --otlp-mapping)"))
         }
         // model: gen_ai.response.model, gen_ai.request.model, the mapping's model, service.name.
-        if let m = pick(\.responseModel) ?? pick(\.requestModel) { json.string("model", m) } else if let m = fallbacks.model {
+        if let m = a.responseModel ?? a.requestModel { json.string("model", m) } else if let m = fallbacks.model {
             json.text("model", m)
-        } else if let m = pick(\.serviceName) { json.string("model", m) } else {
+        } else if let m = a.serviceName { json.string("model", m) } else {
             return .failure(Unmappable(message: "model: none found: no gen_ai.response.model, gen_ai.request.model or service.name; or set model in the OTLP mapping"))
         }
         // pool: gpuledger.pool, the mapping's pool; accelerator: gpuledger.accelerator, the pool's, the mapping's.
         var poolName: String?
-        if let p = pick(\.pool) { json.string("pool", p); poolName = Attributes.text(p) } else if let p = fallbacks.pool {
+        if let p = a.pool { json.string("pool", p); poolName = Attributes.text(p) } else if let p = fallbacks.pool {
             json.text("pool", p); poolName = p
         }
-        if let a = pick(\.accelerator) { json.string("accelerator", a) } else if let a = poolName.flatMap({ poolAccelerators[$0] }) ?? fallbacks.accelerator {
+        if let a = a.accelerator { json.string("accelerator", a) } else if let a = poolName.flatMap({ poolAccelerators[$0] }) ?? fallbacks.accelerator {
             json.text("accelerator", a)
         } else {
             let pool = poolName.map { "; pool \(JSONText.quoted($0)) is not registered (PUT /v1/pools/{pool})" } ?? ""
@@ -108,35 +112,31 @@ public struct SpanMapper: Sendable {
         let start = Timestamp(microseconds: Int64(span.startTimeUnixNano / 1000))
         json.timestamp("started_at", start)
         // Tokens.
-        let output = pick(\.outputTokens) ?? pick(\.completionTokens)
+        let output = a.outputTokens ?? a.completionTokens
         json.integer("input_tokens", (own.inputTokens ?? own.promptTokens)!)
         if let output { json.integer("output_tokens", output) }
-        if let cached = pick(\.cachedInputTokens) { json.integer("cached_input_tokens", cached) }
-        if let g = pick(\.gpuSeconds) { json.number("gpu_seconds", g, scale: 1) }
+        if let cached = a.cachedInputTokens { json.integer("cached_input_tokens", cached) }
+        if let g = a.gpuSeconds { json.number("gpu_seconds", g, scale: 1) }
         // Latencies: seconds in the span, milliseconds in the record.
         var e2e: Double?, ttft: Double?
-        if let v = pick(\.e2e) { e2e = json.number("e2e_ms", v, scale: 1000) } else if span.endTimeUnixNano >= span.startTimeUnixNano {
+        if let v = a.e2e { e2e = json.number("e2e_ms", v, scale: 1000) } else if span.endTimeUnixNano >= span.startTimeUnixNano {
             let ms = Double(span.endTimeUnixNano - span.startTimeUnixNano) / 1_000_000
             e2e = ms
             json.double("e2e_ms", ms)
         }
-        if let v = pick(\.ttft) { ttft = json.number("ttft_ms", v, scale: 1000) }
+        if let v = a.ttft { ttft = json.number("ttft_ms", v, scale: 1000) }
         if let e2e, let ttft, let n = output.flatMap(Attributes.integer), n > 1, e2e >= ttft {
             json.double("tpot_ms", (e2e - ttft) / Double(n - 1))
         }
-        if let v = pick(\.queue) { json.number("queue_ms", v, scale: 1000) }
+        if let v = a.queue { json.number("queue_ms", v, scale: 1000) }
         // status: error when the span's status is ERROR.
         if span.status.code == .error {
             json.text("status", "error")
-            let type = pick(\.errorType).flatMap(Attributes.text) ?? "span_error"
+            let type = a.errorType.flatMap(Attributes.text) ?? "span_error"
             json.text("error_type", type.isEmpty ? "span_error" : String(type.prefix(64)))
         }
         // labels: gpuledger.label.* (the span's over its resource's).
-        var labels = resource.labels
-        for (k, v) in own.labels {
-            if let i = labels.firstIndex(where: { $0.0 == k }) { labels[i].1 = v } else { labels.append((k, v)) }
-        }
-        if !labels.isEmpty { json.labels(labels) }
+        if !a.labels.isEmpty { json.labels(a.labels) }
         return .success(json.finish())
     }
 
@@ -190,6 +190,36 @@ struct Attributes {
             }
             if let tenantAttribute, kv.key == tenantAttribute { configuredTenant = v }
         }
+    }
+
+    /// These attributes, with `resource`'s where these have none (labels: these over its).
+    func over(_ resource: Attributes) -> Attributes {
+        var a = self
+        a.requestID = requestID ?? resource.requestID
+        a.tenant = tenant ?? resource.tenant
+        a.tenantID = tenantID ?? resource.tenantID
+        a.configuredTenant = configuredTenant ?? resource.configuredTenant
+        a.responseModel = responseModel ?? resource.responseModel
+        a.requestModel = requestModel ?? resource.requestModel
+        a.serviceName = serviceName ?? resource.serviceName
+        a.pool = pool ?? resource.pool
+        a.accelerator = accelerator ?? resource.accelerator
+        a.outputTokens = outputTokens ?? resource.outputTokens
+        a.completionTokens = completionTokens ?? resource.completionTokens
+        a.cachedInputTokens = cachedInputTokens ?? resource.cachedInputTokens
+        a.gpuSeconds = gpuSeconds ?? resource.gpuSeconds
+        a.e2e = e2e ?? resource.e2e
+        a.ttft = ttft ?? resource.ttft
+        a.queue = queue ?? resource.queue
+        a.errorType = errorType ?? resource.errorType
+        if !resource.labels.isEmpty {
+            var labels = resource.labels
+            for (k, v) in self.labels {
+                if let i = labels.firstIndex(where: { $0.0 == k }) { labels[i].1 = v } else { labels.append((k, v)) }
+            }
+            a.labels = labels
+        }
+        return a
     }
 
     /// A value as text: strings as they are, numbers and booleans written out; nil for none.
