@@ -3,8 +3,8 @@ import Foundation
 /// One priced piece of a period's bill, as the store computes it: a tenant's usage or idle share,
 /// or a pool's unallocated idle, provisioned capacity or usage over capacity, for one pricing key
 /// and rate segment. Amounts are exact to 20 decimal places (idle shares are ratios).
-public struct ChargeItem: Sendable, Equatable {
-    public enum Kind: String, Sendable { case usage, idle, unallocated, provisioned, over }
+public struct ChargeItem: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable { case usage, idle, unallocated, provisioned, over }
     public var kind: Kind
     public var tenant: String?
     /// The registered pool; nil for usage priced at its accelerator's default rate.
@@ -53,8 +53,11 @@ public struct ChargeItem: Sendable, Equatable {
 }
 
 /// A period's chargeback: per tenant and for the fleet, in cents that add up.
-public struct Chargeback: Sendable {
-    public struct TenantRow: Sendable, Equatable {
+///
+/// Codable: a closed month's invoice is this, stored as it was at the close (JSON keeps every
+/// decimal exactly), and every format of it is rendered from that.
+public struct Chargeback: Sendable, Codable {
+    public struct TenantRow: Sendable, Equatable, Codable {
         public var tenant: String
         public var requests: Int64 = 0
         public var errors: Int64 = 0
@@ -69,13 +72,15 @@ public struct Chargeback: Sendable {
         /// Cents.
         public var usageCost: Decimal = 0
         public var idleCost: Decimal = 0
-        public var totalCost: Decimal { usageCost + idleCost }
+        /// Corrections of closed months billed in this one (contract section 5, "Closing a month").
+        public var correctionCost: Decimal = 0
+        public var totalCost: Decimal { usageCost + idleCost + correctionCost }
 
         /// A tenant with nothing billed.
         public init(tenant: String) { self.tenant = tenant }
     }
 
-    public struct Fleet: Sendable, Equatable {
+    public struct Fleet: Sendable, Equatable, Codable {
         public var provisionedCost: Decimal = 0
         public var provisionedGPUSeconds: Decimal = 0
         public var usageCost: Decimal = 0
@@ -89,12 +94,32 @@ public struct Chargeback: Sendable {
         public var overCapacityPoolHours: Int64 = 0
         public var unpricedGPUSeconds: Decimal = 0
         public var unpricedProvisionedGPUSeconds: Decimal = 0
+        /// Corrections of closed months billed in this one (not in `totalCost`, which is what
+        /// this month's capacity and usage cost).
+        public var correctionCost: Decimal = 0
     }
 
     /// One line of the bill (a FOCUS row): an item with its cents.
-    public struct Line: Sendable, Equatable {
+    public struct Line: Sendable, Equatable, Codable {
         public var item: ChargeItem
         public var cost: Decimal
+    }
+
+    /// What the ledger says now of a closed month, less its invoice and the corrections of it
+    /// billed already: billed in the first open month after it, per tenant (nil: the fleet's
+    /// unallocated idle), in cents, either sign.
+    public struct Correction: Sendable, Equatable, Codable {
+        public var tenant: String?
+        public var period: Period
+        public var cost: Decimal
+        public init(tenant: String?, period: Period, cost: Decimal) { self.tenant = tenant; self.period = period; self.cost = cost }
+    }
+
+    /// A closed month's invoice id and when it was closed.
+    public struct Invoice: Sendable, Equatable, Codable {
+        public var id: String
+        public var closedAt: Timestamp
+        public init(id: String, closedAt: Timestamp) { self.id = id; self.closedAt = closedAt }
     }
 
     public var period: Period
@@ -103,6 +128,35 @@ public struct Chargeback: Sendable {
     /// Usage, idle-share and unallocated-idle lines, priced, in cents; per tenant they add up to
     /// its total, and all of them to the fleet's total.
     public var lines: [Line]
+    /// Corrections of closed months billed in this one, in tenant then month order.
+    public var corrections: [Correction] = []
+    /// Set when this month is closed: this is then its invoice.
+    public var invoice: Invoice?
+
+    /// Each tenant's own figure for the month (usage and idle cents, without the corrections
+    /// of other months billed in it; nil: the unallocated idle), as a correction compares them.
+    public var figures: [String?: Decimal] {
+        var out: [String?: Decimal] = [:]
+        for t in tenants where t.usageCost + t.idleCost != 0 { out[t.tenant] = t.usageCost + t.idleCost }
+        if fleet.unallocatedIdleCost != 0 { out[nil] = fleet.unallocatedIdleCost }
+        return out
+    }
+
+    /// This bill with `corrections` billed in it: each tenant's row gets its corrections (a
+    /// tenant with corrections only gets a row of its own), the fleet their sum.
+    public func billing(_ corrections: [Correction]) -> Chargeback {
+        var bill = self
+        bill.corrections = corrections.filter { $0.cost != 0 }
+            .sorted { ($0.tenant ?? "\u{10FFFF}", $0.period) < ($1.tenant ?? "\u{10FFFF}", $1.period) }
+        var rows = Dictionary(uniqueKeysWithValues: bill.tenants.map { ($0.tenant, $0) })
+        for c in bill.corrections {
+            bill.fleet.correctionCost += c.cost
+            guard let t = c.tenant else { continue }
+            rows[t, default: TenantRow(tenant: t)].correctionCost += c.cost
+        }
+        bill.tenants = rows.values.sorted { $0.tenant < $1.tenant }
+        return bill
+    }
 
     /// Rounds the exact items to cents once, at the end, so that everything adds up:
     /// the fleet's usage cents are its exact usage rounded, split over tenants by largest

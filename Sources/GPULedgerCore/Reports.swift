@@ -61,7 +61,7 @@ public struct ReportQueryError: Error, Sendable, Equatable, CustomStringConverti
 }
 
 /// A calendar month in UTC (`2026-11`), as `[start, end)`.
-public struct Period: Sendable, Hashable, CustomStringConvertible {
+public struct Period: Sendable, Hashable, CustomStringConvertible, Codable, Comparable {
     public var year: Int64
     public var month: Int64
 
@@ -90,6 +90,8 @@ public struct Period: Sendable, Hashable, CustomStringConvertible {
     public var end: Timestamp { next.start }
     public var next: Period { month == 12 ? Period(year: year + 1, month: 1) : Period(year: year, month: month + 1) }
     public var description: String { String(format: "%04d-%02d", Int(year), Int(month)) }
+    public var previous: Period { month == 1 ? Period(year: year - 1, month: 12) : Period(year: year, month: month - 1) }
+    public static func < (a: Period, b: Period) -> Bool { (a.year, a.month) < (b.year, b.month) }
 }
 
 /// Minimal CSV writing (RFC 4180): fields with a comma, quote, CR or LF are quoted, quotes doubled.

@@ -2,7 +2,7 @@
 ///
 /// Parsing and formatting are done by hand, on bytes, because ingest parses one timestamp per
 /// record and Foundation's ISO 8601 formatters are far slower than the rest of the record.
-public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
     /// Microseconds since 1970-01-01T00:00:00Z.
     public var microseconds: Int64
 

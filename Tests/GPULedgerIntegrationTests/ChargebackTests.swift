@@ -98,7 +98,10 @@ import Testing
             for column in ["ConsumedQuantity", "ConsumedUnit", "ListUnitPrice", "ContractedUnitPrice", "SubAccountId", "SkuId", "Tags"] {
                 #expect(header.contains(column), "missing \(column)")
             }
-            let custom = header.filter { !FOCUSExport.mandatoryColumns.contains($0) && !["ConsumedQuantity", "ConsumedUnit", "ListUnitPrice", "ContractedUnitPrice", "SubAccountId", "SubAccountName", "SkuId", "RegionId", "Tags"].contains($0) }
+            let custom = header.filter { !FOCUSExport.mandatoryColumns.contains($0) && ![
+                "ConsumedQuantity", "ConsumedUnit", "ListUnitPrice", "ContractedUnitPrice", "SubAccountId", "SubAccountName", "SkuId", "SkuPriceId",
+                "PricingCategory", "RegionId", "ResourceId", "ResourceName", "Tags", "ChargeFrequency", "InvoiceId", "ServiceSubcategory",
+            ].contains($0) }
             #expect(!custom.isEmpty && custom.allSatisfy { $0.hasPrefix("x_") })
             #expect(lines.dropFirst().allSatisfy { $0.fields.count == header.count })
             let rows = csvRows(focus.body)

@@ -232,7 +232,7 @@ import Testing
             let share = focus.dropFirst().filter { col($0, "x_ChargeType") == "token_share" }
             #expect(share.count == 1)
             if let line = share.first {
-                #expect(col(line, "ConsumedQuantity") == "1250" && col(line, "ConsumedUnit") == "Tokens")
+                #expect(col(line, "ConsumedQuantity") == "1250.0" && col(line, "ConsumedUnit") == "Tokens")
                 #expect(col(line, "PricingQuantity") == "1.25" && col(line, "PricingUnit") == "GPU-Hours")
                 #expect(col(line, "BilledCost") == "4.50")
             }
