@@ -14,7 +14,9 @@ the description, in words:
   pool p1 does not): a missing one is sent as 1.5;
 - a pool's `token_weights` are not all 0: an all-zero set gets output 1;
 - a record's token counts are integer literals (`920`, not `920.0`, which JSON Schema also calls
-  an integer): a whole float is sent as the integer it is.
+  an integer): a whole float is sent as the integer it is;
+- only a finished month can be closed (/v1/periods/{period}/close): a month not over yet is
+  replaced by the same month of 2025.
 Only values that are valid on their own are changed, so a request made invalid on purpose
 (negative testing) stays invalid.
 """
@@ -75,6 +77,12 @@ def before_call(ctx, case, kwargs):
                 del query["accelerator"]
             elif "pool" not in query and "accelerator" not in query:
                 query["pool"] = os.environ.get("GPULEDGER_POOL", "p1")
+    if path == "/v1/periods/{period}/close" and isinstance(case.path_parameters, dict):
+        month = case.path_parameters.get("period")
+        if isinstance(month, str) and len(month) == 7 and month[:4].isdigit() and month[5:].isdigit():
+            now = datetime.datetime.now(datetime.timezone.utc)
+            if (int(month[:4]), int(month[5:])) >= (now.year, now.month):
+                case.path_parameters["period"] = "2025-" + month[5:]
     if path == "/v1/pools/{pool}" and isinstance(case.body, dict):
         weights = case.body.get("token_weights")
         if isinstance(weights, dict) and set(weights) == {"input", "cached_input", "output"} \

@@ -39,7 +39,8 @@ public struct APIRoutes {
                          configuration: configuration, metrics: metrics).addRoutes(to: v1)
         RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
         PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
-        CostsController(costs: CostStore(database: database), configuration: configuration).addRoutes(to: v1)
+        CostsController(costs: CostStore(database: database), periods: PeriodStore(database: database), configuration: configuration).addRoutes(to: v1)
+        PeriodsController(periods: PeriodStore(database: database), configuration: configuration).addRoutes(to: v1)
         StatsController(stats: StatsStore(database: database)).addRoutes(to: v1)
         PlanningController(budgets: BudgetStore(database: database), planning: planning).addRoutes(to: v1)
     }

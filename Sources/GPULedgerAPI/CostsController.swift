@@ -7,6 +7,7 @@ import Hummingbird
 /// `GET /v1/costs`, `GET /v1/chargeback`.
 struct CostsController {
     let costs: CostStore
+    let periods: PeriodStore
     let configuration: AppConfiguration
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
@@ -86,7 +87,7 @@ struct CostsController {
         }
         let period = try params.period(now: context.now)
         let scope = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
-        let bill = try await costs.bill(period: period, tenant: scope, now: context.now)
+        let bill = try await periods.chargeback(period: period, tenant: scope, now: context.now)
         // A tenant key sees its own rows only: the fleet's figures describe other tenants too.
         let showFleet = Access.seesTheFleet(principal)
         switch format {

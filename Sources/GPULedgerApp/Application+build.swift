@@ -28,6 +28,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     APIRoutes(configuration: configuration, database: database, migrator: migrator, pricing: pricing, planning: planning,
               metrics: metrics).add(to: router)
     ConsoleController(keys: KeyStore(database: database), sessions: SessionStore(database: database), costs: CostStore(database: database),
+                      periods: PeriodStore(database: database),
                       budgets: BudgetStore(database: database), planning: planning, stats: StatsStore(database: database),
                       caches: caches, configuration: configuration).addRoutes(to: router)
     routeMethods.set(router.routes)

@@ -11,15 +11,16 @@ public struct ConsoleController: Sendable {
     let keys: KeyStore
     let sessions: SessionStore
     let costs: CostStore
+    let periods: PeriodStore
     let budgets: BudgetStore
     let planning: PlanningStore
     let stats: StatsStore
     let caches: ReportCaches
     let configuration: AppConfiguration
 
-    public init(keys: KeyStore, sessions: SessionStore, costs: CostStore, budgets: BudgetStore, planning: PlanningStore,
+    public init(keys: KeyStore, sessions: SessionStore, costs: CostStore, periods: PeriodStore, budgets: BudgetStore, planning: PlanningStore,
                 stats: StatsStore, caches: ReportCaches, configuration: AppConfiguration) {
-        self.keys = keys; self.sessions = sessions; self.costs = costs; self.budgets = budgets
+        self.keys = keys; self.sessions = sessions; self.costs = costs; self.periods = periods; self.budgets = budgets
         self.planning = planning; self.stats = stats; self.caches = caches; self.configuration = configuration
     }
 

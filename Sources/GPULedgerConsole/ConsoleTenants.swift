@@ -34,6 +34,24 @@ extension ConsoleController {
         Column(key: "per_1m", heading: "Per 1M tokens", numeric: true, value: { perMillionTokens($0.totalCost, tokens($0)) }),
     ]
 
+    /// Whether the month is closed (its invoice id) and the corrections of closed months it bills.
+    static func periodState(_ bill: Chargeback) -> String {
+        var out = "<section id=\"period-state\">"
+        if let invoice = bill.invoice {
+            out += "<p><strong>Closed</strong>: invoice <code>\(HTML.escape(invoice.id))</code>, closed \(HTML.escape(invoice.closedAt.rfc3339)). "
+            out += "These are the invoice's figures; later records and price changes for \(bill.period) are billed as corrections in the next open month.</p>"
+        } else {
+            out += "<p class=\"muted\">Open: the figures follow the ledger until the month is closed.</p>"
+        }
+        if !bill.corrections.isEmpty {
+            out += HTML.table(id: "corrections", caption: "Corrections of closed months billed in \(bill.period)",
+                              headers: [("Tenant", false), ("Corrects", false), ("Amount", true)],
+                              rows: bill.corrections.map { [HTML.escape($0.tenant ?? "unallocated idle"), "\($0.period)", HTML.money($0.cost)] },
+                              empty: "")
+        }
+        return out + "</section>"
+    }
+
     static func gpuHours(_ seconds: Decimal) -> String {
         HTML.number(NSDecimalNumber(decimal: seconds).doubleValue / 3600, 2)
     }
@@ -49,7 +67,7 @@ extension ConsoleController {
             }
             let dir = params.get("dir") ?? (column.numeric ? "desc" : "asc")
             guard dir == "asc" || dir == "desc" else { throw AppError.badRequest("dir=\(dir) is not asc or desc", code: "bad_query") }
-            let bill = try await costs.bill(period: period, tenant: reader.scope, now: reader.now)
+            let bill = try await periods.chargeback(period: period, tenant: reader.scope, now: reader.now)
             var rows = bill.tenants
             rows.sort { a, b in
                 let x = column.value(a), y = column.value(b)
@@ -64,6 +82,7 @@ extension ConsoleController {
             var body = "<h1>Tenants</h1><p class=\"muted\">Chargeback for \(period) (UTC): each tenant's usage priced at the rate in force when it ran, "
             body += "plus its share of the paid-for idle GPU time of the pools it used. Cents add up to the bill.</p>"
             body += Self.monthPicker(period, action: "/tenants", extra: params.get("sort") == nil ? [] : [("sort", sortKey), ("dir", dir)])
+            body += Self.periodState(bill)
             body += "<p><a href=\"/tenants/chargeback.csv?period=\(period)\" download>Download CSV</a> · "
             body += "<a href=\"/tenants/focus.csv?period=\(period)\" download>Download FinOps FOCUS</a></p>"
             let headers = Self.chargebackColumns.map { c -> (String, Bool) in
@@ -109,7 +128,7 @@ extension ConsoleController {
         try await page(request, context, title: "Tenants", path: "/tenants") { reader in
             let params = try Query(request, allowed: ["period"])
             let period = try params.period(now: reader.now)
-            let bill = try await costs.bill(period: period, tenant: reader.scope, now: reader.now)
+            let bill = try await periods.chargeback(period: period, tenant: reader.scope, now: reader.now)
             return ChargebackAnswer.download(bill, format: format, configuration: configuration)
         }
     }
@@ -125,7 +144,7 @@ extension ConsoleController {
             let period = try params.period(now: reader.now)
             let now = reader.now
             let to = min(period.end, max(now, period.start))
-            let bill = try await costs.bill(period: period, tenant: name, now: reader.now)
+            let bill = try await periods.chargeback(period: period, tenant: name, now: reader.now)
             let daily = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: [.day], tenant: name))
             let byModel = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: [.model], tenant: name))
             // The label keys on its records of the window's last six hours: bounded work whatever
@@ -134,10 +153,13 @@ extension ConsoleController {
 
             var body = "<h1>Tenant \(HTML.escape(name))</h1>"
             body += Self.monthPicker(period, action: "/tenants/\(HTML.escape(name))")
+            body += Self.periodState(bill)
             let row = bill.tenants.first ?? Chargeback.TenantRow(tenant: name)
             body += "<div class=\"cards\">"
             body += "<section class=\"card\" id=\"tenant-total\"><h2>Total for \(period)</h2><div class=\"big\">\(HTML.money(row.totalCost))</div>"
-            body += "<div class=\"muted\">usage \(HTML.money(row.usageCost)) + idle share \(HTML.money(row.idleCost))</div></section>"
+            body += "<div class=\"muted\">usage \(HTML.money(row.usageCost)) + idle share \(HTML.money(row.idleCost))"
+            if row.correctionCost != 0 { body += " + corrections of closed months \(HTML.money(row.correctionCost))" }
+            body += "</div></section>"
             body += "<section class=\"card\" id=\"tenant-requests\"><h2>Requests</h2><div class=\"big\">\(HTML.count(row.requests))</div>"
             body += "<div class=\"muted\">\(HTML.count(row.errors)) errors · \(Self.gpuHours(row.gpuSeconds)) GPU-hours</div></section>"
             body += "<section class=\"card\" id=\"tenant-per-1m\"><h2>Per 1M tokens</h2><div class=\"big\">\(Self.perMillionTokens(row.totalCost, Self.tokens(row)).map(HTML.money) ?? "—")</div>"

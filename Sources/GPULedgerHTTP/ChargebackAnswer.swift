@@ -6,18 +6,21 @@ import Hummingbird
 /// downloads (a row per tenant; FinOps FOCUS lines) that the API and the console both serve.
 public struct ChargebackAnswer: Encodable {
     var period, period_start, period_end, currency: String
+    /// A closed month's invoice id and close time (null while the month is open).
+    var invoice_id: Nullable<String>
+    var closed_at: Nullable<String>
     var rows: [Row]
     var fleet: FleetAnswer?
 
     public static let csvColumns = ["tenant", "requests", "errors", "gpu_seconds", "input_tokens", "output_tokens", "usage_cost_usd",
-                             "idle_cost_usd", "total_cost_usd", "idle_gpu_seconds", "unpriced_gpu_seconds"]
+                             "idle_cost_usd", "correction_cost_usd", "total_cost_usd", "idle_gpu_seconds", "unpriced_gpu_seconds"]
 
     struct Row: Encodable {
         var tenant: String
         var requests, errors: Int64
         var gpu_seconds: Decimal
         var input_tokens, output_tokens: Int64
-        var usage_cost_usd, idle_cost_usd, total_cost_usd: String
+        var usage_cost_usd, idle_cost_usd, correction_cost_usd, total_cost_usd: String
         var idle_gpu_seconds: Decimal
         var unpriced_gpu_seconds: Decimal
 
@@ -30,6 +33,7 @@ public struct ChargebackAnswer: Encodable {
             output_tokens = t.outputTokens
             usage_cost_usd = CentRounding.cents(t.usageCost)
             idle_cost_usd = CentRounding.cents(t.idleCost)
+            correction_cost_usd = CentRounding.cents(t.correctionCost)
             total_cost_usd = CentRounding.cents(t.totalCost)
             idle_gpu_seconds = CentRounding.rounded(t.idleGPUSeconds, scale: 6, .plain)
             unpriced_gpu_seconds = t.unpricedGPUSeconds
@@ -37,13 +41,13 @@ public struct ChargebackAnswer: Encodable {
 
         var csvFields: [String] {
             [tenant, String(requests), String(errors), FOCUSExport.plain(gpu_seconds), String(input_tokens), String(output_tokens),
-             usage_cost_usd, idle_cost_usd, total_cost_usd, FOCUSExport.plain(idle_gpu_seconds), FOCUSExport.plain(unpriced_gpu_seconds)]
+             usage_cost_usd, idle_cost_usd, correction_cost_usd, total_cost_usd, FOCUSExport.plain(idle_gpu_seconds), FOCUSExport.plain(unpriced_gpu_seconds)]
         }
     }
 
     struct FleetAnswer: Encodable {
         struct Over: Encodable { var gpu_seconds: Decimal; var cost_usd: String; var pool_hours: Int64 }
-        var provisioned_cost_usd, usage_cost_usd, idle_cost_usd, unallocated_idle_cost_usd, total_cost_usd: String
+        var provisioned_cost_usd, usage_cost_usd, idle_cost_usd, unallocated_idle_cost_usd, total_cost_usd, correction_cost_usd: String
         var provisioned_gpu_seconds: Decimal
         var over_capacity: Over
         var unpriced_gpu_seconds: Decimal
@@ -55,6 +59,7 @@ public struct ChargebackAnswer: Encodable {
             idle_cost_usd = CentRounding.cents(f.idleCost)
             unallocated_idle_cost_usd = CentRounding.cents(f.unallocatedIdleCost)
             total_cost_usd = CentRounding.cents(f.totalCost)
+            correction_cost_usd = CentRounding.cents(f.correctionCost)
             provisioned_gpu_seconds = f.provisionedGPUSeconds
             over_capacity = Over(gpu_seconds: f.overCapacityGPUSeconds, cost_usd: CentRounding.cents(f.overCapacityCost),
                                  pool_hours: f.overCapacityPoolHours)
@@ -71,6 +76,8 @@ extension ChargebackAnswer {
         period_start = period.start.rfc3339
         period_end = period.end.rfc3339
         currency = "USD"
+        invoice_id = .init(bill.invoice?.id)
+        closed_at = .init(bill.invoice?.closedAt.rfc3339)
         rows = bill.tenants.map(Row.init)
         fleet = showFleet ? FleetAnswer(bill.fleet) : nil
     }

@@ -100,6 +100,17 @@ public struct TestDatabase: Sendable {
             adminConfig.database = "postgres"
             let admin = PostgresClient(configuration: adminConfig, backgroundLogger: logger)
             Task.detached { await admin.run() }
+            // The databases of earlier test processes (each test leaves its own; a cluster that
+            // served many runs filled the disk): dropped when the process that made them is gone.
+            var stale: [String] = []
+            for try await name in try await admin.query("""
+                SELECT datname FROM pg_database WHERE datname LIKE 'gpl\\_t\\_%' OR datname LIKE 'gpl\\_tmpl\\_%'
+                """, logger: logger).decode(String.self) {
+                let parts = name.split(separator: "_")
+                if parts.count >= 3, let pid = Int32(parts[2]), pid != getpid(), kill(pid, 0) != 0 { stale.append(name) }
+            }
+            for name in stale { try await admin.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: logger) }
+            if !stale.isEmpty { logger.info("dropped \(stale.count) databases of earlier test runs") }
             let template = "gpl_tmpl_\(getpid())"
             try await admin.query("DROP DATABASE IF EXISTS \(unescaped: template)", logger: logger)
             try await admin.query("CREATE DATABASE \(unescaped: template)", logger: logger)

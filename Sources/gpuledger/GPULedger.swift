@@ -8,7 +8,7 @@ struct GPULedger: AsyncParsableCommand {
         commandName: "gpuledger",
         abstract: "What every LLM request, token, tenant and GPU costs.",
         discussion: "Configuration comes from flags, then the environment, then defaults.",
-        subcommands: [Serve.self, Migrate.self, Keys.self, Ingest.self, BudgetCommand.self, Pricing.self, Prune.self]
+        subcommands: [Serve.self, Migrate.self, Keys.self, Ingest.self, BudgetCommand.self, PeriodCommand.self, Pricing.self, Prune.self]
     )
 }
 

@@ -19,9 +19,7 @@ import Testing
     }
 
     func usage(_ id: String, _ tenant: String, pool: String?, at: String, gpuSeconds: String) -> String {
-        var o: [String: String?] = ["started_at": "\"\(at)\"", "gpu_seconds": gpuSeconds]
-        if let pool { o["pool"] = "\"\(pool)\"" }
-        return record(id, tenant: tenant, o)
+        usageRecord(id, tenant, pool: pool, at: at, gpuSeconds: gpuSeconds)
     }
 
     /// The example worked by hand (README, "Chargeback"). Pool gpu-a holds 2 reserved H100s

@@ -47,6 +47,13 @@ func record(_ id: String, tenant: String = "acme", _ overrides: [String: String?
     SampleRecords.record(id, tenant: tenant, overrides)
 }
 
+/// A record of `tenant` at `at` with `gpuSeconds`, on `pool` (none: the accelerator's default rate).
+func usageRecord(_ id: String, _ tenant: String, pool: String?, at: String, gpuSeconds: String) -> String {
+    var o: [String: String?] = ["started_at": "\"\(at)\"", "gpu_seconds": gpuSeconds]
+    if let pool { o["pool"] = "\"\(pool)\"" }
+    return record(id, tenant: tenant, o)
+}
+
 func storedCount(_ app: TestApp) async throws -> Int {
     try await app.database.withDatabase { db in try await UsageStore(database: db).count() }
 }

@@ -222,7 +222,7 @@ import Testing
             #expect(answer.body == file)
             #expect(file.hasPrefix("openapi: 3.1.0\n"))
             // Every route the router has is described.
-            for path in ["/v1/usage:", "/v1/traces:", "/v1/pools/{pool}/token-weights:", "/v1/usage/{tenant}/{request_id}:", "/v1/costs:", "/v1/chargeback:", "/v1/stats:", "/v1/rates:",
+            for path in ["/v1/usage:", "/v1/traces:", "/v1/periods:", "/v1/periods/{period}/close:", "/v1/pools/{pool}/token-weights:", "/v1/usage/{tenant}/{request_id}:", "/v1/costs:", "/v1/chargeback:", "/v1/stats:", "/v1/rates:",
                          "/v1/rates/reload:", "/v1/pools:", "/v1/pools/{pool}:", "/v1/pools/{pool}/capacity:", "/v1/budgets:",
                          "/v1/budgets/{name}:", "/v1/budgets/{name}/status:", "/v1/forecast/spend:", "/v1/forecast/capacity:",
                          "/healthz:", "/readyz:", "/metrics:", "/openapi.yaml:"] {
