@@ -108,6 +108,14 @@ import Testing
             #expect(csvRows(mine).filter { $0["ChargeClass"] == "Correction" }.allSatisfy { $0["SubAccountId"] == "acme" })
             #expect(csvRows(mine).contains { $0["ChargeClass"] == "Correction" })
 
+            // The console's Tenants page says so: October closed with its invoice id, November's corrections.
+            let console = ConsoleTests()
+            let session = try await console.signIn(client, key: t.financeKey)
+            let octoberPage = try await console.page(client, "/tenants?period=2026-10", session: session).body
+            #expect(octoberPage.contains("<strong>Closed</strong>: invoice <code>\(invoiceID)</code>"))
+            let novemberPage = try await console.page(client, "/tenants?period=2026-11", session: session).body
+            #expect(novemberPage.contains("id=\"corrections\"") && novemberPage.contains("Corrections of closed months billed in 2026-11"))
+
             // Closing again is 409, the current month 422; tenant and ingest keys may not close.
             #expect(try await client.post("/v1/periods/2026-10/close", key: t.adminKey, body: "").status == .conflict)
             #expect(try await client.post("/v1/periods/\(TestClock.month)/close", key: t.adminKey, body: "").status == .unprocessableContent)
