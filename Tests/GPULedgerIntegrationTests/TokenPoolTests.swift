@@ -191,6 +191,20 @@ import Testing
                 let usage = O.dec(String(parts[1]))
                 #expect(abs(NSDecimalNumber(decimal: (byTenant[String(parts[0])] ?? -1) - usage).doubleValue) < 0.01, "\(row)")
             }
+            // A tokens pool's whole days are priced hour by hour and summed per day; grouped by
+            // hour they are not: the two ways agree exactly, for every tenant and day.
+            func exact(_ groupBy: String) async throws -> [String: Decimal] {
+                let rows = try await client.get("/v1/costs?from=2026-10-01&to=2026-11-01&group_by=\(groupBy)&pool=tok-custom", key: t.financeKey)
+                    .json["rows"] as? [[String: Any]] ?? []
+                var out: [String: Decimal] = [:]
+                for r in rows {
+                    let key = (r["tenant"] as? String ?? "") + " " + String((r["day"] as? String ?? r["hour"] as? String ?? "").prefix(10))
+                    out[key, default: 0] += O.dec(r["cost_usd"] as? String ?? "0")
+                }
+                return out
+            }
+            let byDay = try await exact("tenant,day"), byHour = try await exact("tenant,hour")
+            #expect(!byDay.isEmpty && byDay == byHour)
         }
     }
 
