@@ -25,8 +25,10 @@ struct CostsController {
         let groupBy: [GroupKey]
         do { groupBy = try params.get("group_by").map(GroupKey.parseList) ?? [] } catch { throw AppError.badRequest(error.message, code: "bad_query") }
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
-        let report = try await costs.costs(CostQuery(from: from, to: to, groupBy: groupBy, tenant: tenant, model: params.get("model"),
-                                                    accelerator: params.get("accelerator"), pool: params.get("pool")))
+        var query = CostQuery(from: from, to: to, groupBy: groupBy, tenant: tenant, model: params.get("model"),
+                              accelerator: params.get("accelerator"), pool: params.get("pool"))
+        query.now = context.now
+        let report = try await costs.costs(query)
         let names = groupBy.map(\.description)
         if csv {
             var text = CSVText.line(names + CostAnswer.metricNames)

@@ -68,9 +68,11 @@ public struct CostStore: Sendable {
     public func costs(_ query: CostQuery) async throws -> CostReport {
         var q = SQLText()
         let labels = query.groupBy.compactMap { if case .label(let k) = $0 { k } else { nil } }
+        let now = min(query.now ?? query.to, query.to)
+        if !query.rawOnly { try await TokenShareCache.refresh(db, from: query.from, to: query.to, now: now) }
         let base = ReportSQL.base(&q, from: query.from, to: query.to, labels: labels, tenant: query.tenant,
                              model: query.model, accelerator: query.accelerator, pool: query.pool, rawOnly: query.rawOnly,
-                             hourly: query.groupBy.contains(.hour), fleet: !query.groupBy.contains(.tenant))
+                             hourly: query.groupBy.contains(.hour), fleet: !query.groupBy.contains(.tenant), tokenCacheUntil: now)
         // Group expressions and how each is shown.
         var groupExprs: [String] = []
         var shown: [String] = []
@@ -218,7 +220,8 @@ extension CostStore {
         }
         var q = SQLText()
         let usageEnd = usageUntil.map { min(max($0, period.start), period.end) } ?? period.end
-        let usageBase = ReportSQL.base(&q, from: period.start, to: usageEnd, rawOnly: rawOnly)
+        if !rawOnly { try await TokenShareCache.refresh(db, from: period.start, to: usageEnd, now: end) }
+        let usageBase = ReportSQL.base(&q, from: period.start, to: usageEnd, rawOnly: rawOnly, tokenCacheUntil: rawOnly ? nil : end)
         let idle: String
         if rawOnly {
             let rawHourly = ReportSQL.base(&q, from: period.start, to: period.end, rawOnly: true)

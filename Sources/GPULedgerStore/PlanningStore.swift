@@ -57,7 +57,9 @@ public struct PlanningStore: Sendable {
     func history(before: Timestamp, days: Int64, tenant: String? = nil, model: String? = nil, perTenant: Bool = false) async throws -> History {
         let start = Timestamp(microseconds: before.microseconds - days * Self.day)
         var q = SQLText()
-        let base = ReportSQL.base(&q, from: start, to: before, tenant: tenant, model: model, fleet: !perTenant && tenant == nil)
+        try await TokenShareCache.refresh(db, from: start, to: before, now: before)
+        let base = ReportSQL.base(&q, from: start, to: before, tenant: tenant, model: model, fleet: !perTenant && tenant == nil,
+                                  tokenCacheUntil: before)
         let s = q.bind(start), e = q.bind(before)
         let key = perTenant ? "tenant" : "''::text"
         let pricing = ReportSQL.pricing(&q, from: start, to: before, now: before)

@@ -45,7 +45,7 @@ enum ReportSQL {
     /// `usage_daily_fleet`, with tenant ''.
     static func base(_ q: inout SQLText, from: Timestamp, to: Timestamp, labels: [String] = [],
                      tenant: String? = nil, model: String? = nil, accelerator: String? = nil, pool: String? = nil,
-                     rawOnly: Bool = false, hourly: Bool = false, fleet: Bool = false) -> String {
+                     rawOnly: Bool = false, hourly: Bool = false, fleet: Bool = false, tokenCacheUntil: Timestamp? = nil) -> String {
         var filters = ""
         if let tenant { filters += " AND tenant = \(q.bind(tenant))" }
         if let model { filters += " AND model = \(q.bind(model))" }
@@ -59,7 +59,7 @@ enum ReportSQL {
             return """
                 SELECT hour, tenant, model, accelerator, pool, count(*) AS requests, count(*) FILTER (WHERE status = 'error') AS errors,
                        coalesce(sum(gpu_seconds), 0) AS gpu_seconds, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-                       coalesce(sum(cached_input_tokens), 0) AS cached_input_tokens\(labelGroup)
+                       coalesce(sum(cached_input_tokens), 0) AS cached_input_tokens\(labelGroup), NULL::numeric AS tok_gs
                 FROM (SELECT date_trunc('hour', started_at, 'UTC') AS hour, tenant, model, accelerator, coalesce(pool, '') AS pool,
                              status, gpu_seconds, input_tokens, output_tokens, cached_input_tokens\(labelColumns)
                       FROM usage_records WHERE (\(cond))\(filters)) r
@@ -72,7 +72,8 @@ enum ReportSQL {
         func floor(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: t.microseconds.floorDivided(by: unit) * unit) }
         let h0 = ceil(from, hour), h1 = floor(to, hour)
         if rawOnly || !labels.isEmpty || h0 >= h1 { return raw([(from, to)]) }
-        let columns = "tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens, cached_input_tokens"
+        let summed = "tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens, cached_input_tokens"
+        let columns = summed + ", NULL::numeric AS tok_gs"
         var parts: [String] = []
         let d0 = ceil(h0, day), d1 = floor(h1, day)
         if hourly || d0 >= d1 {
@@ -82,22 +83,37 @@ enum ReportSQL {
             // those, and the whole hours before and after the whole days, from the hourly one.
             let (bd0, bd1) = (q.bind(d0), q.bind(d1))
             let daily = fleet && tenant == nil
-                ? "SELECT day AS hour, ''::text AS tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens, cached_input_tokens FROM usage_daily_fleet_live"
+                ? "SELECT day AS hour, ''::text AS tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens, cached_input_tokens, NULL::numeric AS tok_gs FROM usage_daily_fleet_live"
                 : "SELECT day AS hour, \(columns) FROM usage_daily_live"
-            // A pool that allocates by tokens splits each hour by that hour's weights: its rows
-            // come from the hourly summary whatever the range.
+            // A pool that allocates by tokens splits each hour by that hour's weights: its finished
+            // days come from the cache of their token shares (`token_share_cache`, priced already
+            // in `tok_gs`) where it is valid, its other hours from the hourly summary.
             parts.append("""
                 \(daily)
                 WHERE day >= \(bd0) AND day < \(bd1) AND day NOT IN (SELECT day FROM split) AND pool NOT IN (SELECT name FROM tokpools)\(filters)
                 """)
+            // (Only days over by `tokenCacheUntil`, the caller's "now": a day still running is
+            // priced hour by hour, its capacity counted up to now.)
+            let cached = tokenCacheUntil.map { "(SELECT pool, day FROM tokvalid WHERE day + interval '1 day' <= \(q.bind($0)))" }
+            if let cached {
+                parts.append("""
+                    SELECT day AS hour, \(summed), charge_gs AS tok_gs FROM token_share_cache
+                    WHERE day >= \(bd0) AND day < \(bd1) AND day NOT IN (SELECT day FROM split)
+                      AND (pool, day) IN \(cached)\(filters)
+                    """)
+            }
+            // The other days of such pools, day by day (each an index range of the pool's hours).
             parts.append("""
-                SELECT hour, \(columns) FROM usage_hourly_live
-                WHERE hour >= \(bd0) AND hour < \(bd1) AND date_trunc('day', hour, 'UTC') NOT IN (SELECT day FROM split)
-                  AND pool IN (SELECT name FROM tokpools)\(filters)
+                SELECT h.hour, \(summed.split(separator: ",").map { "h." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")), NULL::numeric AS tok_gs
+                FROM tokpools tpn
+                CROSS JOIN generate_series(\(bd0), \(bd1) - interval '1 day', interval '1 day') AS d(day)
+                CROSS JOIN LATERAL (SELECT * FROM usage_hourly_live
+                                    WHERE pool = tpn.name AND hour >= d.day AND hour < d.day + interval '1 day'\(filters) OFFSET 0) h
+                WHERE d.day NOT IN (SELECT day FROM split)\(cached.map { " AND (tpn.name, d.day) NOT IN \($0)" } ?? "")
                 """)
             // (Each part its own index range scan: an OR of ranges would read the whole table.)
             parts.append("""
-                SELECT h.hour, \(columns.split(separator: ",").map { "h." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", "))
+                SELECT h.hour, \(summed.split(separator: ",").map { "h." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")), NULL::numeric AS tok_gs
                 FROM split s
                 CROSS JOIN LATERAL (SELECT * FROM usage_hourly_live WHERE hour >= s.day AND hour < s.day + interval '1 day'\(filters) OFFSET 0) h
                 WHERE s.day >= \(bd0) AND s.day < \(bd1)
@@ -119,7 +135,15 @@ enum ReportSQL {
             SELECT DISTINCT date_trunc('day', effective_from, 'UTC') AS day FROM rates
             WHERE retired_at IS NULL AND effective_from <> date_trunc('day', effective_from, 'UTC')
         ),
-        tokpools AS (SELECT name FROM pools WHERE allocation = 'tokens')
+        tokpools AS (SELECT name FROM pools WHERE allocation = 'tokens'),
+        -- The pool-days whose token shares (every row of the pool-day) the cache holds for the
+        -- current usage and pricing.
+        tokvalid AS MATERIALIZED (
+            SELECT d.pool, d.day FROM token_share_days d
+            JOIN pools p ON p.name = d.pool AND p.allocation = 'tokens'
+            LEFT JOIN pool_day_versions v ON v.pool = d.pool AND v.day = d.day
+            WHERE d.usage_version = coalesce(v.version, 0) AND d.epoch = (SELECT epoch FROM report_epoch)
+        )
         """
 
     /// A row's token weight in its pool `p` (contract section 5), from the columns of `u`.
@@ -210,7 +234,7 @@ enum ReportSQL {
         priced AS (
             SELECT b.*, p.name IS NOT NULL AS in_pool, coalesce(p.allocation = 'tokens', false) AS by_tokens,
                    CASE WHEN p.allocation = 'tokens'
-                        THEN coalesce(th.per_weight * \(weight("b", "p")), 0)
+                        THEN coalesce(b.tok_gs, th.per_weight * \(weight("b", "p")), 0)
                         ELSE b.gpu_seconds END AS charge_gs,
                    coalesce(p.provider, d.provider) AS kp, coalesce(p.region, d.region) AS kr, coalesce(p.tier, d.tier) AS kt,
                    coalesce(p.usd_per_gpu_hour, s.rate) AS rate,

@@ -205,6 +205,42 @@ import Testing
             }
             let byDay = try await exact("tenant,day"), byHour = try await exact("tenant,hour")
             #expect(!byDay.isEmpty && byDay == byHour)
+            let cachedDays = try await t.database.withDatabase { db in
+                try await db.withConnection { conn in
+                    var n = 0
+                    for try await c in try await conn.query("SELECT count(*)::int FROM token_share_days WHERE pool = 'tok-custom'", logger: TestDatabase.logger)
+                        .decode(Int.self) { n = c }
+                    return n
+                }
+            }
+            #expect(cachedDays == 31, "every day of October is cached (so the comparisons below read the cache)")
+            // The finished days' shares are cached (sql/0013); what changes a day moves it, cached
+            // or not: a late record, a capacity event, new weights. Each time the two ways agree.
+            var previous = byDay
+            let changes: [(String, () async throws -> Void)] = [
+                ("a late record", {
+                    try await client.ingest([#"{"request_id":"late-1","tenant":"acme","model":"m","accelerator":"H100","pool":"tok-custom","started_at":"2026-10-02T05:30:00Z","input_tokens":90000,"output_tokens":5000}"#],
+                                            key: t.adminKey)
+                }),
+                ("a capacity event", {
+                    let status = try await client.post("/v1/pools/tok-custom/capacity", key: t.adminKey, body: #"{"at":"2026-10-02T05:00:00Z","gpus":9}"#).status
+                    #expect(status == .created)
+                }),
+                ("new weights", {
+                    let pool = fleet.pools.first { $0.name == "tok-custom" }!
+                    var body = fleet.definition(pool)
+                    body = body.replacingOccurrences(of: "\"output\":7.25", with: "\"output\":2")
+                    let status = try await client.put("/v1/pools/tok-custom", key: t.adminKey, body: body).status
+                    #expect(status.code < 300)
+                }),
+            ]
+            for (what, change) in changes {
+                try await change()
+                let day = try await exact("tenant,day"), hour = try await exact("tenant,hour")
+                #expect(day == hour, "after \(what)")
+                #expect(day != previous, "\(what) moves the figures")
+                previous = day
+            }
         }
     }
 
