@@ -74,10 +74,14 @@ enum TokenShareCache {
             SELECT pool, day, version, (SELECT epoch FROM report_epoch) FROM todo
             """
         let checkQuery = check.query, updateQuery = update.query
+        // The check outside a transaction: most reports find nothing stale (or no tokens pool).
+        let stale = try await db.withConnection { conn in
+            var n: Int64 = 0
+            for try await c in try await conn.query(checkQuery, logger: logger).decode(Int64.self) { n = c }
+            return n
+        }
+        guard stale > 0 else { return }
         try await db.withTransaction { tx in
-            var stale: Int64 = 0
-            for try await c in try await tx.query(checkQuery, logger: logger).decode(Int64.self) { stale = c }
-            guard stale > 0 else { return }
             try await ReportSQL.noJIT(tx, logger)
             try await tx.query("SELECT pg_advisory_xact_lock(\(lock))", logger: logger)
             // Derived data, checked against versions on every read: losing the last write in a
