@@ -26,10 +26,7 @@ struct TracesController {
     static let namedRejections = 5
 
     @Sendable func export(_ request: Request, context: AppRequestContext) async throws -> Response {
-        let principal = try context.requirePrincipal()
-        guard principal.canIngest else {
-            throw AppError.forbidden("a \(principal.role.rawValue) key cannot write usage; use an ingest or admin key")
-        }
+        let principal = try IngestGate.writer(context)
         guard let encoding = OTLPEncoding(contentType: request.headers[.contentType]) else {
             let media = request.headers[.contentType] ?? "(none)"
             throw AppError(.unsupportedMediaType, code: "unsupported_media_type",
@@ -93,12 +90,7 @@ struct TracesController {
     /// decompression) is 413.
     func body(_ request: Request) async throws -> ByteBuffer {
         let limit = configuration.maxBodyBytes
-        func tooLarge(_ what: String) -> AppError {
-            AppError(.contentTooLarge, code: "body_too_large", message: "\(what) is over the limit of \(limit) bytes (send smaller exports)")
-        }
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge("the body (\(length) bytes)") }
-        var body: ByteBuffer
-        do { body = try await request.body.collect(upTo: limit) } catch is NIOTooManyBytesError { throw tooLarge("the body") }
+        var body = try await IngestGate.body(request, limit: limit, unit: "exports")
         let coding = request.headers[.contentEncoding]?.trimmingCharacters(in: .whitespaces).lowercased() ?? "identity"
         switch coding {
         case "identity", "": return body
@@ -106,7 +98,7 @@ struct TracesController {
             do {
                 return try body.decompress(with: .gzip(), maxSize: limit)
             } catch let e as CompressNIOError where e == .bufferOverflow {
-                throw tooLarge("the decompressed body")
+                throw IngestGate.tooLarge("the decompressed body", limit: limit, unit: "exports")
             } catch {
                 throw AppError.badRequest("the body is not valid gzip (Content-Encoding: gzip): \(error)", code: "malformed_body")
             }

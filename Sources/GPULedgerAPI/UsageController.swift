@@ -42,23 +42,9 @@ struct UsageController {
                                    "unsupported_media_type": "unsupported_media_type", "forbidden": "forbidden"]
 
     func ingestBatch(_ request: Request, context: AppRequestContext) async throws -> Response {
-        let principal = try context.requirePrincipal()
-        guard principal.canIngest else {
-            throw AppError.forbidden("a \(principal.role.rawValue) key cannot write usage; use an ingest or admin key")
-        }
+        let principal = try IngestGate.writer(context)
         let format = try Self.bodyFormat(request.headers[.contentType])
-        let limit = configuration.maxBodyBytes
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
-            throw AppError(.contentTooLarge, code: "body_too_large",
-                           message: "the body is \(length) bytes; the limit is \(limit) bytes (send smaller batches)")
-        }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: limit)
-        } catch is NIOTooManyBytesError {
-            throw AppError(.contentTooLarge, code: "body_too_large",
-                           message: "the body is over the limit of \(limit) bytes (send smaller batches)")
-        }
+        let body = try await IngestGate.body(request, limit: configuration.maxBodyBytes, unit: "batches")
         var parser = RecordParser(now: context.now, knownAccelerators: pricing.accelerators, maxTokens: RecordParser.serviceMaxTokens)
         func parse() throws -> ParsedBatch {
             try body.withUnsafeReadableBytes { raw in
