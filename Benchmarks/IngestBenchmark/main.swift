@@ -81,6 +81,17 @@ do {
     }
     let foundation = seconds(ContinuousClock.now - start)
     print("parser: RecordParser \(fmt(Double(parsed) / ours)) records/s (with every field rule checked); JSONDecoder \(fmt(Double(decoded) / foundation)) records/s (decoding only), on \(n) records")
+    // The other per-record work of the service: the batch's summary deltas and its COPY text.
+    let parsedBatches = try sample.map { try parser.parse(Array($0), format: .ndjson).records }
+    start = ContinuousClock.now
+    var deltaRows = 0
+    for records in parsedBatches { deltaRows += SummaryDelta.rows(records).count }
+    let sums = seconds(ContinuousClock.now - start)
+    start = ContinuousClock.now
+    var copyBytes = 0
+    for records in parsedBatches { copyBytes += UsageStore.copyText(records).count }
+    let text = seconds(ContinuousClock.now - start)
+    print("summary deltas: \(fmt(Double(n) / sums)) records/s (\(deltaRows) delta rows); COPY text: \(fmt(Double(n) / text)) records/s (\(copyBytes / n) bytes per record)")
 }
 
 // 2. The service.

@@ -50,8 +50,12 @@ public struct UsageStore: Sendable {
     public func ingest(_ records: [UsageRecord]) async throws -> IngestOutcome {
         guard !records.isEmpty else { return IngestOutcome(accepted: 0, duplicates: 0, conflicts: []) }
         do {
+            let deltas = SummaryDelta.rows(records)
             try await db.withTransaction { conn in
+                try await conn.query(Self.deltasWritten, logger: logger)
                 try await copy(records, into: "usage_records", withOrdinal: false, on: conn)
+                try await copy(deltas, on: conn)
+                try await bumpPoolDays(records, on: conn)
             }
             return IngestOutcome(accepted: records.count, duplicates: 0, conflicts: [])
         } catch let error as StoreError where error.isUniqueViolation {
@@ -60,6 +64,7 @@ public struct UsageStore: Sendable {
             throw StoreError.from(error)
         }
         return try await db.withTransaction { [self] conn in
+                try await conn.query(Self.deltasWritten, logger: logger)
                 try await conn.query("""
                     CREATE TEMPORARY TABLE usage_staging (LIKE usage_records INCLUDING DEFAULTS, ord integer NOT NULL)
                     ON COMMIT DROP
@@ -70,14 +75,17 @@ public struct UsageStore: Sendable {
                 try await conn.query("ANALYZE usage_staging", logger: logger)
                 let cols = Self.columns.joined(separator: ", ")
                 var acceptedIndexes: [Int] = []
+                // The rows inserted, their summary deltas (as `SummaryDelta.rows` sums them) and
+                // their pool-days' versions, in one statement.
                 let inserted = try await conn.query("""
                     WITH ins AS (
                         INSERT INTO usage_records (\(unescaped: cols))
                         SELECT DISTINCT ON (tenant, request_id) \(unescaped: cols) FROM usage_staging
                         ORDER BY tenant, request_id, ord
                         ON CONFLICT (tenant, request_id) DO NOTHING
-                        RETURNING tenant, request_id
-                    ) SELECT min(s.ord) FROM ins JOIN usage_staging s USING (tenant, request_id) GROUP BY s.tenant, s.request_id
+                        RETURNING \(unescaped: Self.summedColumns)
+                    )\(unescaped: Self.deltaCTEs(of: "ins"))
+                    SELECT min(s.ord) FROM ins JOIN usage_staging s USING (tenant, request_id) GROUP BY s.tenant, s.request_id
                     """, logger: logger)
                 for try await i in inserted.decode(Int32.self) { acceptedIndexes.append(Int(i)) }
                 let accepted = acceptedIndexes.count
@@ -118,6 +126,64 @@ public struct UsageStore: Sendable {
             try await writer.write(buffer)
         }
     }
+
+    /// What an INSERT into `usage_records` must add (sql/0014), as CTEs after one named `rows`
+    /// that inserts with `RETURNING` the columns summed: the rows' summary deltas (the sums
+    /// `SummaryDelta.rows` makes for the fast path) and their pool-days' versions.
+    public static func deltaCTEs(of rows: String) -> String {
+        """
+        , deltas AS (
+            INSERT INTO usage_delta (\(deltaColumns.joined(separator: ", ")))
+            SELECT date_trunc('hour', started_at, 'UTC'), tenant, model, accelerator, coalesce(pool, ''),
+                   count(*), count(*) FILTER (WHERE status = 'error'), coalesce(sum(gpu_seconds), 0), sum(input_tokens),
+                   sum(output_tokens), coalesce(sum(cached_input_tokens), 0)
+            FROM \(rows) GROUP BY 1, 2, 3, 4, 5
+        ), versions AS (
+            INSERT INTO pool_day_versions AS v (pool, day, version)
+            SELECT DISTINCT pool, date_trunc('day', started_at, 'UTC'), 1 FROM \(rows) WHERE pool IS NOT NULL
+            ORDER BY 1, 2
+            ON CONFLICT (pool, day) DO UPDATE SET version = v.version + 1
+        )
+        """
+    }
+
+    /// The columns an inserting CTE returns for `deltaCTEs`.
+    public static let summedColumns = "tenant, request_id, model, accelerator, pool, started_at, status, gpu_seconds, input_tokens, output_tokens, cached_input_tokens"
+
+    /// Tells the guard on `usage_records` (sql/0014) that this transaction writes its summary deltas.
+    public static let deltasWritten: PostgresQuery = "SELECT set_config('gpuledger.deltas', 'written', true)"
+
+    static let deltaColumns = ["hour", "tenant", "model", "accelerator", "pool", "requests", "errors", "gpu_seconds",
+                               "input_tokens", "output_tokens", "cached_input_tokens"]
+
+    /// The batch's summary deltas into `usage_delta`, in one write (as `copy(_:into:)`).
+    func copy(_ deltas: [SummaryDelta], on conn: PostgresConnection) async throws {
+        guard !deltas.isEmpty else { return }
+        var encoder = CopyTextEncoder()
+        encoder.bytes.reserveCapacity(deltas.count * 120)
+        for d in deltas { encoder.append(d) }
+        let buffer = ByteBuffer(bytes: encoder.bytes)
+        try await conn.copyFrom(table: "usage_delta", columns: Self.deltaColumns, logger: logger) { writer in
+            try await writer.write(buffer)
+        }
+    }
+
+    /// Bumps the version of each pool-day the batch touches (the idle cache's and the token share
+    /// cache's staleness check), in key order so that concurrent batches lock rows in one order.
+    func bumpPoolDays(_ records: [UsageRecord], on conn: PostgresConnection) async throws {
+        var seen = Set<PoolDay>()
+        for r in records { if let pool = r.pool { seen.insert(PoolDay(pool: pool, day: r.startedAt.dayStart.microseconds)) } }
+        guard !seen.isEmpty else { return }
+        let sorted = seen.sorted { ($0.pool, $0.day) < ($1.pool, $1.day) }
+        let pools = sorted.map(\.pool), days = sorted.map { Timestamp(microseconds: $0.day).rfc3339 }
+        try await conn.query("""
+            INSERT INTO pool_day_versions AS v (pool, day, version)
+            SELECT pool, day::timestamptz, 1 FROM unnest(\(pools)::text[], \(days)::text[]) AS u(pool, day)
+            ON CONFLICT (pool, day) DO UPDATE SET version = v.version + 1
+            """, logger: logger)
+    }
+
+    private struct PoolDay: Hashable { var pool: String; var day: Int64 }
 
     /// The records in PostgreSQL's COPY text format, in `columns` order (for the benchmark's `\copy`).
     public static func copyText(_ records: [UsageRecord]) -> [UInt8] {
@@ -181,6 +247,22 @@ struct CopyTextEncoder {
         optional(r.errorType); tab()
         if r.labels.isEmpty { null() } else { labels(r.labels) }
         if let ordinal { tab(); integer(Int64(ordinal)) }
+        bytes.append(0x0A)
+    }
+
+    /// One `usage_delta` row, in `UsageStore.deltaColumns` order.
+    mutating func append(_ d: SummaryDelta) {
+        d.hour.append(to: &bytes, separator: UInt8(ascii: " "), zone: "+00"); tab()
+        text(d.tenant); tab()
+        text(d.model); tab()
+        text(d.accelerator); tab()
+        text(d.pool); tab()
+        integer(d.requests); tab()
+        integer(d.errors); tab()
+        bytes.append(contentsOf: d.gpuSeconds.utf8); tab()
+        integer(d.inputTokens); tab()
+        integer(d.outputTokens); tab()
+        integer(d.cachedInputTokens)
         bytes.append(0x0A)
     }
 

@@ -87,7 +87,7 @@ public enum BenchmarkFleet {
         let tokenCount = tokens.count
         for day in 0..<30 {
             // One statement per day: records of its hours, attributes from hashes of the record number.
-            await service.sql("""
+            await service.insertRecords("""
                 INSERT INTO usage_records (tenant, request_id, model, accelerator, pool, started_at, gpu_seconds, input_tokens, output_tokens,
                                            cached_input_tokens, ttft_ms, tpot_ms, e2e_ms, status, error_type, labels)
                 SELECT 'tenant-' || lpad((floor(40 * power(u1, 2.2)))::int::text, 2, '0'),

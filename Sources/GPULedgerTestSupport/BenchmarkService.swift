@@ -55,6 +55,21 @@ public final class BenchmarkService: @unchecked Sendable {
         exit(2)
     }
 
+    /// Runs `insert` (an `INSERT INTO usage_records … SELECT …`) with the summary deltas of the
+    /// rows it inserts, as every writer of usage_records must (sql/0014), or fails.
+    public func insertRecords(_ insert: String) async {
+        do {
+            let logger = self.logger
+            try await db.withTransaction { conn in
+                _ = try await conn.query(UsageStore.deltasWritten, logger: logger)
+                let sql = "WITH rows AS (\(insert) RETURNING \(UsageStore.summedColumns))\(UsageStore.deltaCTEs(of: "rows")) SELECT count(*) FROM rows"
+                _ = try await conn.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+            }
+        } catch {
+            await fail("SQL failed: \(String(reflecting: error))\n\(insert.prefix(300))")
+        }
+    }
+
     /// Runs one SQL statement, or fails.
     /// Folds every summary delta a load left (the service folds them every second) before measuring.
     public func foldSummaries() async {

@@ -111,6 +111,28 @@ import Testing
         #expect(try await deltaRows(t) == 0)
     }
 
+    /// Ingest writes the summary deltas itself (sql/0014): an INSERT that does not say it wrote
+    /// them is refused, with what to do, and leaves nothing behind.
+    @Test func anInsertWithoutItsDeltasIsRefused() async throws {
+        let t = try await TestApp.make()
+        let message = try await t.database.withDatabase { db in
+            try await db.withConnection { conn -> String in
+                do {
+                    try await conn.query("""
+                        INSERT INTO usage_records (tenant, request_id, model, accelerator, started_at, gpu_seconds, input_tokens, output_tokens)
+                        VALUES ('acme', 'by-hand', 'm', 'H100', now(), 1, 1, 1)
+                        """, logger: TestDatabase.logger)
+                    return "accepted"
+                } catch let error as PSQLError {
+                    return (error.serverInfo?[.message] ?? "") + " / " + (error.serverInfo?[.hint] ?? "")
+                }
+            }
+        }
+        #expect(message.contains("without their summary deltas") && message.contains("set_config('gpuledger.deltas'"), "\(message)")
+        let stored = try await t.database.withDatabase { db in try await UsageStore(database: db).count() }
+        #expect(stored == 0)
+    }
+
     /// Reports whose figures come from the summaries (hourly, daily, the fleet's daily).
     static let reports = ["/v1/costs?from=2026-10-01&to=2026-12-01&group_by=tenant,day",
                           "/v1/costs?from=2026-10-01T05:30:00Z&to=2026-11-20T07:00:00Z&group_by=model,accelerator",
