@@ -25,6 +25,7 @@ public final class AppMetrics: Sendable {
         self.registry = registry
         self.labelCap = labelCap
         self.usageSeries = usageSeries
+        leader(false) // until the background lease says otherwise
     }
 
     /// The rates the cost counter prices records at (reloaded by `MetricsRefreshService`).
@@ -267,6 +268,11 @@ public final class AppMetrics: Sendable {
             out.append(contentsOf: "# HELP \(name) \(Self.help[name] ?? "")\n# TYPE \(name) histogram\n".utf8)
             for h in all.map({ $0[keyPath: pick] }).sorted(by: { $0.model < $1.model }) { h.render(into: &out) }
         }
+    }
+
+    /// 1 while this replica holds the background lease (runs the fold and the fleet's gauges).
+    func leader(_ isLeader: Bool) {
+        gauge("gpuledger_background_leader", []).set(Double(isLeader ? 1 : 0))
     }
 
     func folded(rows: Int64, duration: Duration) {

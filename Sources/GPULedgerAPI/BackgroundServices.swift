@@ -10,14 +10,21 @@ import Synchronization
 /// Folds what ingest appended to the summary deltas into the report summaries every `interval`
 /// (and once at start), so that the deltas, which every report reads next to the summaries,
 /// stay small. Ingest never waits for it; one fold runs at a time across processes.
+/// With `leadership`, only the replica holding the background lease folds (each run counted in
+/// `background_runs`); without, this process always does (a single instance, tests).
 public struct SummaryFoldService: Service {
+    public static let job = "summary_fold"
     let usage: UsageStore
+    let leases: LeaseStore
+    let leadership: Leadership?
     let metrics: AppMetrics
     let interval: Duration
     let logger: Logger
 
-    public init(database: Database, metrics: AppMetrics, interval: Duration, logger: Logger) {
+    public init(database: Database, leadership: Leadership? = nil, metrics: AppMetrics, interval: Duration, logger: Logger) {
         self.usage = UsageStore(database: database)
+        self.leases = LeaseStore(database: database)
+        self.leadership = leadership
         self.metrics = metrics
         self.interval = interval
         self.logger = logger
@@ -25,9 +32,11 @@ public struct SummaryFoldService: Service {
 
     public func run() async throws {
         await runPeriodically(every: interval, logger: logger, failure: "summary deltas not folded") {
+            if let leadership, !leadership.isLeader { return }
             let start = ContinuousClock.now
             let folded = try await usage.foldSummaries()
             metrics.folded(rows: folded, duration: ContinuousClock.now - start)
+            if let leadership { try await leases.countRun(Self.job, holder: leadership.holder) }
         }
     }
 }
@@ -36,8 +45,16 @@ public struct SummaryFoldService: Service {
 /// from the ledger, every pool's GPUs, and the price book of the cost counter; and the console's
 /// fleet latency hours. (Computing a
 /// thousand budget statuses takes about a second, too long for a scrape.)
+///
+/// With `leadership`, the fleet's gauges (budgets, pools) come from the replica holding the
+/// background lease only (each refresh counted in `background_runs`): one series per budget
+/// across the replicas, not one per replica. The others drop them, and keep what is their own:
+/// the price book of their cost counter and their console's latency hours.
 public struct MetricsRefreshService: Service {
+    public static let job = "fleet_gauges"
     let budgets: BudgetStore
+    let leases: LeaseStore
+    let leadership: Leadership?
     let planning: PlanningStore
     let rates: RateStore
     let stats: StatsStore
@@ -47,8 +64,11 @@ public struct MetricsRefreshService: Service {
     let interval: Duration
     let logger: Logger
 
-    public init(database: Database, planning: PlanningStore? = nil, metrics: AppMetrics, caches: ReportCaches, clock: WallClock, interval: Duration, logger: Logger) {
+    public init(database: Database, planning: PlanningStore? = nil, leadership: Leadership? = nil, metrics: AppMetrics, caches: ReportCaches,
+                clock: WallClock, interval: Duration, logger: Logger) {
         self.budgets = BudgetStore(database: database)
+        self.leases = LeaseStore(database: database)
+        self.leadership = leadership
         self.planning = planning ?? PlanningStore(database: database)
         self.rates = RateStore(database: database)
         self.stats = StatsStore(database: database)
@@ -63,17 +83,39 @@ public struct MetricsRefreshService: Service {
     public func refresh() async throws {
         metrics.setPriceBook(try await rates.priceBook())
         let now = clock.now()
-        metrics.pools(try await stats.poolsNow(at: now))
-        let statuses = try await planning.statuses(try await budgets.list(), at: now)
-        metrics.budgets(statuses, at: now)
-        caches.budgetStatuses.store(statuses, at: now)
+        if let leadership, !leadership.isLeader {
+            metrics.pools([])
+            metrics.budgets([], at: now)
+        } else {
+            metrics.pools(try await stats.poolsNow(at: now))
+            let statuses = try await planning.statuses(try await budgets.list(), at: now)
+            metrics.budgets(statuses, at: now)
+            caches.budgetStatuses.store(statuses, at: now)
+            if let leadership { try await leases.countRun(Self.job, holder: leadership.holder) }
+        }
         // The Models page's chart for the fleet: the hours that changed since the last refresh.
         let hourEnd = now.hourStart.adding(hours: 1)
         _ = try await caches.latencyHours.series(stats, from: hourEnd.adding(hours: -24), to: hourEnd, tenant: nil)
     }
 
     public func run() async throws {
-        await runPeriodically(every: interval, logger: logger, failure: "metrics gauges not refreshed") { try await refresh() }
+        guard let leadership else {
+            await runPeriodically(every: interval, logger: logger, failure: "metrics gauges not refreshed") { try await refresh() }
+            return
+        }
+        // Every `interval`, and at once when this replica takes the lease over (a new runner's
+        // gauges should not wait a minute).
+        let last = Mutex<(at: ContinuousClock.Instant?, leader: Bool)>((nil, false))
+        let interval = self.interval
+        await runPeriodically(every: min(interval, .seconds(1)), logger: logger, failure: "metrics gauges not refreshed") {
+            let leader = leadership.isLeader
+            let due = last.withLock { l in
+                defer { l.leader = leader }
+                guard let at = l.at, ContinuousClock.now - at < interval, leader == l.leader else { l.at = .now; return true }
+                return false
+            }
+            if due { try await refresh() }
+        }
     }
 }
 

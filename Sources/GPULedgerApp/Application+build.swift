@@ -46,12 +46,16 @@ public func buildApplication(
     let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     let planning = PlanningStore(database: database)
     let router = buildRouter(configuration: configuration, database: database, migrator: migrator, pricing: pricing, planning: planning, metrics: metrics, caches: caches)
-    var services: [any Service] = [client]
+    // The background jobs run on the replica that holds the background lease (one of any number
+    // of `serve` processes on this database).
+    let leadership = Leadership(holder: configuration.instanceName, ttl: configuration.backgroundLeaseTTL)
+    var services: [any Service] = [client, LeaderElectionService(database: database, leadership: leadership, metrics: metrics, logger: logger)]
     if let interval = configuration.summaryFoldInterval {
-        services.append(SummaryFoldService(database: database, metrics: metrics, interval: interval, logger: logger))
+        services.append(SummaryFoldService(database: database, leadership: leadership, metrics: metrics, interval: interval, logger: logger))
     }
     if let interval = configuration.budgetGaugeInterval {
-        services.append(MetricsRefreshService(database: database, planning: planning, metrics: metrics, caches: caches, clock: configuration.clock, interval: interval, logger: logger))
+        services.append(MetricsRefreshService(database: database, planning: planning, leadership: leadership, metrics: metrics, caches: caches,
+                                              clock: configuration.clock, interval: interval, logger: logger))
     }
     var app = Application(
         router: router,

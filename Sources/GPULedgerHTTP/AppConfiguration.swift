@@ -27,6 +27,11 @@ public struct AppConfiguration: Sendable {
     /// How often ingest's summary deltas are folded into the report summaries; nil: never (tests
     /// fold when they mean to; reports are exact either way).
     public var summaryFoldInterval: Duration? = .seconds(1)
+    /// This replica's name in the background lease (sql/0015); nil: the host and pid.
+    public var instanceName: String? = nil
+    /// How long the background lease lasts unrenewed: a dead runner's jobs move to another
+    /// replica within this (renewed every second).
+    public var backgroundLeaseTTL: Duration = .seconds(5)
     /// Fallbacks for spans that lack gpuledger's attributes (`POST /v1/traces`; `serve --otlp-mapping`).
     public var otlpMapping = OTLPMapping()
     /// Where "now" comes from: the system clock in production, a fixed instant in tests.

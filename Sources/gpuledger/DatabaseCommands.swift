@@ -59,6 +59,8 @@ struct Serve: AsyncParsableCommand {
     var budgetGaugeInterval: Int?
     @Option(help: "JSON file of fallbacks for OpenTelemetry spans that lack gpuledger's attributes: pool, accelerator, model, tenant, tenant_attribute, by default and per key name (GPULEDGER_OTLP_MAPPING; README, \"Connect vLLM\").")
     var otlpMapping: String?
+    @Option(help: "This replica's name in the background lease and background_runs (GPULEDGER_INSTANCE, default host-pid): with several serve processes on one database, the summary fold and the fleet's gauges run on one at a time.")
+    var instance: String?
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var log: LogOptions
 
@@ -84,6 +86,7 @@ struct Serve: AsyncParsableCommand {
         config.billingAccountName = billingAccountName ?? environment("GPULEDGER_BILLING_ACCOUNT_NAME") ?? config.billingAccountName
         let gaugeSeconds = budgetGaugeInterval ?? environment("GPULEDGER_BUDGET_GAUGE_INTERVAL").flatMap { Int($0) } ?? 60
         config.budgetGaugeInterval = gaugeSeconds > 0 ? .seconds(gaugeSeconds) : nil
+        config.instanceName = instance ?? environment("GPULEDGER_INSTANCE") ?? Leadership.defaultHolder
         if let seconds = environment("GPULEDGER_DB_ACQUIRE_TIMEOUT").flatMap(Double.init), seconds > 0 {
             config.databaseAcquireTimeout = .milliseconds(Int(seconds * 1000))
         }

@@ -1,0 +1,94 @@
+import Foundation
+import GPULedgerStore
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Whether this replica runs the background jobs now: it holds the `background` lease
+/// (sql/0015). Any number of `serve` processes may share one database; the lease makes one of
+/// them the runner, and another takes over within `ttl` of the runner's death.
+///
+/// A replica counts itself the runner only until its last renewal's `ttl` has passed by its own
+/// monotonic clock, less a safety margin (a fifth of it, at most a second): one cut off from the database stops acting
+/// before the lease can pass to another. (The jobs would be safe twice anyway: the fold takes an
+/// advisory lock and the gauges only read, but each should run once.)
+public final class Leadership: Sendable {
+    public static let leaseName = "background"
+    public let holder: String
+    public let ttl: Duration
+    private let state = Mutex<(term: Int64, until: ContinuousClock.Instant)?>(nil)
+
+    /// `holder`: this replica's name in the lease and in `background_runs` (default: host and pid).
+    public init(holder: String? = nil, ttl: Duration = .seconds(5)) {
+        self.holder = holder ?? Self.defaultHolder
+        self.ttl = ttl
+    }
+
+    public static var defaultHolder: String {
+        "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+    }
+
+    /// True while this replica holds the lease.
+    public var isLeader: Bool {
+        state.withLock { s in s.map { ContinuousClock.now < $0.until } ?? false }
+    }
+
+    /// Records the outcome of one attempt that started at `started`; true when this replica
+    /// became the runner with it (it was not before).
+    func update(_ lease: LeaseStore.Lease?, started: ContinuousClock.Instant) -> Bool {
+        state.withLock { s in
+            let was = s.map { ContinuousClock.now < $0.until } ?? false
+            if let lease, lease.holder == holder, lease.expiresIn > 0 {
+                s = (lease.term, started + ttl - min(.seconds(1), ttl / 5))
+                return !was
+            }
+            s = nil
+            return false
+        }
+    }
+}
+
+/// Takes or renews the lease every `interval` (and gives it up on shutdown).
+public struct LeaderElectionService: Service {
+    let leases: LeaseStore
+    let leadership: Leadership
+    let metrics: AppMetrics
+    let interval: Duration
+    let logger: Logger
+
+    public init(database: Database, leadership: Leadership, metrics: AppMetrics, interval: Duration = .seconds(1), logger: Logger) {
+        self.leases = LeaseStore(database: database)
+        self.leadership = leadership
+        self.metrics = metrics
+        self.interval = interval
+        self.logger = logger
+    }
+
+    /// One attempt; true when this replica holds the lease afterwards.
+    @discardableResult
+    public func attempt() async -> Bool {
+        let started = ContinuousClock.now
+        let wasLeader = leadership.isLeader
+        var lease: LeaseStore.Lease?
+        do {
+            lease = try await leases.acquireOrRenew(Leadership.leaseName, holder: leadership.holder, ttl: leadership.ttl)
+        } catch {
+            logger.debug("background lease not renewed", metadata: ["error": .string(String(describing: error))])
+        }
+        if leadership.update(lease, started: started) {
+            logger.notice("this replica runs the background jobs now", metadata: ["holder": .string(leadership.holder), "term": .stringConvertible(lease?.term ?? 0)])
+        } else if wasLeader && !leadership.isLeader {
+            logger.warning("this replica no longer runs the background jobs", metadata: ["holder": .string(leadership.holder), "now_held_by": .string(lease?.holder ?? "unknown (database unreachable)")])
+        }
+        metrics.leader(leadership.isLeader)
+        return leadership.isLeader
+    }
+
+    public func run() async throws {
+        await runPeriodically(every: interval, logger: logger, failure: "background lease not renewed") { await attempt() }
+        if leadership.isLeader {
+            try? await leases.release(Leadership.leaseName, holder: leadership.holder)
+            _ = leadership.update(nil, started: .now)
+        }
+    }
+}

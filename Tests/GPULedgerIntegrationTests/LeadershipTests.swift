@@ -1,0 +1,72 @@
+import Foundation
+import GPULedgerAPI
+import GPULedgerStore
+import GPULedgerTestSupport
+import Logging
+import Testing
+
+/// Several replicas on one database: the background lease (sql/0015) has one holder at a time,
+/// passes to another replica when its holder stops renewing (dies) or gives it up (stops), and
+/// the jobs' runs are counted per replica.
+@Suite struct LeadershipTests {
+    func replicas(_ db: Database, ttl: Duration) -> [(Leadership, LeaderElectionService)] {
+        ["replica-a", "replica-b", "replica-c"].map { name in
+            let l = Leadership(holder: name, ttl: ttl)
+            return (l, LeaderElectionService(database: db, leadership: l, metrics: AppMetrics(), logger: TestDatabase.logger))
+        }
+    }
+
+    @Test func oneHolderAtATimeAndATakeoverWhenItDies() async throws {
+        let t = try await TestApp.make()
+        try await t.database.withDatabase { db in
+            let r = replicas(db, ttl: .seconds(3))
+            // All three ask together: exactly one gets it.
+            let got = await withTaskGroup(of: Bool.self) { group in
+                for (_, election) in r { group.addTask { await election.attempt() } }
+                return await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(got.filter { $0 }.count == 1)
+            let leader = try #require(r.first { $0.0.isLeader })
+            let others = r.filter { $0.0.holder != leader.0.holder }
+            #expect(try await LeaseStore(database: db).lease(Leadership.leaseName)?.holder == leader.0.holder)
+            // Renewing keeps it; the others keep being refused.
+            let renewed = ContinuousClock.now
+            #expect(await leader.1.attempt())
+            for (l, e) in others { #expect(!(await e.attempt()) && !l.isLeader) }
+            let term = try #require(try await LeaseStore(database: db).lease(Leadership.leaseName)?.term)
+
+            // The holder dies (stops renewing): another takes over once the lease lapses, within
+            // its ttl and an attempt, and the term moves on.
+            let died = ContinuousClock.now
+            var successor: Leadership?
+            while successor == nil, ContinuousClock.now - died < .seconds(10) {
+                for (l, e) in others where await e.attempt() { successor = l; break }
+                if successor == nil { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            let took = ContinuousClock.now - died
+            let next = try #require(successor)
+            // (Not before the ttl from the last renewal; soon after it.)
+            #expect(ContinuousClock.now - renewed >= .milliseconds(2900) && took < .seconds(8), "took over after \(took)")
+            #expect(try await LeaseStore(database: db).lease(Leadership.leaseName)?.term == term + 1)
+            // The old holder, back, is refused and knows it.
+            #expect(!(await leader.1.attempt()) && !leader.0.isLeader)
+
+            // A holder that stops gives the lease up: the next attempt elsewhere gets it at once.
+            try await LeaseStore(database: db).release(Leadership.leaseName, holder: next.holder)
+            #expect(await leader.1.attempt())
+        }
+    }
+
+    @Test func eachJobsRunsAreCountedPerReplica() async throws {
+        let t = try await TestApp.make()
+        try await t.database.withDatabase { db in
+            let leases = LeaseStore(database: db)
+            for _ in 0..<3 { try await leases.countRun("summary_fold", holder: "replica-a") }
+            try await leases.countRun("summary_fold", holder: "replica-b")
+            try await leases.countRun("fleet_gauges", holder: "replica-a")
+            let runs = try await leases.runs()
+            #expect(runs.map { "\($0.job) \($0.holder) \($0.runs)" } == ["fleet_gauges replica-a 1", "summary_fold replica-a 3", "summary_fold replica-b 1"])
+            #expect(runs.allSatisfy { $0.secondsSinceLast >= 0 && $0.secondsSinceLast < 60 })
+        }
+    }
+}
