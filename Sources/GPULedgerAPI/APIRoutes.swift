@@ -8,15 +8,18 @@ import Hummingbird
 public struct APIRoutes {
     let configuration: AppConfiguration
     let database: Database
+    /// Reports and stats read through this (a read replica's reads; else `database`).
+    let reads: Database
     let migrator: Migrator
     let pricing: PricingState
     let planning: PlanningStore
     let metrics: AppMetrics
 
-    public init(configuration: AppConfiguration, database: Database, migrator: Migrator, pricing: PricingState,
+    public init(configuration: AppConfiguration, database: Database, reads: Database? = nil, migrator: Migrator, pricing: PricingState,
                 planning: PlanningStore, metrics: AppMetrics) {
         self.configuration = configuration
         self.database = database
+        self.reads = reads ?? database
         self.migrator = migrator
         self.pricing = pricing
         self.planning = planning
@@ -24,11 +27,12 @@ public struct APIRoutes {
     }
 
     public func add(to router: Router<AppRequestContext>) {
-        let database = database, metrics = metrics
+        let database = database, metrics = metrics, reads = reads
         HealthController(database: database, migrator: migrator).addRoutes(to: router)
         OpenAPIController().addRoutes(to: router)
         router.get("metrics") { _, _ -> Response in
             metrics.observe(database.stats)
+            if let replica = reads.readReplica { metrics.observe(replica) }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
         }
@@ -39,9 +43,9 @@ public struct APIRoutes {
                          configuration: configuration, metrics: metrics).addRoutes(to: v1)
         RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
         PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
-        CostsController(costs: CostStore(database: database), periods: PeriodStore(database: database), configuration: configuration).addRoutes(to: v1)
+        CostsController(costs: CostStore(database: reads), periods: PeriodStore(database: reads), configuration: configuration).addRoutes(to: v1)
         PeriodsController(periods: PeriodStore(database: database), configuration: configuration).addRoutes(to: v1)
-        StatsController(stats: StatsStore(database: database)).addRoutes(to: v1)
+        StatsController(stats: StatsStore(database: reads)).addRoutes(to: v1)
         PlanningController(budgets: BudgetStore(database: database), planning: planning).addRoutes(to: v1)
     }
 }

@@ -294,6 +294,20 @@ public final class AppMetrics: Sendable {
     }
 
     private let timeoutsSeen = Mutex(0)
+
+    /// The read replica's figures (`DATABASE_READ_URL`), at a scrape.
+    func observe(_ replica: ReadReplica) {
+        gauge("gpuledger_read_replica_up", []).set(Double(replica.isUp ? 1 : 0))
+        let (reads, fallbacks) = (replica.reads, replica.fallbacks)
+        let added = replicaSeen.withLock { seen -> (Int, Int) in
+            defer { seen = (reads, fallbacks) }
+            return (reads - seen.0, fallbacks - seen.1)
+        }
+        counter("gpuledger_read_replica_reads_total", []).increment(by: Int64(added.0))
+        counter("gpuledger_read_replica_fallbacks_total", []).increment(by: Int64(added.1))
+    }
+
+    private let replicaSeen = Mutex((0, 0))
     private let poolNames = LockedSets()
 
     /// Sets each pool's gauges, and drops those of pools that are gone.

@@ -53,6 +53,7 @@ public struct SummaryFoldService: Service {
 public struct MetricsRefreshService: Service {
     public static let job = "fleet_gauges"
     let budgets: BudgetStore
+    let costs: CostStore
     let leases: LeaseStore
     let leadership: Leadership?
     let planning: PlanningStore
@@ -67,6 +68,7 @@ public struct MetricsRefreshService: Service {
     public init(database: Database, planning: PlanningStore? = nil, leadership: Leadership? = nil, metrics: AppMetrics, caches: ReportCaches,
                 clock: WallClock, interval: Duration, logger: Logger) {
         self.budgets = BudgetStore(database: database)
+        self.costs = CostStore(database: database)
         self.leases = LeaseStore(database: database)
         self.leadership = leadership
         self.planning = planning ?? PlanningStore(database: database)
@@ -91,6 +93,10 @@ public struct MetricsRefreshService: Service {
             let statuses = try await planning.statuses(try await budgets.list(), at: now)
             metrics.budgets(statuses, at: now)
             caches.budgetStatuses.store(statuses, at: now)
+            // The month's report caches (idle and token shares per pool-day) brought up to date on
+            // the primary, so that reports read through a hot standby, which cannot write them,
+            // find them current.
+            _ = try await costs.chargebackItems(period: Period.containing(now), now: now)
             if let leadership { try await leases.countRun(Self.job, holder: leadership.holder) }
         }
         // The Models page's chart for the fleet: the hours that changed since the last refresh.

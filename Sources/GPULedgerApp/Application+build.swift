@@ -12,9 +12,10 @@ import ServiceLifecycle
 
 /// The routes, on the given stores: the API's and the console's, siblings over the same stores
 /// and one planning service. Tests build the same router.
-public func buildRouter(configuration: AppConfiguration, database: Database, migrator: Migrator,
+public func buildRouter(configuration: AppConfiguration, database: Database, reads: Database? = nil, migrator: Migrator,
                         pricing: PricingState? = nil, planning: PlanningStore? = nil, metrics: AppMetrics,
                         caches: ReportCaches = ReportCaches()) -> Router<AppRequestContext> {
+    let reads = reads ?? database
     let pricing = pricing ?? PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     // One planning service (and so one forecast cache) for the API, the console and the gauges.
     let planning = planning ?? PlanningStore(database: database)
@@ -23,13 +24,14 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: ErrorMiddleware())
+    if reads.readsFromReplica { router.add(middleware: ReadSourceMiddleware()) }
     let routeMethods = RouteMethods()
     router.add(middleware: MethodNotAllowedMiddleware(routes: routeMethods))
-    APIRoutes(configuration: configuration, database: database, migrator: migrator, pricing: pricing, planning: planning,
+    APIRoutes(configuration: configuration, database: database, reads: reads, migrator: migrator, pricing: pricing, planning: planning,
               metrics: metrics).add(to: router)
-    ConsoleController(keys: KeyStore(database: database), sessions: SessionStore(database: database), costs: CostStore(database: database),
+    ConsoleController(keys: KeyStore(database: database), sessions: SessionStore(database: database), costs: CostStore(database: reads),
                       periods: PeriodStore(database: database),
-                      budgets: BudgetStore(database: database), planning: planning, stats: StatsStore(database: database),
+                      budgets: BudgetStore(database: database), planning: planning, stats: StatsStore(database: reads),
                       caches: caches, configuration: configuration).addRoutes(to: router)
     routeMethods.set(router.routes)
     return router
@@ -38,18 +40,24 @@ public func buildRouter(configuration: AppConfiguration, database: Database, mig
 /// The whole service on a `PostgresClient` that the application runs as one of its services.
 /// Before the server starts it migrates the database and, on a database without keys, creates
 /// the first admin key in `<data-dir>/admin.key`.
+/// `readClient`: a hot standby's (`DATABASE_READ_URL`) for reports, stats and console pages.
 public func buildApplication(
-    configuration: AppConfiguration, client: PostgresClient, migrator: Migrator, logger: Logger, metrics: AppMetrics = AppMetrics(),
-    caches: ReportCaches = ReportCaches()
+    configuration: AppConfiguration, client: PostgresClient, readClient: PostgresClient? = nil, migrator: Migrator, logger: Logger,
+    metrics: AppMetrics = AppMetrics(), caches: ReportCaches = ReportCaches()
 ) -> some ApplicationProtocol {
     let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout)
+    // A replica that does not answer within a second is skipped for 5 s (reads go to the primary).
+    let reads = readClient.map { database.reading(from: ReadReplica(database: Database(client: $0, logger: logger, acquireTimeout: .seconds(1)))) }
     let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     let planning = PlanningStore(database: database)
-    let router = buildRouter(configuration: configuration, database: database, migrator: migrator, pricing: pricing, planning: planning, metrics: metrics, caches: caches)
+    let router = buildRouter(configuration: configuration, database: database, reads: reads, migrator: migrator, pricing: pricing, planning: planning,
+                             metrics: metrics, caches: caches)
     // The background jobs run on the replica that holds the background lease (one of any number
     // of `serve` processes on this database).
     let leadership = Leadership(holder: configuration.instanceName, ttl: configuration.backgroundLeaseTTL)
-    var services: [any Service] = [client, LeaderElectionService(database: database, leadership: leadership, metrics: metrics, logger: logger)]
+    var services: [any Service] = [client]
+    if let readClient { services.append(readClient) }
+    services += [LeaderElectionService(database: database, leadership: leadership, metrics: metrics, logger: logger)] as [any Service]
     if let interval = configuration.summaryFoldInterval {
         services.append(SummaryFoldService(database: database, leadership: leadership, metrics: metrics, interval: interval, logger: logger))
     }

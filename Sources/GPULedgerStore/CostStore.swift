@@ -185,7 +185,9 @@ extension CostStore {
                                 rawOnly: Bool = false) async throws -> [ChargeItem] {
         let end = min(period.end, max(now, period.start))
         let logger = self.logger
-        if !rawOnly {
+        // (Through a hot standby nothing can be written: stale pool-days are computed below, and
+        // the primary's background runner keeps the cache current.)
+        if !rawOnly && !db.readsFromReplica {
             // Bring the cache up to date for the period's finished pool-days (one writer at a time).
             var refresh = SQLText()
             refresh.sql = Self.poolDays(&refresh, period: period, end: end) + """

@@ -15,6 +15,8 @@ public struct Database: Sendable {
     public var acquireTimeout: Duration
     /// Connections in use and callers waiting, for `/metrics`.
     public let stats: DatabaseStats
+    /// Where reads go first (`reading(from:)`); nil: everything on this database's client.
+    public internal(set) var readReplica: ReadReplica?
 
     public init(client: PostgresClient, logger: Logger, acquireTimeout: Duration = .seconds(5), stats: DatabaseStats = DatabaseStats()) {
         self.client = client
@@ -23,7 +25,17 @@ public struct Database: Sendable {
         self.stats = stats
     }
 
+    /// `body` on a connection: of the read replica first if this database reads from one.
     public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        if readReplica != nil { return try await withReadConnection(body) }
+        return try await withPrimaryConnection(body)
+    }
+
+    /// True when reads through this database may be answered by a hot standby, where nothing
+    /// can be written: derived caches are then left to the primary's background runner.
+    public var readsFromReplica: Bool { readReplica != nil }
+
+    func withPrimaryConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let leased = Flag()
         let timeout = acquireTimeout
         let client = self.client

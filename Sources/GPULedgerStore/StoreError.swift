@@ -77,6 +77,12 @@ public enum StoreError: Error, CustomStringConvertible {
     /// The errno values of a connection that cannot be made or was lost.
     static let connectionErrnos: Set<Int32> = [ECONNREFUSED, ENOENT, ECONNRESET, ECONNABORTED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EPIPE]
 
+    /// No connection could be had, or it was lost (a read then goes to the primary instead).
+    public var isConnectionFailure: Bool {
+        if case .unavailable = self { return true }
+        return false
+    }
+
     public var isUniqueViolation: Bool {
         if case .uniqueViolation = self { return true }
         return false

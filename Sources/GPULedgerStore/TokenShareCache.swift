@@ -36,7 +36,8 @@ enum TokenShareCache {
     }
 
     static func refresh(_ db: Database, from: Timestamp, to: Timestamp, now: Timestamp) async throws {
-        guard let (d0, d1) = days(from: from, to: to, now: now) else { return }
+        // (On a hot standby nothing can be written; the readers price stale days hour by hour.)
+        guard !db.readsFromReplica, let (d0, d1) = days(from: from, to: to, now: now) else { return }
         let logger = db.logger
         var check = SQLText()
         let checkTodo = todo(&check, d0, d1)

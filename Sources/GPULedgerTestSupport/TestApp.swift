@@ -89,8 +89,8 @@ public struct TestApp: Sendable {
     }
 
     /// The application, as `gpuledger serve` builds it, on this test database.
-    public func application() -> some ApplicationProtocol {
-        buildApplication(configuration: configuration, client: database.makeClient(),
+    public func application(readClient: PostgresClient? = nil) -> some ApplicationProtocol {
+        buildApplication(configuration: configuration, client: database.makeClient(), readClient: readClient,
                          migrator: Migrator(directory: TestDatabase.migrationsDirectory, logger: TestDatabase.logger),
                          logger: TestDatabase.logger, metrics: metrics, caches: caches)
     }

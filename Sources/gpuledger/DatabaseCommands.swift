@@ -102,8 +102,16 @@ struct Serve: AsyncParsableCommand {
         }
         let (clientConfig, cluster, _) = try await database.resolve(logger: logger)
         let client = PostgresClient(configuration: clientConfig, backgroundLogger: logger)
-        let app = buildApplication(configuration: config, client: client, migrator: Migrator(directory: Migrator.defaultDirectory(), logger: logger),
-                                   logger: logger, metrics: metrics)
+        // Reports, stats and console pages from a hot standby, when one is named.
+        var readClient: PostgresClient?
+        if let url = environment("DATABASE_READ_URL") {
+            var readConfig = try DatabaseURL.configuration(from: url)
+            readConfig.applyServiceDefaults()
+            readClient = PostgresClient(configuration: readConfig, backgroundLogger: logger)
+            logger.info("reports, stats and console pages read from the replica at DATABASE_READ_URL")
+        }
+        let app = buildApplication(configuration: config, client: client, readClient: readClient,
+                                   migrator: Migrator(directory: Migrator.defaultDirectory(), logger: logger), logger: logger, metrics: metrics)
         do {
             try await app.runService()
         } catch {
