@@ -41,11 +41,15 @@ public func buildRouter(configuration: AppConfiguration, database: Database, rea
 /// Before the server starts it migrates the database and, on a database without keys, creates
 /// the first admin key in `<data-dir>/admin.key`.
 /// `readClient`: a hot standby's (`DATABASE_READ_URL`) for reports, stats and console pages.
+/// `backgroundClient`: connections of the background jobs' own (the lease, the fold, the gauges),
+/// so that a burst of requests holding every connection of `client` cannot starve the lease's
+/// renewal and hand the jobs to another replica, or hold the fold back; nil: `client`'s.
 public func buildApplication(
-    configuration: AppConfiguration, client: PostgresClient, readClient: PostgresClient? = nil, migrator: Migrator, logger: Logger,
-    metrics: AppMetrics = AppMetrics(), caches: ReportCaches = ReportCaches()
+    configuration: AppConfiguration, client: PostgresClient, readClient: PostgresClient? = nil, backgroundClient: PostgresClient? = nil,
+    migrator: Migrator, logger: Logger, metrics: AppMetrics = AppMetrics(), caches: ReportCaches = ReportCaches()
 ) -> some ApplicationProtocol {
     let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout)
+    let background = backgroundClient.map { Database(client: $0, logger: logger, acquireTimeout: .seconds(30)) } ?? database
     // A replica that does not answer within a second is skipped for 5 s (reads go to the primary).
     let reads = readClient.map { database.reading(from: ReadReplica(database: Database(client: $0, logger: logger, acquireTimeout: .seconds(1)))) }
     let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
@@ -57,12 +61,13 @@ public func buildApplication(
     let leadership = Leadership(holder: configuration.instanceName, ttl: configuration.backgroundLeaseTTL)
     var services: [any Service] = [client]
     if let readClient { services.append(readClient) }
-    services += [LeaderElectionService(database: database, leadership: leadership, metrics: metrics, logger: logger)] as [any Service]
+    if let backgroundClient { services.append(backgroundClient) }
+    services += [LeaderElectionService(database: background, leadership: leadership, metrics: metrics, logger: logger)] as [any Service]
     if let interval = configuration.summaryFoldInterval {
-        services.append(SummaryFoldService(database: database, leadership: leadership, metrics: metrics, interval: interval, logger: logger))
+        services.append(SummaryFoldService(database: background, leadership: leadership, metrics: metrics, interval: interval, logger: logger))
     }
     if let interval = configuration.budgetGaugeInterval {
-        services.append(MetricsRefreshService(database: database, planning: planning, leadership: leadership, metrics: metrics, caches: caches,
+        services.append(MetricsRefreshService(database: background, planning: planning, leadership: leadership, metrics: metrics, caches: caches,
                                               clock: configuration.clock, interval: interval, logger: logger))
     }
     var app = Application(

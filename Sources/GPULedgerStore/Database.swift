@@ -74,11 +74,61 @@ public struct Database: Sendable {
         }
     }
 
+    /// `body` in a transaction. If the connection closes while it runs (the server restarted),
+    /// the caller gets `StoreError.unavailable` at once: PostgresNIO 1.33.2 can leave a COPY (or
+    /// what follows it in the transaction) waiting forever on a connection that closed under it,
+    /// and the request with it, holding its pool connection (seen in `scripts/ha-drill` when the
+    /// primary restarted under ingest). The abandoned work is left to finish or fail on its own.
     public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = self.logger
         return try await withConnection { conn in
-            try await conn.withTransaction(logger: logger) { tx in try await body(tx) }
+            try await Self.untilClosed(conn) {
+                try await conn.withTransaction(logger: logger) { tx in try await body(tx) }
+            }
         }
+    }
+
+    /// `work`'s result, or `StoreError.unavailable` as soon as `conn` closes before it is done.
+    static func untilClosed<T: Sendable>(_ conn: PostgresConnection, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let once = ResumeOnce<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                once.set(continuation)
+                Task {
+                    do { once.resume(.success(try await work())) } catch { once.resume(.failure(error)) }
+                }
+                conn.closeFuture.whenComplete { _ in
+                    once.resume(.failure(StoreError.unavailable("the database connection closed during the transaction")))
+                }
+            }
+        } onCancel: {
+            once.resume(.failure(CancellationError()))
+        }
+    }
+}
+
+/// A continuation resumed by the first of several callers; the others are ignored.
+final class ResumeOnce<T: Sendable>: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, early: Result<T, any Error>?, done: Bool)>((nil, nil, false))
+
+    func set(_ c: CheckedContinuation<T, any Error>) {
+        let early: Result<T, any Error>? = state.withLock { s in
+            if let e = s.early { s.early = nil; return e }
+            s.continuation = c
+            return nil
+        }
+        if let early { c.resume(with: early) }
+    }
+
+    func resume(_ result: Result<T, any Error>) {
+        let c: CheckedContinuation<T, any Error>? = state.withLock { s in
+            guard !s.done else { return nil }
+            s.done = true
+            if let c = s.continuation { s.continuation = nil; return c }
+            s.early = result
+            return nil
+        }
+        c?.resume(with: result)
     }
 }
 

@@ -110,7 +110,12 @@ struct Serve: AsyncParsableCommand {
             readClient = PostgresClient(configuration: readConfig, backgroundLogger: logger)
             logger.info("reports, stats and console pages read from the replica at DATABASE_READ_URL")
         }
-        let app = buildApplication(configuration: config, client: client, readClient: readClient,
+        // The background jobs' own connections, one each for the lease, the fold and the gauges:
+        // the lease's renewal must not wait behind a long job (it would lapse and move).
+        var backgroundConfig = clientConfig
+        backgroundConfig.options.maximumConnections = 3
+        let backgroundClient = PostgresClient(configuration: backgroundConfig, backgroundLogger: logger)
+        let app = buildApplication(configuration: config, client: client, readClient: readClient, backgroundClient: backgroundClient,
                                    migrator: Migrator(directory: Migrator.defaultDirectory(), logger: logger), logger: logger, metrics: metrics)
         do {
             try await app.runService()
