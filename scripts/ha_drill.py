@@ -261,7 +261,8 @@ def sender(i: int) -> None:
             r = subprocess.CompletedProcess([], 124, "", "no answer within 90 s")
             with lock:
                 totals["hung_runs"] = totals.get("hung_runs", 0) + 1
-        os.remove(path)
+        if os.path.exists(path):
+            os.remove(path)
         with lock:
             totals["sent"] += args.chunk
             totals["chunks"] += 1

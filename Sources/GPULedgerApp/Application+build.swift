@@ -19,6 +19,9 @@ public func buildRouter(configuration: AppConfiguration, database: Database, rea
     let pricing = pricing ?? PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     // One planning service (and so one forecast cache) for the API, the console and the gauges.
     let planning = planning ?? PlanningStore(database: database)
+    // Forecasts and budget statuses answered to clients read on the replica too, when there is one
+    // (with their own forecast cache; the gauges keep the primary's).
+    let readPlanning = reads.readsFromReplica ? PlanningStore(database: reads) : planning
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: ClockMiddleware(clock: configuration.clock))
     router.add(middleware: RequestLogMiddleware())
@@ -27,11 +30,11 @@ public func buildRouter(configuration: AppConfiguration, database: Database, rea
     if reads.readsFromReplica { router.add(middleware: ReadSourceMiddleware()) }
     let routeMethods = RouteMethods()
     router.add(middleware: MethodNotAllowedMiddleware(routes: routeMethods))
-    APIRoutes(configuration: configuration, database: database, reads: reads, migrator: migrator, pricing: pricing, planning: planning,
+    APIRoutes(configuration: configuration, database: database, reads: reads, migrator: migrator, pricing: pricing, planning: readPlanning,
               metrics: metrics).add(to: router)
     ConsoleController(keys: KeyStore(database: database), sessions: SessionStore(database: database), costs: CostStore(database: reads),
                       periods: PeriodStore(database: database),
-                      budgets: BudgetStore(database: database), planning: planning, stats: StatsStore(database: reads),
+                      budgets: BudgetStore(database: database), planning: readPlanning, stats: StatsStore(database: reads),
                       caches: caches, configuration: configuration).addRoutes(to: router)
     routeMethods.set(router.routes)
     return router

@@ -24,6 +24,7 @@ public struct LeaseStore: Sendable {
     public func acquireOrRenew(_ name: String, holder: String, ttl: Duration) async throws -> Lease {
         let ttlMicros = ttl.components.seconds * 1_000_000 + ttl.components.attoseconds / 1_000_000_000_000
         return try await db.withConnection { [logger] conn in
+            try await Self.noFlushWait(conn, logger)
             let rows = try await conn.query("""
                 WITH taken AS (
                     INSERT INTO background_leases AS l (name, holder, term, acquired_at, renewed_at, expires_at)
@@ -46,6 +47,16 @@ public struct LeaseStore: Sendable {
             for try await (h, t, e) in rows.decode((String, Int64, Double).self) { return Lease(holder: h, term: t, expiresIn: e) }
             throw StoreError.database("the lease \(name) could be neither read nor taken")
         }
+    }
+
+    /// A renewal must not wait for the WAL to reach the disk: under a heavy ingest, commits waited
+    /// seconds for the flush on a busy disk and the lease lapsed and moved (scripts/ha-drill). What
+    /// a crash could lose is the last fraction of a second of renewals, after which a replica takes
+    /// the lease anew. (Set for the session: these connections are the background jobs', whose
+    /// other writes, the fold and the caches, are atomic and redone if lost, never acknowledged to
+    /// anyone.)
+    static func noFlushWait(_ conn: PostgresConnection, _ logger: Logger) async throws {
+        try await conn.query("SET synchronous_commit = off", logger: logger)
     }
 
     /// Gives the lease up if `holder` has it (a replica stopping), so another takes over at once.
@@ -72,6 +83,7 @@ public struct LeaseStore: Sendable {
     /// Counts one run of `job` by `holder`.
     public func countRun(_ job: String, holder: String) async throws {
         try await db.withConnection { [logger] conn in
+            try await Self.noFlushWait(conn, logger)
             try await conn.query("""
                 INSERT INTO background_runs AS r (job, holder, runs, first_at, last_at) VALUES (\(job), \(holder), 1, now(), now())
                 ON CONFLICT (job, holder) DO UPDATE SET runs = r.runs + 1, last_at = now()
