@@ -24,39 +24,40 @@ public struct LeaseStore: Sendable {
     public func acquireOrRenew(_ name: String, holder: String, ttl: Duration) async throws -> Lease {
         let ttlMicros = ttl.components.seconds * 1_000_000 + ttl.components.attoseconds / 1_000_000_000_000
         return try await db.withConnection { [logger] conn in
-            try await Self.noFlushWait(conn, logger)
-            let rows = try await conn.query("""
-                WITH taken AS (
-                    INSERT INTO background_leases AS l (name, holder, term, acquired_at, renewed_at, expires_at)
-                    VALUES (\(name), \(holder), 1, now(), now(), now() + \(ttlMicros) * interval '1 microsecond')
-                    ON CONFLICT (name) DO UPDATE SET
-                        holder = EXCLUDED.holder,
-                        term = CASE WHEN l.holder = EXCLUDED.holder THEN l.term ELSE l.term + 1 END,
-                        acquired_at = CASE WHEN l.holder = EXCLUDED.holder THEN l.acquired_at ELSE now() END,
-                        renewed_at = now(),
-                        expires_at = EXCLUDED.expires_at
-                    WHERE l.holder = EXCLUDED.holder OR l.expires_at < now()
-                    RETURNING holder, term, extract(epoch FROM expires_at - now())::float8
-                )
-                SELECT holder, term, expires_in FROM (
-                    SELECT holder, term, expires_in, 0 AS o FROM taken AS t(holder, term, expires_in)
-                    UNION ALL
-                    SELECT holder, term, extract(epoch FROM expires_at - now())::float8, 1 FROM background_leases WHERE name = \(name)
-                ) x ORDER BY o LIMIT 1
-                """, logger: logger)
-            for try await (h, t, e) in rows.decode((String, Int64, Double).self) { return Lease(holder: h, term: t, expiresIn: e) }
-            throw StoreError.database("the lease \(name) could be neither read nor taken")
+            try await conn.withTransaction(logger: logger) { conn in
+                try await Self.noFlushWait(conn, logger)
+                let rows = try await conn.query("""
+                    WITH taken AS (
+                        INSERT INTO background_leases AS l (name, holder, term, acquired_at, renewed_at, expires_at)
+                        VALUES (\(name), \(holder), 1, now(), now(), now() + \(ttlMicros) * interval '1 microsecond')
+                        ON CONFLICT (name) DO UPDATE SET
+                            holder = EXCLUDED.holder,
+                            term = CASE WHEN l.holder = EXCLUDED.holder THEN l.term ELSE l.term + 1 END,
+                            acquired_at = CASE WHEN l.holder = EXCLUDED.holder THEN l.acquired_at ELSE now() END,
+                            renewed_at = now(),
+                            expires_at = EXCLUDED.expires_at
+                        WHERE l.holder = EXCLUDED.holder OR l.expires_at < now()
+                        RETURNING holder, term, extract(epoch FROM expires_at - now())::float8
+                    )
+                    SELECT holder, term, expires_in FROM (
+                        SELECT holder, term, expires_in, 0 AS o FROM taken AS t(holder, term, expires_in)
+                        UNION ALL
+                        SELECT holder, term, extract(epoch FROM expires_at - now())::float8, 1 FROM background_leases WHERE name = \(name)
+                    ) x ORDER BY o LIMIT 1
+                    """, logger: logger)
+                for try await (h, t, e) in rows.decode((String, Int64, Double).self) { return Lease(holder: h, term: t, expiresIn: e) }
+                throw StoreError.database("the lease \(name) could be neither read nor taken")
+            }
         }
     }
 
     /// A renewal must not wait for the WAL to reach the disk: under a heavy ingest, commits waited
     /// seconds for the flush on a busy disk and the lease lapsed and moved (scripts/ha-drill). What
     /// a crash could lose is the last fraction of a second of renewals, after which a replica takes
-    /// the lease anew. (Set for the session: these connections are the background jobs', whose
-    /// other writes, the fold and the caches, are atomic and redone if lost, never acknowledged to
-    /// anyone.)
+    /// the lease anew. `SET LOCAL`: for this transaction only, never for the ingest that may use
+    /// the same connection next.
     static func noFlushWait(_ conn: PostgresConnection, _ logger: Logger) async throws {
-        try await conn.query("SET synchronous_commit = off", logger: logger)
+        try await conn.query("SET LOCAL synchronous_commit = off", logger: logger)
     }
 
     /// Gives the lease up if `holder` has it (a replica stopping), so another takes over at once.
@@ -83,11 +84,13 @@ public struct LeaseStore: Sendable {
     /// Counts one run of `job` by `holder`.
     public func countRun(_ job: String, holder: String) async throws {
         try await db.withConnection { [logger] conn in
-            try await Self.noFlushWait(conn, logger)
-            try await conn.query("""
-                INSERT INTO background_runs AS r (job, holder, runs, first_at, last_at) VALUES (\(job), \(holder), 1, now(), now())
-                ON CONFLICT (job, holder) DO UPDATE SET runs = r.runs + 1, last_at = now()
-                """, logger: logger)
+            try await conn.withTransaction(logger: logger) { conn in
+                try await Self.noFlushWait(conn, logger)
+                try await conn.query("""
+                    INSERT INTO background_runs AS r (job, holder, runs, first_at, last_at) VALUES (\(job), \(holder), 1, now(), now())
+                    ON CONFLICT (job, holder) DO UPDATE SET runs = r.runs + 1, last_at = now()
+                    """, logger: logger)
+            }
         }
     }
 
