@@ -45,8 +45,12 @@ public struct LeaseStore: Sendable {
                         SELECT holder, term, extract(epoch FROM expires_at - now())::float8, 1 FROM background_leases WHERE name = \(name)
                     ) x ORDER BY o LIMIT 1
                     """, logger: logger)
-                for try await (h, t, e) in rows.decode((String, Int64, Double).self) { return Lease(holder: h, term: t, expiresIn: e) }
-                throw StoreError.database("the lease \(name) could be neither read nor taken")
+                // (Every row read before the transaction commits: a COMMIT behind an unfinished row
+                // stream waits for it forever.)
+                var lease: Lease?
+                for try await (h, t, e) in rows.decode((String, Int64, Double).self) { lease = Lease(holder: h, term: t, expiresIn: e) }
+                guard let lease else { throw StoreError.database("the lease \(name) could be neither read nor taken") }
+                return lease
             }
         }
     }
@@ -76,8 +80,9 @@ public struct LeaseStore: Sendable {
             let rows = try await conn.query("""
                 SELECT holder, term, extract(epoch FROM expires_at - now())::float8 FROM background_leases WHERE name = \(name)
                 """, logger: logger)
-            for try await (h, t, e) in rows.decode((String, Int64, Double).self) { return Lease(holder: h, term: t, expiresIn: e) }
-            return nil
+            var lease: Lease?
+            for try await (h, t, e) in rows.decode((String, Int64, Double).self) { lease = Lease(holder: h, term: t, expiresIn: e) }
+            return lease
         }
     }
 

@@ -90,7 +90,8 @@ public struct TestApp: Sendable {
 
     /// The application, as `gpuledger serve` builds it, on this test database.
     public func application(readClient: PostgresClient? = nil) -> some ApplicationProtocol {
-        buildApplication(configuration: configuration, client: database.makeClient(), readClient: readClient,
+        // (The background jobs on a client of their own, as `serve` runs them.)
+        buildApplication(configuration: configuration, client: database.makeClient(), readClient: readClient, backgroundClient: database.makeClient(),
                          migrator: Migrator(directory: TestDatabase.migrationsDirectory, logger: TestDatabase.logger),
                          logger: TestDatabase.logger, metrics: metrics, caches: caches)
     }
