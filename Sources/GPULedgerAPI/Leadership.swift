@@ -9,14 +9,15 @@ import Synchronization
 /// them the runner, and another takes over within `ttl` of the runner's death.
 ///
 /// A replica counts itself the runner only until its last renewal's `ttl` has passed by its own
-/// monotonic clock, less a safety margin (a fifth of it, at most a second): one cut off from the database stops acting
-/// before the lease can pass to another. (The jobs would be safe twice anyway: the fold takes an
+/// monotonic clock, less a safety margin (a fifth of it, at most a second): one cut off from
+/// the database stops acting before the lease can pass to another. (The jobs would be safe twice anyway: the fold takes an
 /// advisory lock and the gauges only read, but each should run once.)
 public final class Leadership: Sendable {
     public static let leaseName = "background"
     public let holder: String
     public let ttl: Duration
-    private let state = Mutex<(term: Int64, until: ContinuousClock.Instant)?>(nil)
+    /// Until when this replica may act as the runner (nil: it is not one).
+    private let until = Mutex<ContinuousClock.Instant?>(nil)
 
     /// `holder`: this replica's name in the lease and in `background_runs` (default: host and pid).
     public init(holder: String? = nil, ttl: Duration = .seconds(5)) {
@@ -29,20 +30,20 @@ public final class Leadership: Sendable {
     }
 
     /// True while this replica holds the lease.
-    public var isLeader: Bool {
-        state.withLock { s in s.map { ContinuousClock.now < $0.until } ?? false }
-    }
+    public var isLeader: Bool { until.withLock { Self.holds($0) } }
+
+    private static func holds(_ until: ContinuousClock.Instant?) -> Bool { until.map { ContinuousClock.now < $0 } ?? false }
 
     /// Records the outcome of one attempt that started at `started`; true when this replica
     /// became the runner with it (it was not before).
     func update(_ lease: LeaseStore.Lease?, started: ContinuousClock.Instant) -> Bool {
-        state.withLock { s in
-            let was = s.map { ContinuousClock.now < $0.until } ?? false
+        until.withLock { until in
+            let was = Self.holds(until)
             if let lease, lease.holder == holder, lease.expiresIn > 0 {
-                s = (lease.term, started + ttl - min(.seconds(1), ttl / 5))
+                until = started + ttl - min(.seconds(1), ttl / 5)
                 return !was
             }
-            s = nil
+            until = nil
             return false
         }
     }

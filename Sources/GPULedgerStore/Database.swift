@@ -78,7 +78,9 @@ public struct Database: Sendable {
     /// the caller gets `StoreError.unavailable` at once: PostgresNIO 1.33.2 can leave a COPY (or
     /// what follows it in the transaction) waiting forever on a connection that closed under it,
     /// and the request with it, holding its pool connection (seen in `scripts/ha-drill` when the
-    /// primary restarted under ingest). The abandoned work is left to finish or fail on its own.
+    /// primary restarted under ingest). The abandoned work is left to finish or fail on its own;
+    /// so is the work of a caller that is cancelled (a client gone): it may still commit, which
+    /// ingest, being idempotent, can afford.
     public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = self.logger
         return try await withConnection { conn in

@@ -59,7 +59,7 @@ public final class ReadReport: Sendable {
 
     func record(_ f: Figures) {
         state.withLock { s in
-            // A request that read from both says primary (the fresher) and keeps the worst lag.
+            // A request that read from both says primary: part of its answer is the primary's.
             if let old = s, old.source == .primary, f.source == .replica { return }
             s = f
         }
