@@ -42,12 +42,15 @@ public final class AppMetrics: Sendable {
         "gpuledger_usage_requests_total": "LLM requests (accepted usage records), by tenant, model and accelerator (past the label cap: other)",
         "gpuledger_usage_errors_total": "LLM requests with status error, by tenant, model and accelerator (past the label cap: other)",
         "gpuledger_usage_input_tokens_total": "Input tokens of accepted usage records, by tenant, model and accelerator (past the label cap: other)",
+        "gpuledger_usage_cached_input_tokens_total": "Cached (prefix-cache hit) input tokens of accepted usage records, by tenant, model and accelerator",
+        "gpuledger_usage_cache_reported_input_tokens_total": "Input tokens of accepted usage records that report cached_input_tokens (the cache hit rate's denominator), by tenant, model and accelerator",
         "gpuledger_usage_output_tokens_total": "Output tokens of accepted usage records, by tenant, model and accelerator (past the label cap: other)",
         "gpuledger_usage_cost_usd_total": "Cost of accepted usage records at the rate in force when each ran (floating point; the API's figures are exact), by tenant, model and accelerator (past the label cap: other)",
         "gpuledger_usage_unpriced_records_total": "Accepted usage records no rate covers (not in the cost counter), by accelerator (past the label cap: other)",
         "gpuledger_llm_time_to_first_token_seconds": "Time to first token of accepted usage records, by model (past the label cap: other)",
         "gpuledger_llm_time_per_output_token_seconds": "Time per output token of accepted usage records, by model (past the label cap: other)",
         "gpuledger_llm_e2e_request_latency_seconds": "End-to-end latency of accepted usage records, by model (past the label cap: other)",
+        "gpuledger_llm_queue_time_seconds": "Time accepted usage records waited in the engine's queue (queue_ms), by model (past the label cap: other)",
         "gpuledger_database_connections_in_use": "Database connections lent out now",
         "gpuledger_database_connection_waiters": "Callers waiting for a database connection now",
         "gpuledger_database_acquire_timeouts_total": "Waits for a database connection that ran out (answered 503)",
@@ -101,11 +104,13 @@ public final class AppMetrics: Sendable {
     struct UsageSums {
         var gpuSeconds = 0.0, cost = 0.0
         var requests: Int64 = 0, errors: Int64 = 0, inputTokens: Int64 = 0, outputTokens: Int64 = 0, unpriced: Int64 = 0
+        var cachedInputTokens: Int64 = 0, cacheReportedInputTokens: Int64 = 0
     }
 
     static let ttftBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
     static let tpotBuckets = [0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1]
     static let e2eBuckets = [0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300]
+    static let queueBuckets = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
 
     /// Requests, errors, tokens, GPU-seconds and cost of accepted records by tenant, model and
     /// accelerator (capped), and their latencies by model.
@@ -114,7 +119,7 @@ public final class AppMetrics: Sendable {
     /// dictionary lookup per record, for its group (tenant, model, accelerator, pool); each group's
     /// label values, counters, price history and histograms are resolved once and kept; per record
     /// there is the GPU-seconds parse, a binary search in the group's short price history and three
-    /// bucket searches; the sums go into the counters and histograms once per group and batch.
+    /// bucket searches (four with a queue time); the sums go into the counters and histograms once per group and batch.
     public func usage(_ records: [UsageRecord]) {
         guard usageSeries, !records.isEmpty else { return }
         var groupOf: [Group: Int] = [:]
@@ -132,11 +137,12 @@ public final class AppMetrics: Sendable {
         let groups = resolve(firsts.map { records[$0] })
         var sums = [UsageSums](repeating: UsageSums(), count: groups.count)
         let width = LatencyHistogram.maxBuckets + 1
-        // Per group and histogram (ttft, tpot, e2e): bucket counts (flat), sum and count.
-        var latencyCounts = [Int64](repeating: 0, count: groups.count * 3 * width)
-        var latencySums = [Double](repeating: 0, count: groups.count * 3)
-        var latencyN = [Int64](repeating: 0, count: groups.count * 3)
-        let (ttftBuckets, tpotBuckets, e2eBuckets) = (Self.ttftBuckets, Self.tpotBuckets, Self.e2eBuckets)
+        // Per group and histogram (ttft, tpot, e2e, queue): bucket counts (flat), sum and count.
+        let kinds = 4
+        var latencyCounts = [Int64](repeating: 0, count: groups.count * kinds * width)
+        var latencySums = [Double](repeating: 0, count: groups.count * kinds)
+        var latencyN = [Int64](repeating: 0, count: groups.count * kinds)
+        let (ttftBuckets, tpotBuckets, e2eBuckets, queueBuckets) = (Self.ttftBuckets, Self.tpotBuckets, Self.e2eBuckets, Self.queueBuckets)
         func observe(_ value: Double, _ slot: Int, _ buckets: [Double]) {
             var b = 0
             while b < buckets.count && value > buckets[b] { b += 1 }
@@ -153,14 +159,19 @@ public final class AppMetrics: Sendable {
             if records[i].status == .error { sums[g].errors += 1 }
             sums[g].inputTokens += records[i].inputTokens
             sums[g].outputTokens += records[i].outputTokens
+            if let cached = records[i].cachedInputTokens {
+                sums[g].cachedInputTokens += cached
+                sums[g].cacheReportedInputTokens += records[i].inputTokens
+            }
             if let rate = group.override ?? group.history.flatMap({ PriceBook.rate(in: $0, at: records[i].startedAt) }) {
                 sums[g].cost += seconds * rate / 3600
             } else {
                 sums[g].unpriced += 1
             }
-            if let v = records[i].ttftMs { observe(v / 1000, 3 * g, ttftBuckets) }
-            if let v = records[i].tpotMs { observe(v / 1000, 3 * g + 1, tpotBuckets) }
-            if let v = records[i].e2eMs { observe(v / 1000, 3 * g + 2, e2eBuckets) }
+            if let v = records[i].ttftMs { observe(v / 1000, kinds * g, ttftBuckets) }
+            if let v = records[i].tpotMs { observe(v / 1000, kinds * g + 1, tpotBuckets) }
+            if let v = records[i].e2eMs { observe(v / 1000, kinds * g + 2, e2eBuckets) }
+            if let v = records[i].queueMs { observe(v / 1000, kinds * g + 3, queueBuckets) }
         }
         var unpriced: [String: Int64] = [:]
         for (g, group) in groups.enumerated() {
@@ -170,10 +181,14 @@ public final class AppMetrics: Sendable {
             if v.errors > 0 { c.errors.increment(by: v.errors) }
             c.inputTokens.increment(by: v.inputTokens)
             c.outputTokens.increment(by: v.outputTokens)
+            if v.cacheReportedInputTokens > 0 {
+                c.cachedInputTokens.increment(by: v.cachedInputTokens)
+                c.cacheReportedInputTokens.increment(by: v.cacheReportedInputTokens)
+            }
             if v.cost > 0 { c.cost.increment(by: v.cost) }
             if v.unpriced > 0 { unpriced[group.acceleratorLabel, default: 0] += v.unpriced }
-            for (k, h) in [group.histograms.ttft, group.histograms.tpot, group.histograms.e2e].enumerated() where latencyN[3 * g + k] > 0 {
-                let slot = 3 * g + k
+            for (k, h) in [group.histograms.ttft, group.histograms.tpot, group.histograms.e2e, group.histograms.queue].enumerated() where latencyN[kinds * g + k] > 0 {
+                let slot = kinds * g + k
                 h.add(counts: latencyCounts[(slot * width)..<((slot + 1) * width)], sum: latencySums[slot], count: latencyN[slot])
             }
         }
@@ -185,10 +200,10 @@ public final class AppMetrics: Sendable {
     struct Group: Hashable { var tenant, model, accelerator, pool: String? }
     struct Labels: Hashable { var tenant, model, accelerator: String }
     struct Histograms: Sendable {
-        var ttft, tpot, e2e: LatencyHistogram
+        var ttft, tpot, e2e, queue: LatencyHistogram
     }
     struct UsageCounters: Sendable {
-        var gpuSeconds, requests, errors, inputTokens, outputTokens, cost: Prometheus.Counter
+        var gpuSeconds, requests, errors, inputTokens, outputTokens, cachedInputTokens, cacheReportedInputTokens, cost: Prometheus.Counter
     }
     /// What a group's records are counted with: found once, kept until the prices change. (A
     /// class: the per-record loop takes one reference, not a copy of a dozen.)
@@ -240,7 +255,10 @@ public final class AppMetrics: Sendable {
             let l = [("tenant", k.tenant), ("model", k.model), ("accelerator", k.accelerator)]
             let c = UsageCounters(gpuSeconds: counter("gpuledger_usage_gpu_seconds_total", l), requests: counter("gpuledger_usage_requests_total", l),
                                   errors: counter("gpuledger_usage_errors_total", l), inputTokens: counter("gpuledger_usage_input_tokens_total", l),
-                                  outputTokens: counter("gpuledger_usage_output_tokens_total", l), cost: counter("gpuledger_usage_cost_usd_total", l))
+                                  outputTokens: counter("gpuledger_usage_output_tokens_total", l),
+                                  cachedInputTokens: counter("gpuledger_usage_cached_input_tokens_total", l),
+                                  cacheReportedInputTokens: counter("gpuledger_usage_cache_reported_input_tokens_total", l),
+                                  cost: counter("gpuledger_usage_cost_usd_total", l))
             cache[k] = c
             return c
         }
@@ -252,7 +270,8 @@ public final class AppMetrics: Sendable {
             if let h = cache[model] { return h }
             let h = Histograms(ttft: LatencyHistogram(name: "gpuledger_llm_time_to_first_token_seconds", model: model, buckets: Self.ttftBuckets),
                                tpot: LatencyHistogram(name: "gpuledger_llm_time_per_output_token_seconds", model: model, buckets: Self.tpotBuckets),
-                               e2e: LatencyHistogram(name: "gpuledger_llm_e2e_request_latency_seconds", model: model, buckets: Self.e2eBuckets))
+                               e2e: LatencyHistogram(name: "gpuledger_llm_e2e_request_latency_seconds", model: model, buckets: Self.e2eBuckets),
+                               queue: LatencyHistogram(name: "gpuledger_llm_queue_time_seconds", model: model, buckets: Self.queueBuckets))
             cache[model] = h
             return h
         }
@@ -264,7 +283,8 @@ public final class AppMetrics: Sendable {
         guard !all.isEmpty else { return }
         for (name, pick) in [("gpuledger_llm_time_to_first_token_seconds", \Histograms.ttft),
                              ("gpuledger_llm_time_per_output_token_seconds", \Histograms.tpot),
-                             ("gpuledger_llm_e2e_request_latency_seconds", \Histograms.e2e)] {
+                             ("gpuledger_llm_e2e_request_latency_seconds", \Histograms.e2e),
+                             ("gpuledger_llm_queue_time_seconds", \Histograms.queue)] {
             out.append(contentsOf: "# HELP \(name) \(Self.help[name] ?? "")\n# TYPE \(name) histogram\n".utf8)
             for h in all.map({ $0[keyPath: pick] }).sorted(by: { $0.model < $1.model }) { h.render(into: &out) }
         }

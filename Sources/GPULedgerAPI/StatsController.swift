@@ -52,6 +52,8 @@ struct StatsController {
             try c.encode(p(row.ttftMS), forKey: "ttft_ms")
             try c.encode(p(row.tpotMS), forKey: "tpot_ms")
             try c.encode(p(row.e2eMS), forKey: "e2e_ms")
+            try c.encode(p(row.queueMS), forKey: "queue_ms")
+            try c.encode(row.cacheHitRate.map { round($0) }, forKey: "cache_hit_rate")
             try c.encode(round(row.outputTokensPerSecond), forKey: "output_tokens_per_second")
             try c.encode(round(row.busyGPUs), forKey: "busy_gpus")
             try c.encode(row.utilization.map { round($0) }, forKey: "utilization")

@@ -38,7 +38,8 @@ extension ConsoleController {
             for r in cost.rows { if let m = r.group.first ?? nil { costByModel[m] = r } }
 
             var body = "<h1>Models</h1><p class=\"muted\" id=\"models-range\" data-from=\"\(from.rfc3339)\" data-to=\"\(to.rfc3339)\">\(reader.scope.map { "Tenant \(HTML.escape($0)), " } ?? "")\(range.name): \(from.rfc3339) to \(to.rfc3339). "
-            body += "Percentiles are exact (nearest rank) over the records that carry the figure, in milliseconds.</p>"
+            body += "Percentiles are exact (nearest rank) over the records that carry the figure, in milliseconds; queue time is the wait before the engine's first step (<code>queue_ms</code>); "
+            body += "the cache hit rate is cached input tokens over input tokens, of the records that report <code>cached_input_tokens</code>.</p>"
             body += "<form class=\"inline\" method=\"get\" action=\"/models\"><label for=\"range\">Range<select id=\"range\" name=\"range\">"
             for r in Self.ranges { body += "<option value=\"\(r.key)\"\(r.key == range.key ? " selected" : "")>\(r.name)</option>" }
             body += "</select></label><label for=\"metric\">Chart<select id=\"metric\" name=\"metric\">"
@@ -53,10 +54,11 @@ extension ConsoleController {
                 let c = costByModel[name]
                 return [HTML.escape(name), HTML.count(r.requests), HTML.number(r.errorRate * 100, 2) + "%",
                         c.map { HTML.money($0.costUSD) } ?? "—", c?.costPer1MTokensUSD.map(HTML.money) ?? "—"]
-                    + p(r.ttftMS) + p(r.tpotMS) + p(r.e2eMS)
+                    + p(r.ttftMS) + p(r.tpotMS) + p(r.e2eMS) + [HTML.number(r.queueMS?.p95), r.cacheHitRate.map { HTML.number($0 * 100, 1) + "%" } ?? "—"]
             }
             var headers: [(String, Bool)] = [("Model", false), ("Requests", true), ("Error rate", true), ("Usage cost", true), ("Per 1M tokens", true)]
             for m in ["TTFT", "TPOT", "E2E"] { headers += [("\(m) p50", true), ("\(m) p95", true), ("\(m) p99", true)] }
+            headers += [("Queue p95", true), ("Cache hit rate", true)]
             body += HTML.table(id: "models", headers: headers, rows: cells,
                                empty: "No requests in the \(range.name). The serving fleet posts one record per request to POST /v1/usage.")
 

@@ -14,8 +14,13 @@ public struct StatsRow: Sendable, Equatable {
     public var ttftMS: Percentiles?
     public var tpotMS: Percentiles?
     public var e2eMS: Percentiles?
+    /// Time waiting in the engine's queue before the first step (the `queue_ms` field).
+    public var queueMS: Percentiles?
     public var outputTokens: Int64
     public var gpuSeconds: Double
+    /// Input tokens and cached input tokens of the records that report `cached_input_tokens`.
+    public var cacheReportedInputTokens: Int64 = 0
+    public var cachedInputTokens: Int64 = 0
     /// The seconds of the row's window: its time bucket within `[from, to)`, else the range.
     public var windowSeconds: Double
     /// Provisioned GPU-seconds of the row's pool in its window (rows of one pool only).
@@ -25,6 +30,9 @@ public struct StatsRow: Sendable, Equatable {
     public var outputTokensPerSecond: Double { windowSeconds > 0 ? Double(outputTokens) / windowSeconds : 0 }
     public var busyGPUs: Double { windowSeconds > 0 ? gpuSeconds / windowSeconds : 0 }
     public var utilization: Double? { provisionedGPUSeconds.flatMap { $0 > 0 ? gpuSeconds / $0 : nil } }
+    /// The prefix-cache hit rate: cached input tokens / input tokens, over the records that say
+    /// how many of their input tokens were cached (nil when none do, or they had no input).
+    public var cacheHitRate: Double? { cacheReportedInputTokens > 0 ? Double(cachedInputTokens) / Double(cacheReportedInputTokens) : nil }
 }
 
 /// The serving statistics of the fleet, from the raw records: percentiles are exact
@@ -85,7 +93,8 @@ public struct StatsStore: Sendable {
         }
         q.sql = """
             WITH r AS (
-                SELECT \((named + ["\(ws) AS ws", "\(we) AS we"]).joined(separator: ", ")), status, ttft_ms, tpot_ms, e2e_ms, output_tokens, gpu_seconds
+                SELECT \((named + ["\(ws) AS ws", "\(we) AS we"]).joined(separator: ", ")), status, ttft_ms, tpot_ms, e2e_ms, queue_ms, output_tokens, gpu_seconds,
+                       input_tokens, cached_input_tokens
                 FROM usage_records WHERE started_at >= \(from) AND started_at < \(to)\(filters)
             ),
             g AS (
@@ -94,12 +103,15 @@ public struct StatsStore: Sendable {
                        percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY ttft_ms) AS ttft,
                        percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY tpot_ms) AS tpot,
                        percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY e2e_ms) AS e2e,
-                       coalesce(sum(output_tokens), 0)::bigint AS output_tokens, coalesce(sum(gpu_seconds), 0)::float8 AS gpu_seconds
+                       percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY queue_ms) AS queue,
+                       coalesce(sum(output_tokens), 0)::bigint AS output_tokens, coalesce(sum(gpu_seconds), 0)::float8 AS gpu_seconds,
+                       coalesce(sum(input_tokens) FILTER (WHERE cached_input_tokens IS NOT NULL), 0)::bigint AS cache_input,
+                       coalesce(sum(cached_input_tokens), 0)::bigint AS cached_input
                 FROM r \(grouping)
             ),
             cap AS (SELECT pool, at AS s, coalesce(lead(at) OVER (PARTITION BY pool ORDER BY at), 'infinity') AS e, gpus FROM pool_capacity)
-            SELECT total, \(shown.isEmpty ? "" : shown.joined(separator: ", ") + ",") requests, errors, ttft, tpot, e2e, output_tokens, gpu_seconds,
-                   extract(epoch FROM coalesce(we, \(to)) - coalesce(ws, \(from)))::float8,
+            SELECT total, \(shown.isEmpty ? "" : shown.joined(separator: ", ") + ",") requests, errors, ttft, tpot, e2e, queue, output_tokens, gpu_seconds,
+                   cache_input, cached_input, extract(epoch FROM coalesce(we, \(to)) - coalesce(ws, \(from)))::float8,
                    \(poolExpr.map { p in """
                        CASE WHEN total AND \(keys.isEmpty ? "false" : "true") THEN NULL ELSE (SELECT sum(c.gpus * extract(epoch FROM least(c.e, g.we) - greatest(c.s, g.ws)))::float8
                                                          FROM cap c WHERE c.pool = \(p) AND c.s < g.we AND c.e > g.ws) END
@@ -124,13 +136,14 @@ public struct StatsStore: Sendable {
                     return .init(p50: a[0], p95: a[1], p99: a[2])
                 }
                 let r = StatsRow(group: group, requests: try c.next()!.decode(Int64.self), errors: try c.next()!.decode(Int64.self),
-                                 ttftMS: try percentiles(), tpotMS: try percentiles(), e2eMS: try percentiles(),
+                                 ttftMS: try percentiles(), tpotMS: try percentiles(), e2eMS: try percentiles(), queueMS: try percentiles(),
                                  outputTokens: try c.next()!.decode(Int64.self), gpuSeconds: try c.next()!.decode(Double.self),
+                                 cacheReportedInputTokens: try c.next()!.decode(Int64.self), cachedInputTokens: try c.next()!.decode(Int64.self),
                                  windowSeconds: try c.next()!.decode(Double.self), provisionedGPUSeconds: try c.next()!.decode(Double?.self))
                 if isTotal { total = r } else { rows.append(r) }
             }
             let t = total ?? StatsRow(group: Array(repeating: nil, count: columns), requests: 0, errors: 0, ttftMS: nil, tpotMS: nil, e2eMS: nil,
-                                      outputTokens: 0, gpuSeconds: 0, windowSeconds: Double(query.to.microseconds - query.from.microseconds) / 1e6,
+                                      queueMS: nil, outputTokens: 0, gpuSeconds: 0, windowSeconds: Double(query.to.microseconds - query.from.microseconds) / 1e6,
                                       provisionedGPUSeconds: nil)
             if columns == 0 { rows = [t] }
             return (rows, t)

@@ -19,21 +19,29 @@ import Testing
     @Test func statsPercentilesEqualASortOfTheRawValues() async throws {
         let t = try await TestApp.make()
         var rng = SplitMix(seed: 7)
-        struct R: Sendable { var model: String; var ttft: Double?; var tpot: Double?; var e2e: Double; var error: Bool; var out: Int; var gs: Double }
+        struct R: Sendable { var model: String; var ttft: Double?; var tpot: Double?; var e2e: Double; var error: Bool; var out: Int; var gs: Double
+                            var queue: Double? = nil; var input = 0; var cached: Int? = nil }
         var rawValues: [R] = []
         var recordTexts: [String] = []
         for i in 0..<600 {
             let model = i % 3 == 0 ? "m-small" : "m-large"
-            let r = R(model: model, ttft: i % 7 == 0 ? nil : Double(Int.random(in: 10_000...900_000, using: &rng)) / 1000,
+            var r = R(model: model, ttft: i % 7 == 0 ? nil : Double(Int.random(in: 10_000...900_000, using: &rng)) / 1000,
                       tpot: i % 5 == 0 ? nil : Double(Int.random(in: 1_000...90_000, using: &rng)) / 1000,
                       e2e: Double(Int.random(in: 100_000...30_000_000, using: &rng)) / 1000, error: i % 11 == 0,
                       out: Int.random(in: 1...2000, using: &rng), gs: Double(Int.random(in: 1...5000, using: &rng)) / 100)
+            // Queue time on most records; cached input tokens on some (the others do not say).
+            if i % 4 != 0 { r.queue = Double(Int.random(in: 0...20_000_000, using: &rng)) / 1000 }
+            r.input = Int.random(in: 1...8000, using: &rng)
+            if i % 3 != 1 { r.cached = Int.random(in: 0...r.input, using: &rng) }
             rawValues.append(r)
             var o: [String: String?] = ["model": "\"\(model)\"", "e2e_ms": String(format: "%.3f", r.e2e), "output_tokens": "\(r.out)",
                                         "gpu_seconds": String(format: "%.2f", r.gs), "pool": "\"p\"",
                                         "started_at": "\"2026-11-02T\(String(format: "%02d", i % 24)):\(String(format: "%02d", i % 60)):00Z\""]
             if let v = r.ttft { o["ttft_ms"] = String(format: "%.3f", v) }
             if let v = r.tpot { o["tpot_ms"] = String(format: "%.3f", v) }
+            if let v = r.queue { o["queue_ms"] = String(format: "%.3f", v) }
+            o["input_tokens"] = "\(r.input)"
+            if let v = r.cached { o["cached_input_tokens"] = "\(v)" }
             if r.error { o["status"] = "\"error\""; o["error_type"] = "\"timeout\"" }
             recordTexts.append(record("s\(i)", o))
         }
@@ -51,12 +59,17 @@ import Testing
                 let mine = raw.filter { $0.model == row["model"] as? String }
                 #expect(row["requests"] as? Int == mine.count)
                 #expect(row["errors"] as? Int == mine.filter(\.error).count)
-                for (field, values) in [("ttft_ms", mine.compactMap(\.ttft)), ("tpot_ms", mine.compactMap(\.tpot)), ("e2e_ms", mine.map(\.e2e))] {
+                for (field, values) in [("ttft_ms", mine.compactMap(\.ttft)), ("tpot_ms", mine.compactMap(\.tpot)), ("e2e_ms", mine.map(\.e2e)),
+                                        ("queue_ms", mine.compactMap(\.queue))] {
                     let p = row[field] as? [String: Double] ?? [:]
                     for (name, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
                         #expect(p[name] == nearestRank(values, q), "\(field) \(name)")
                     }
                 }
+                // The hit rate counts only the records that report cached input tokens.
+                let reporting = mine.filter { $0.cached != nil }
+                let hitRate = Double(reporting.reduce(0) { $0 + $1.cached! }) / Double(reporting.reduce(0) { $0 + $1.input })
+                #expect(abs((row["cache_hit_rate"] as? Double ?? -1) - hitRate) < 1e-6)
                 let day = 86_400.0
                 #expect(abs((row["output_tokens_per_second"] as? Double ?? 0) - Double(mine.reduce(0) { $0 + $1.out }) / day) < 1e-6)
                 #expect(abs((row["busy_gpus"] as? Double ?? 0) - mine.reduce(0) { $0 + $1.gs } / day) < 1e-6)
@@ -137,8 +150,10 @@ import Testing
             try await t.refreshGauges()
             try await client.ingest([
                 // Before and after the 12:00 price cut, on no pool; then on the pool with its own price.
-                record("a", ["started_at": "\"2026-11-01T11:00:00Z\"", "gpu_seconds": "3600", "ttft_ms": "120", "tpot_ms": "30", "e2e_ms": "9000"]),
-                record("b", ["started_at": "\"2026-11-01T12:00:00Z\"", "gpu_seconds": "3600", "ttft_ms": "4000", "e2e_ms": "90000"]),
+                record("a", ["started_at": "\"2026-11-01T11:00:00Z\"", "gpu_seconds": "3600", "ttft_ms": "120", "tpot_ms": "30", "e2e_ms": "9000",
+                             "queue_ms": "40", "input_tokens": "1000", "cached_input_tokens": "600"]),
+                record("b", ["started_at": "\"2026-11-01T12:00:00Z\"", "gpu_seconds": "3600", "ttft_ms": "4000", "e2e_ms": "90000", "queue_ms": "3000",
+                             "input_tokens": "500"]),
                 record("c", ["started_at": "\"\(lastHour.rfc3339)\"", "gpu_seconds": "7200", "pool": "\"fixed\"", "status": "\"error\"", "error_type": "\"oom\""]),
                 // No rate covers an A100 yet (no default key, and its card starts in December).
                 record("d", ["accelerator": "\"A100\"", "model": "\"qwen\""]),
@@ -152,9 +167,16 @@ import Testing
             #expect(sample(text, #"gpuledger_llm_time_to_first_token_seconds_bucket{model="llama-3.1-70b",le="5.0"}"#) == 2)
             #expect(sample(text, "gpuledger_llm_time_per_output_token_seconds_count{\(m)}") == 1)
             #expect(sample(text, "gpuledger_llm_e2e_request_latency_seconds_sum{\(m)}") == 99)
+            #expect(sample(text, "gpuledger_llm_queue_time_seconds_count{\(m)}") == 2)
+            #expect(sample(text, #"gpuledger_llm_queue_time_seconds_bucket{model="llama-3.1-70b",le="0.05"}"#) == 1)
+            #expect(sample(text, #"gpuledger_llm_queue_time_seconds_bucket{model="llama-3.1-70b",le="2.5"}"#) == 1)
+            #expect(sample(text, "gpuledger_llm_queue_time_seconds_sum{\(m)}").map { abs($0 - 3.04) < 1e-9 } == true)
             let labels = #"{tenant="acme",model="llama-3.1-70b",accelerator="H100"}"#
             #expect(sample(text, "gpuledger_usage_errors_total\(labels)") == 1)
             #expect(sample(text, "gpuledger_usage_requests_total\(labels)") == 3)
+            // Only "a" says how many input tokens were cached: 600 of its 1,000.
+            #expect(sample(text, "gpuledger_usage_cached_input_tokens_total\(labels)") == 600)
+            #expect(sample(text, "gpuledger_usage_cache_reported_input_tokens_total\(labels)") == 1000)
             // 1 h at 3.60 + 1 h at 2.40 + 2 h at the pool's 1.00 = 8.00; the A100 record is unpriced.
             #expect(sample(text, "gpuledger_usage_cost_usd_total\(labels)").map { abs($0 - 8) < 1e-9 } == true)
             #expect(sample(text, #"gpuledger_usage_cost_usd_total{tenant="acme",model="qwen",accelerator="A100"}"#) == 0)
