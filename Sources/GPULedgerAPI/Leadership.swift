@@ -58,7 +58,9 @@ public struct LeaderElectionService: Service {
     let logger: Logger
 
     public init(database: Database, leadership: Leadership, metrics: AppMetrics, interval: Duration = .seconds(1), logger: Logger) {
-        self.leases = LeaseStore(database: database)
+        // A renewal that takes longer than the lease lasts is no use: it is given up then (and
+        // its connection closed: see `Database.callTimeout`).
+        self.leases = LeaseStore(database: database.limited(to: leadership.ttl))
         self.leadership = leadership
         self.metrics = metrics
         self.interval = interval

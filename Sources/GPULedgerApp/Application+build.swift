@@ -51,10 +51,14 @@ public func buildApplication(
     configuration: AppConfiguration, client: PostgresClient, readClient: PostgresClient? = nil, backgroundClient: PostgresClient? = nil,
     migrator: Migrator, logger: Logger, metrics: AppMetrics = AppMetrics(), caches: ReportCaches = ReportCaches()
 ) -> some ApplicationProtocol {
-    let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout)
-    let background = backgroundClient.map { Database(client: $0, logger: logger, acquireTimeout: .seconds(30)) } ?? database
+    let callTimeout = configuration.databaseCallTimeout
+    let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout, callTimeout: callTimeout)
+    let background = backgroundClient.map { Database(client: $0, logger: logger, acquireTimeout: .seconds(30), callTimeout: callTimeout * 4) }
+        ?? database.limited(to: callTimeout * 4)
     // A replica that does not answer within a second is skipped for 5 s (reads go to the primary).
-    let reads = readClient.map { database.reading(from: ReadReplica(database: Database(client: $0, logger: logger, acquireTimeout: .seconds(1)))) }
+    let reads = readClient.map {
+        database.reading(from: ReadReplica(database: Database(client: $0, logger: logger, acquireTimeout: .seconds(1), callTimeout: callTimeout)))
+    }
     let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     let planning = PlanningStore(database: database)
     let router = buildRouter(configuration: configuration, database: database, reads: reads, migrator: migrator, pricing: pricing, planning: planning,
@@ -85,6 +89,7 @@ public func buildApplication(
     // database (or on a busy machine) should come up, not fail, while the database gets ready.
     var startup = database
     startup.acquireTimeout = max(database.acquireTimeout, .seconds(60))
+    startup.callTimeout = nil // migrations on a large table may take long
     app.beforeServerStarts { [startup] in
         let database = startup
         if migrate {

@@ -18,6 +18,9 @@ public struct AppConfiguration: Sendable {
     public var migrateOnStart: Bool = true
     /// How long a request waits for a database connection before it is answered 503.
     public var databaseAcquireTimeout: Duration = .seconds(5)
+    /// The longest a request's database call may run before it is answered 503 and its
+    /// connection closed (`Database.callTimeout`); the background fold gets four times as long.
+    public var databaseCallTimeout: Duration = .seconds(30)
     /// Who issues the chargeback, in FOCUS exports (BillingAccountId, BillingAccountName, InvoiceIssuerName).
     public var billingAccountID: String = "gpuledger"
     public var billingAccountName: String = "GPU inference fleet"

@@ -17,12 +17,26 @@ public struct Database: Sendable {
     public let stats: DatabaseStats
     /// Where reads go first (`reading(from:)`); nil: everything on this database's client.
     public internal(set) var readReplica: ReadReplica?
+    /// The longest one call may hold its connection (nil: no limit). A call still running then
+    /// gets `StoreError.unavailable`, and its connection is closed, so that the pool makes a new
+    /// one: after a restart of the server PostgresNIO 1.33.2 can leave a query waiting forever
+    /// on a connection whose server side has already answered (seen in `scripts/ha-drill`).
+    public var callTimeout: Duration?
 
-    public init(client: PostgresClient, logger: Logger, acquireTimeout: Duration = .seconds(5), stats: DatabaseStats = DatabaseStats()) {
+    public init(client: PostgresClient, logger: Logger, acquireTimeout: Duration = .seconds(5), callTimeout: Duration? = nil,
+                stats: DatabaseStats = DatabaseStats()) {
         self.client = client
         self.logger = logger
         self.acquireTimeout = acquireTimeout
+        self.callTimeout = callTimeout
         self.stats = stats
+    }
+
+    /// This database with calls limited to `limit` (see `callTimeout`).
+    public func limited(to limit: Duration) -> Database {
+        var d = self
+        d.callTimeout = limit
+        return d
     }
 
     /// `body` on a connection: of the read replica first if this database reads from one.
@@ -40,6 +54,7 @@ public struct Database: Sendable {
         let timeout = acquireTimeout
         let client = self.client
         let stats = self.stats
+        let (limit, logger) = (callTimeout, self.logger)
         stats.waiting(+1)
         let waiting = Flag() // still counted as waiting
         waiting.set()
@@ -52,7 +67,7 @@ public struct Database: Sendable {
                         if waiting.take() { stats.waiting(-1) }
                         stats.inUse(+1)
                         defer { stats.inUse(-1) }
-                        return try await body(conn)
+                        return try await Self.guarded(conn, limit: limit, logger: logger) { try await body(conn) }
                     }
                 }
                 group.addTask {
@@ -74,37 +89,58 @@ public struct Database: Sendable {
         }
     }
 
-    /// `body` in a transaction. If the connection closes while it runs (the server restarted),
-    /// the caller gets `StoreError.unavailable` at once: PostgresNIO 1.33.2 can leave a COPY (or
-    /// what follows it in the transaction) waiting forever on a connection that closed under it,
-    /// and the request with it, holding its pool connection (seen in `scripts/ha-drill` when the
-    /// primary restarted under ingest). The abandoned work is left to finish or fail on its own;
-    /// so is the work of a caller that is cancelled (a client gone): it may still commit, which
-    /// ingest, being idempotent, can afford.
+    /// `body` in a transaction (on the primary). Like every call, it answers
+    /// `StoreError.unavailable` as soon as its connection closes (see `guarded`).
     public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = self.logger
-        return try await withConnection { conn in
-            try await Self.untilClosed(conn) {
-                try await conn.withTransaction(logger: logger) { tx in try await body(tx) }
-            }
+        return try await withPrimaryConnection { conn in
+            try await conn.withTransaction(logger: logger) { tx in try await body(tx) }
         }
     }
 
-    /// `work`'s result, or `StoreError.unavailable` as soon as `conn` closes before it is done.
-    static func untilClosed<T: Sendable>(_ conn: PostgresConnection, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// `work`'s result; or `StoreError.unavailable` as soon as `conn` closes before it is done
+    /// (PostgresNIO 1.33.2 can leave a COPY, or what follows it in a transaction, waiting forever
+    /// on a connection that closed under it: seen in `scripts/ha-drill` when the primary
+    /// restarted under ingest), or once `limit` has passed, when the connection is closed too.
+    /// The connection is looked at every 250 ms by a task that ends with the call (a callback on
+    /// the connection's close future would stay registered for the connection's life, one per call).
+    /// A cancelled caller cancels the work (a transaction's work then rolls back, unless its
+    /// COMMIT was already sent).
+    static func guarded<T: Sendable>(_ conn: PostgresConnection, limit: Duration?, logger: Logger,
+                                     _ work: @escaping @Sendable () async throws -> T) async throws -> T {
         let once = ResumeOnce<T>()
+        let running = Mutex<Task<Void, Never>?>(nil)
+        let watch = Task {
+            let start = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                if Task.isCancelled { return }
+                if conn.isClosed {
+                    once.resume(.failure(StoreError.unavailable("the database connection closed during the call")))
+                    return
+                }
+                if let limit, ContinuousClock.now - start >= limit {
+                    logger.warning("a database call ran past its limit: its connection is closed", metadata: ["limit": "\(limit)"])
+                    once.resume(.failure(StoreError.unavailable("the database did not answer within \(limit)")))
+                    running.withLock { $0?.cancel() }
+                    try? await conn.close()
+                    return
+                }
+            }
+        }
+        defer { watch.cancel() }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 once.set(continuation)
-                Task {
+                let task = Task {
                     do { once.resume(.success(try await work())) } catch { once.resume(.failure(error)) }
                 }
-                conn.closeFuture.whenComplete { _ in
-                    once.resume(.failure(StoreError.unavailable("the database connection closed during the transaction")))
-                }
+                running.withLock { $0 = task }
+                if Task.isCancelled { task.cancel() }
             }
         } onCancel: {
             once.resume(.failure(CancellationError()))
+            running.withLock { $0?.cancel() }
         }
     }
 }

@@ -90,6 +90,9 @@ struct Serve: AsyncParsableCommand {
         if let seconds = environment("GPULEDGER_DB_ACQUIRE_TIMEOUT").flatMap(Double.init), seconds > 0 {
             config.databaseAcquireTimeout = .milliseconds(Int(seconds * 1000))
         }
+        if let seconds = environment("GPULEDGER_DB_CALL_TIMEOUT").flatMap(Double.init), seconds > 0 {
+            config.databaseCallTimeout = .milliseconds(Int(seconds * 1000))
+        }
         if let path = otlpMapping ?? environment("GPULEDGER_OTLP_MAPPING") {
             do { config.otlpMapping = try OTLPMapping.load(path: path) } catch let e as MappingError { throw ValidationError(e.description) }
         }

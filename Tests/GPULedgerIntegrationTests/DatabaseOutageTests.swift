@@ -118,3 +118,32 @@ struct PostgresClientBox {
         #expect(!isUnavailable(ConnectionPoolError.requestCancelled))
     }
 }
+
+/// A call that runs past `Database.callTimeout` is answered `unavailable`, its connection closed,
+/// and the pool goes on with a new one. (The server's side runs on until it next writes to the
+/// closed socket: that is what `statement_timeout` is for.)
+@Suite struct CallTimeoutTests {
+    @Test func aCallPastItsLimitIsUnavailableAndThePoolGoesOn() async throws {
+        try await TestDatabase.create().withDatabase { db in
+            let limited = db.limited(to: .seconds(1))
+            let logger = TestDatabase.logger
+            let started = ContinuousClock.now
+            do {
+                try await limited.withConnection { conn in _ = try await conn.query("SELECT pg_sleep(30)", logger: logger).collect() }
+                Issue.record("a 30 s sleep finished inside a 1 s limit")
+            } catch let error as StoreError {
+                #expect(String(describing: error) == "database unavailable: the database did not answer within 1.0 seconds")
+            }
+            // Answered at the limit (the watch looks every 250 ms), long before the sleep's end.
+            #expect(ContinuousClock.now - started < .seconds(10))
+            // The same in a transaction; then a call within the limit works on the same pool.
+            await #expect(throws: StoreError.self) {
+                try await limited.withTransaction { conn in _ = try await conn.query("SELECT pg_sleep(30)", logger: logger).collect() }
+            }
+            let one = try await limited.withConnection { conn in
+                try await conn.query("SELECT 1", logger: logger).collect().first!.decode(Int.self)
+            }
+            #expect(one == 1)
+        }
+    }
+}
