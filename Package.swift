@@ -22,7 +22,7 @@ let package = Package(
         // OTLP trace export bodies (POST /v1/traces): protobuf and its JSON mapping; gzip.
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
-        // Tests' HTTP client (already built for HummingbirdTesting).
+        // HTTP client: Prometheus's query API (GPU hardware telemetry); the tests' (HummingbirdTesting builds it too).
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
@@ -58,6 +58,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // GPU hardware telemetry: dcgm-exporter's series through Prometheus's query API.
+        .target(
+            name: "GPULedgerTelemetry",
+            dependencies: [
+                "GPULedgerCore", "GPULedgerStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict
+        ),
         // What the API and the console share over HTTP: the request context, AppError and its
         // mapping, the query string, responses, middleware, the service's configuration.
         .target(
@@ -74,7 +83,7 @@ let package = Package(
         .target(
             name: "GPULedgerAPI",
             dependencies: [
-                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerOTLP",
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerOTLP", "GPULedgerTelemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -90,7 +99,7 @@ let package = Package(
         .target(
             name: "GPULedgerConsole",
             dependencies: [
-                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP",
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerTelemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
@@ -100,7 +109,7 @@ let package = Package(
         .target(
             name: "GPULedgerApp",
             dependencies: [
-                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerConsole",
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerConsole", "GPULedgerTelemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -184,11 +193,11 @@ let package = Package(
             path: "Benchmarks/ForecastBacktest",
             swiftSettings: strict
         ),
-        .testTarget(name: "GPULedgerCoreTests", dependencies: ["GPULedgerCore", "GPULedgerTestSupport"], swiftSettings: strict),
+        .testTarget(name: "GPULedgerCoreTests", dependencies: ["GPULedgerCore", "GPULedgerTestSupport", "GPULedgerTelemetry"], swiftSettings: strict),
         .testTarget(
             name: "GPULedgerIntegrationTests",
             dependencies: [
-                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerApp", "GPULedgerTestSupport",
+                "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerApp", "GPULedgerTestSupport", "GPULedgerTelemetry",
                 "GPULedgerOTLP", "OTLPProto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "CompressNIO", package: "compress-nio"),

@@ -105,13 +105,21 @@ def fail(message: str) -> None:
         except Exception as e:
             print(f"serve {'ab'[i]}: /metrics unanswered ({e})")
     print("primary's backends: " + (psql_try(p_primary, "SELECT string_agg(coalesce(application_name, '') || ':' || coalesce(state, '') || ':' || left(coalesce(query, ''), 40), ' | ') FROM pg_stat_activity WHERE datname = 'gpuledger'") or "unanswered"))
+    if os.environ.get("GPULEDGER_DRILL_GDB"):
+        for name in ("serve-a", "serve-b"):
+            if name in procs and procs[name].poll() is None:
+                with open(f"{work}/{name}.gdb", "w") as f:
+                    subprocess.run(["gdb", "-p", str(procs[name].pid), "-batch", "-ex", "thread apply all bt"], stdout=f, stderr=subprocess.STDOUT)
+                print(f"backtraces of {name}: {work}/{name}.gdb")
     for name in ("serve-a", "serve-b"):
         log = f"{work}/{name}.log"
         if os.path.exists(log):
             print(f"--- {name}'s log (last lines):")
             print("".join(open(log).readlines()[-15:]))
     cleanup()
-    sys.exit(1)
+    # Not sys.exit: the load's threads would keep the process (and CI) waiting for them.
+    sys.stdout.flush()
+    os._exit(1)
 
 # 1. The primary and its streaming replica.
 say(f"PostgreSQL from {pg_bin}: primary on {p_primary}, streaming replica on {p_standby}")
@@ -320,15 +328,22 @@ wait_for(f"{victim} back", lambda: ready(serve_ports["ab".index(victim[-1])]))
 faults.append(("SIGKILL of the runner, restarted", t0, now()))
 say(f"{victim} restarted")
 # The restarted replica must not run the jobs while the other holds the lease.
+# (Unless the lease changed hands meanwhile, each hand-over counted in its term: then the
+# jobs ran on one replica and then the other, which the drill reports and allows.)
+term_before = int(psql(p_primary, "SELECT term FROM background_leases"))
 before = runs()
 wait_for("a fold after the restart", lambda: any(n > before.get(h, 0) for h, n in runs().items()), 30)
 time.sleep(2)
 after = runs()
-holder_now = psql(p_primary, "SELECT holder FROM background_leases")
+holder_now, term_now = psql(p_primary, "SELECT holder || ' ' || term FROM background_leases").split()
 grew = [h for h in after if after[h] > before.get(h, 0)]
-if grew != [holder_now]:
-    fail(f"after the restart the fold ran on {grew}, the lease is {holder_now}")
-say(f"the restarted replica stays out: the fold ran on {grew} only")
+handovers = int(term_now) - term_before
+if grew == [holder_now]:
+    say(f"the restarted replica stays out: the fold ran on {grew} only")
+elif handovers > 0 and holder_now in grew:
+    say(f"the lease changed hands {handovers} time(s) in the window (a renewal answered late): the fold ran on {grew}, one after the other")
+else:
+    fail(f"after the restart the fold ran on {grew}, the lease is {holder_now} (term {term_before} -> {term_now})")
 
 say("stopping the read replica")
 t0 = now()

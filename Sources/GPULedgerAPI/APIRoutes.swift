@@ -1,6 +1,7 @@
 import GPULedgerCore
 import GPULedgerHTTP
 import GPULedgerStore
+import GPULedgerTelemetry
 import Hummingbird
 
 /// The API's routes on one database: health, `/openapi.yaml`, `/metrics` and everything under
@@ -45,7 +46,8 @@ public struct APIRoutes {
         PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
         CostsController(costs: CostStore(database: reads), periods: PeriodStore(database: reads), configuration: configuration).addRoutes(to: v1)
         PeriodsController(periods: PeriodStore(database: database), configuration: configuration).addRoutes(to: v1)
-        StatsController(stats: StatsStore(database: reads)).addRoutes(to: v1)
+        let stats = StatsStore(database: reads)
+        StatsController(stats: stats, hardware: configuration.prometheusURL.map { PoolHardware(stats: stats, prometheusURL: $0) }).addRoutes(to: v1)
         PlanningController(budgets: BudgetStore(database: database), planning: planning).addRoutes(to: v1)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GPULedgerTelemetry
 import GPULedgerCore
 import GPULedgerHTTP
 import GPULedgerStore
@@ -50,6 +51,10 @@ public final class AppMetrics: Sendable {
         "gpuledger_llm_time_to_first_token_seconds": "Time to first token of accepted usage records, by model (past the label cap: other)",
         "gpuledger_llm_time_per_output_token_seconds": "Time per output token of accepted usage records, by model (past the label cap: other)",
         "gpuledger_llm_e2e_request_latency_seconds": "End-to-end latency of accepted usage records, by model (past the label cap: other)",
+        "gpuledger_pool_hardware_utilization_ratio": "Mean busy fraction of the pool's GPUs over the last whole hour (dcgm-exporter: DCGM_FI_PROF_GR_ENGINE_ACTIVE, else DCGM_FI_DEV_GPU_UTIL / 100), pools with a gpu_selector",
+        "gpuledger_pool_hardware_busy_gpus": "The pool's GPUs busy on average over the last whole hour, by the hardware (sum of the GPUs' busy fractions)",
+        "gpuledger_pool_hardware_memory_used_ratio_max": "Highest framebuffer memory used / total of any of the pool's GPUs over the last whole hour",
+        "gpuledger_pool_hardware_idle_allocated_cost_usd": "Paid cost of the pool's GPU time that the hardware spent idle in the last whole hour (allocated but idle)",
         "gpuledger_llm_queue_time_seconds": "Time accepted usage records waited in the engine's queue (queue_ms), by model (past the label cap: other)",
         "gpuledger_database_connections_in_use": "Database connections lent out now",
         "gpuledger_database_connection_waiters": "Callers waiting for a database connection now",
@@ -349,6 +354,27 @@ public final class AppMetrics: Sendable {
         }
         gauge("gpuledger_metrics_refreshed_timestamp_seconds", []).set(Date().timeIntervalSince1970)
     }
+
+    /// Per pool with a gpu_selector, its hardware over the last whole hour (dcgm-exporter through
+    /// `--prometheus-url`), next to `gpuledger_pool_utilization_ratio` of the same hour; a pool
+    /// whose figures are missing has no series (the refresh logs why).
+    public func poolHardware(_ rows: [PoolHardwareRow]) {
+        let shown = rows.filter { $0.figures != nil }
+        for gone in poolNames.replace("hardware", with: Set(shown.map(\.pool))) {
+            for name in Self.hardwareGauges { registry.unregisterGauge(gauge(name, [("pool", gone)])) }
+        }
+        for r in shown {
+            guard let f = r.figures else { continue }
+            let l = [("pool", r.pool)]
+            gauge("gpuledger_pool_hardware_utilization_ratio", l).set(f.utilization)
+            gauge("gpuledger_pool_hardware_busy_gpus", l).set(f.busyGPUs)
+            if let m = f.memoryUsedRatioMax { gauge("gpuledger_pool_hardware_memory_used_ratio_max", l).set(m) }
+            if let c = r.idleAllocatedCost { gauge("gpuledger_pool_hardware_idle_allocated_cost_usd", l).set(NSDecimalNumber(decimal: c).doubleValue) }
+        }
+    }
+
+    static let hardwareGauges = ["gpuledger_pool_hardware_utilization_ratio", "gpuledger_pool_hardware_busy_gpus",
+                                 "gpuledger_pool_hardware_memory_used_ratio_max", "gpuledger_pool_hardware_idle_allocated_cost_usd"]
 
     // MARK: - HTTP
 

@@ -2,6 +2,7 @@ import Foundation
 import GPULedgerCore
 import GPULedgerHTTP
 import GPULedgerStore
+import GPULedgerTelemetry
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -64,9 +65,13 @@ public struct MetricsRefreshService: Service {
     let clock: WallClock
     let interval: Duration
     let logger: Logger
+    /// With `--prometheus-url`: the pools' hardware gauges (last whole hour).
+    let hardware: PoolHardware?
+    private let hardwareNotes = HardwareNotes()
 
     public init(database: Database, planning: PlanningStore? = nil, leadership: Leadership? = nil, metrics: AppMetrics, caches: ReportCaches,
-                clock: WallClock, interval: Duration, logger: Logger) {
+                clock: WallClock, interval: Duration, prometheusURL: String? = nil, logger: Logger) {
+        self.hardware = prometheusURL.map { PoolHardware(stats: StatsStore(database: database), prometheusURL: $0) }
         self.budgets = BudgetStore(database: database)
         self.costs = CostStore(database: database)
         self.leases = LeaseStore(database: database)
@@ -87,9 +92,12 @@ public struct MetricsRefreshService: Service {
         let now = clock.now()
         if let leadership, !leadership.isLeader {
             metrics.pools([])
+            metrics.poolHardware([])
             metrics.budgets([], at: now)
         } else {
-            metrics.pools(try await stats.poolsNow(at: now))
+            let pools = try await stats.poolsNow(at: now)
+            metrics.pools(pools)
+            if let hardware { try await refreshHardware(hardware, pools: pools, now: now) }
             let statuses = try await planning.statuses(try await budgets.list(), at: now)
             metrics.budgets(statuses, at: now)
             caches.budgetStatuses.store(statuses, at: now)
@@ -102,6 +110,25 @@ public struct MetricsRefreshService: Service {
         // The Models page's chart for the fleet: the hours that changed since the last refresh.
         let hourEnd = now.hourStart.adding(hours: 1)
         _ = try await caches.latencyHours.series(stats, from: hourEnd.adding(hours: -24), to: hourEnd, tenant: nil)
+    }
+
+    /// The hardware gauges of the last whole hour, next to the records' of the same hour; a
+    /// pool's missing figures are logged when the reason changes (not every refresh).
+    func refreshHardware(_ hardware: PoolHardware, pools: [PoolNow], now: Timestamp) async throws {
+        let selectors = try await hardware.selectors()
+        let to = now.hourStart, from = now.hourStart.adding(hours: -1)
+        var rows: [PoolHardwareRow] = []
+        for p in pools where selectors[p.pool] != nil {
+            rows.append(try await hardware.row(pool: p.pool, selector: selectors[p.pool], from: from, to: to, now: now,
+                                               ledgerGPUSeconds: p.busyGPUs * 3600))
+        }
+        metrics.poolHardware(rows)
+        for r in rows {
+            let changed = hardwareNotes.changed(r.pool, r.note)
+            if changed, let note = r.note {
+                logger.warning("no GPU hardware figures for a pool", metadata: ["pool": .string(r.pool), "why": .string(note)])
+            }
+        }
     }
 
     public func run() async throws {
@@ -121,6 +148,18 @@ public struct MetricsRefreshService: Service {
                 return false
             }
             if due { try await refresh() }
+        }
+    }
+}
+
+/// The last reason logged per pool for missing hardware figures.
+final class HardwareNotes: Sendable {
+    private let notes = Mutex<[String: String]>([:])
+    /// True when `note` differs from the last one of `pool` (and keeps it).
+    func changed(_ pool: String, _ note: String?) -> Bool {
+        notes.withLock { n in
+            defer { n[pool] = note }
+            return n[pool] != note
         }
     }
 }

@@ -60,6 +60,8 @@ struct PoolsController {
         var usd_per_gpu_hour: Nullable<String>
         var allocation: String
         var token_weights: Weights
+        /// Which dcgm-exporter series are its GPUs (label → regular expression), or null.
+        var gpu_selector: Nullable<[String: String]>
         var capacity: [Event]
         /// Each change of the allocation or the weights (each re-priced the pool's history).
         var changes: [Change]
@@ -69,6 +71,7 @@ struct PoolsController {
 
         init(_ pool: Pool, _ events: [CapacityEvent], changes: [PoolChange] = []) {
             allocation = pool.allocation.rawValue
+            gpu_selector = .init(pool.gpuSelector.map { Dictionary(uniqueKeysWithValues: $0.matchers.map { ($0.label, $0.regex) }) })
             token_weights = Weights(input: pool.tokenWeights.input, cached_input: pool.tokenWeights.cachedInput, output: pool.tokenWeights.output)
             self.changes = changes.map {
                 Change(at: $0.at.rfc3339, old_allocation: $0.oldAllocation, new_allocation: $0.newAllocation,
@@ -95,9 +98,15 @@ struct PoolsController {
         let name = try PathName.pool(context)
         let object = try await JSONBody.object(request)
         var details: [AppError.Detail] = []
-        let allowed: Set<String> = ["accelerator", "provider", "region", "tier", "usd_per_gpu_hour", "allocation", "token_weights"]
+        let allowed: Set<String> = ["accelerator", "provider", "region", "tier", "usd_per_gpu_hour", "allocation", "token_weights", "gpu_selector"]
         for key in object.keys.sorted() where !allowed.contains(key) {
-            details.append(.init(field: key, message: "unknown field; the fields are accelerator, provider, region, tier, usd_per_gpu_hour, allocation, token_weights"))
+            details.append(.init(field: key, message: "unknown field; the fields are accelerator, provider, region, tier, usd_per_gpu_hour, allocation, token_weights, gpu_selector"))
+        }
+        var selector: GPUSelector?
+        if let raw = object["gpu_selector"], !(raw is NSNull) {
+            let (parsed, problems) = GPUSelector.parse(raw)
+            selector = parsed
+            details += problems.map { AppError.Detail(field: $0.field, message: $0.message) }
         }
         var allocation = Allocation.gpuSeconds
         if let raw = object["allocation"], !(raw is NSNull) {
@@ -131,7 +140,7 @@ struct PoolsController {
             throw AppError(.unprocessableContent, code: "invalid_pool", message: "the pool definition is invalid; nothing was changed", details: details)
         }
         let pool = Pool(name: name, accelerator: accelerator, provider: provider, region: region, tier: tier, usdPerGPUHour: price,
-                        allocation: allocation, tokenWeights: weights)
+                        allocation: allocation, tokenWeights: weights, gpuSelector: selector)
         let outcome = try await pools.put(pool)
         let events = try await pools.get(name)?.1 ?? []
         return try JSONResponse.make(PoolAnswer(pool, events, changes: try await pools.changes(name)), status: outcome == .created ? .created : .ok)

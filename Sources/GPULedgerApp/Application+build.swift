@@ -75,7 +75,8 @@ public func buildApplication(
     }
     if let interval = configuration.budgetGaugeInterval {
         services.append(MetricsRefreshService(database: background, planning: planning, leadership: leadership, metrics: metrics, caches: caches,
-                                              clock: configuration.clock, interval: interval, logger: logger))
+                                              clock: configuration.clock, interval: interval, prometheusURL: configuration.prometheusURL,
+                                              logger: logger))
     }
     var app = Application(
         router: router,

@@ -21,6 +21,9 @@ public struct AppConfiguration: Sendable {
     /// The longest a request's database call may run before it is answered 503 and its
     /// connection closed (`Database.callTimeout`); the background fold gets four times as long.
     public var databaseCallTimeout: Duration = .seconds(30)
+    /// The Prometheus that scrapes NVIDIA's dcgm-exporter (`--prometheus-url`): GPU hardware
+    /// figures per pool next to the ledger's. nil: none (everything else works as without).
+    public var prometheusURL: String?
     /// Who issues the chargeback, in FOCUS exports (BillingAccountId, BillingAccountName, InvoiceIssuerName).
     public var billingAccountID: String = "gpuledger"
     public var billingAccountName: String = "GPU inference fleet"

@@ -15,9 +15,12 @@ public struct Pool: Sendable, Equatable {
     public var allocation: Allocation
     /// The token weights of a `tokens` pool (kept, and unused, for a `gpu_seconds` one).
     public var tokenWeights: TokenWeights
+    /// Which dcgm-exporter series are the pool's GPUs (nil: none named).
+    public var gpuSelector: GPUSelector?
 
     public init(name: String, accelerator: String, provider: String, region: String, tier: Tier, usdPerGPUHour: String?,
-                allocation: Allocation = .gpuSeconds, tokenWeights: TokenWeights = .default) {
+                allocation: Allocation = .gpuSeconds, tokenWeights: TokenWeights = .default, gpuSelector: GPUSelector? = nil) {
+        self.gpuSelector = gpuSelector
         self.allocation = allocation
         self.tokenWeights = tokenWeights
         self.name = name
@@ -66,13 +69,14 @@ public struct PoolStore: Sendable {
                 FROM pools WHERE name = \(pool.name) FOR UPDATE
                 """, logger: logger).decode((String, String).self) { old = (a, t) }
             let rows = try await tx.query("""
-                INSERT INTO pools (name, accelerator, provider, region, tier, usd_per_gpu_hour, allocation, w_input, w_cached_input, w_output)
+                INSERT INTO pools (name, accelerator, provider, region, tier, usd_per_gpu_hour, allocation, w_input, w_cached_input, w_output,
+                                   gpu_selector)
                 VALUES (\(pool.name), \(pool.accelerator), \(pool.provider), \(pool.region), \(pool.tier.rawValue), \(pool.usdPerGPUHour)::numeric,
-                        \(pool.allocation.rawValue), \(wi)::numeric, \(wc)::numeric, \(wo)::numeric)
+                        \(pool.allocation.rawValue), \(wi)::numeric, \(wc)::numeric, \(wo)::numeric, \(pool.gpuSelector?.json)::jsonb)
                 ON CONFLICT (name) DO UPDATE SET accelerator = EXCLUDED.accelerator, provider = EXCLUDED.provider,
                     region = EXCLUDED.region, tier = EXCLUDED.tier, usd_per_gpu_hour = EXCLUDED.usd_per_gpu_hour,
                     allocation = EXCLUDED.allocation, w_input = EXCLUDED.w_input, w_cached_input = EXCLUDED.w_cached_input,
-                    w_output = EXCLUDED.w_output, updated_at = now()
+                    w_output = EXCLUDED.w_output, gpu_selector = EXCLUDED.gpu_selector, updated_at = now()
                 RETURNING (xmax = 0)
                 """, logger: logger)
             var outcome = Outcome.updated
@@ -157,16 +161,17 @@ public struct PoolStore: Sendable {
         let logger = self.logger
         return try await db.withConnection { conn -> (Pool, [CapacityEvent])? in
             var pool: Pool?
-            for try await (a, p, r, t, price, allocation, wi, wc, wo) in try await conn.query("""
+            for try await (a, p, r, t, price, allocation, wi, wc, wo, selector) in try await conn.query("""
                 SELECT accelerator, provider, region, tier, usd_per_gpu_hour::text, allocation,
-                       trim_scale(w_input)::text, trim_scale(w_cached_input)::text, trim_scale(w_output)::text
+                       trim_scale(w_input)::text, trim_scale(w_cached_input)::text, trim_scale(w_output)::text, gpu_selector::text
                 FROM pools WHERE name = \(name)
                 """, logger: logger)
-                .decode((String, String, String, String, String?, String, String, String, String).self) {
+                .decode((String, String, String, String, String?, String, String, String, String, String?).self) {
                 let weights = TokenWeights(input: CentRounding.decimal(wi) ?? 1, cachedInput: CentRounding.decimal(wc) ?? 0,
                                            output: CentRounding.decimal(wo) ?? 1)
                 pool = Pool(name: name, accelerator: a, provider: p, region: r, tier: Tier(rawValue: t) ?? .onDemand, usdPerGPUHour: price,
-                            allocation: Allocation(rawValue: allocation) ?? .gpuSeconds, tokenWeights: weights)
+                            allocation: Allocation(rawValue: allocation) ?? .gpuSeconds, tokenWeights: weights,
+                            gpuSelector: selector.flatMap { GPUSelector.parse(json: $0) })
             }
             guard let pool else { return nil }
             var events: [CapacityEvent] = []

@@ -84,7 +84,7 @@ public struct TestApp: Sendable {
     public func refreshGauges() async throws {
         try await database.withDatabase { db in
             try await MetricsRefreshService(database: db, metrics: metrics, caches: caches, clock: configuration.clock, interval: .seconds(60),
-                                            logger: TestDatabase.logger).refresh()
+                                            prometheusURL: configuration.prometheusURL, logger: TestDatabase.logger).refresh()
         }
     }
 

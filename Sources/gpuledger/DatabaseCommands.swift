@@ -61,6 +61,8 @@ struct Serve: AsyncParsableCommand {
     var otlpMapping: String?
     @Option(help: "This replica's name in the background lease and background_runs (GPULEDGER_INSTANCE, default host-pid): with several serve processes on one database, the summary fold and the fleet's gauges run on one at a time.")
     var instance: String?
+    @Option(help: "The Prometheus that scrapes NVIDIA's dcgm-exporter, e.g. http://prometheus:9090 (GPULEDGER_PROMETHEUS_URL): per pool, the GPUs' busy fraction, memory, power and temperature next to the ledger's figures, for pools with a gpu_selector (README, \"GPU hardware telemetry\").")
+    var prometheusUrl: String?
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var log: LogOptions
 
@@ -92,6 +94,12 @@ struct Serve: AsyncParsableCommand {
         }
         if let seconds = environment("GPULEDGER_DB_CALL_TIMEOUT").flatMap(Double.init), seconds > 0 {
             config.databaseCallTimeout = .milliseconds(Int(seconds * 1000))
+        }
+        if let url = prometheusUrl ?? environment("GPULEDGER_PROMETHEUS_URL"), !url.isEmpty {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+                throw ValidationError("--prometheus-url \(url) is not an http:// or https:// address such as http://prometheus:9090")
+            }
+            config.prometheusURL = url
         }
         if let path = otlpMapping ?? environment("GPULEDGER_OTLP_MAPPING") {
             do { config.otlpMapping = try OTLPMapping.load(path: path) } catch let e as MappingError { throw ValidationError(e.description) }

@@ -215,10 +215,12 @@ import Testing
         #expect(dashboard.contains("gpuledger_usage_cost_usd_total") && dashboard.contains("gpuledger_pool_busy_gpus"))
         #expect(alerts.contains("gpuledger_budget_forecast_ratio") && alerts.contains("gpuledger_llm_time_to_first_token_seconds_bucket"))
         let dir = try pricingFolder(["cloud.csv": "acme-cloud,r1,H100,on_demand,3.60,2024-01-01,list\n"], defaults: "H100,acme-cloud,r1,on_demand\n")
-        let t = try await TestApp.make { $0.pricingDirectory = dir }
+        // With GPU hardware telemetry on (the pool's hardware series are in the alert rules too).
+        try await HardwareTelemetryTests.fake.run { url in
+        let t = try await TestApp.make { $0.pricingDirectory = dir; $0.prometheusURL = url }
         try await t.application().test(.router) { client in
             #expect(try await client.put("/v1/pools/p", key: t.adminKey,
-                                         body: #"{"accelerator":"H100","provider":"acme-cloud","region":"r1","tier":"on_demand"}"#).status == .created)
+                                         body: #"{"accelerator":"H100","provider":"acme-cloud","region":"r1","tier":"on_demand","gpu_selector":{"Hostname":"gpu-a-.*"}}"#).status == .created)
             #expect(try await client.post("/v1/pools/p/capacity", key: t.adminKey, body: #"{"at":"2026-01-01T00:00:00Z","gpus":2}"#).status == .created)
             #expect(try await client.put("/v1/budgets/b", key: t.financeKey, body: #"{"period":"monthly","amount_usd":"100"}"#).status == .created)
             try await client.ingest((0..<20).map { record("s\($0)", ["pool": "\"p\"", "ttft_ms": "200", "tpot_ms": "20", "e2e_ms": "5000"]) }, key: t.ingestKey)
@@ -230,6 +232,7 @@ import Testing
             })
             #expect(dashboard.subtracting(exported).isEmpty, "the dashboard queries series /metrics lacks: \(dashboard.subtracting(exported).sorted())")
             #expect(alerts.subtracting(exported).isEmpty, "the alert rules query series /metrics lacks: \(alerts.subtracting(exported).sorted())")
+        }
         }
     }
 
@@ -315,5 +318,61 @@ import Testing
         #expect(text.contains(#"gpuledger_usage_requests_total{tenant="b",model="m",accelerator="H100"} 1"#))
         #expect(text.contains(#"gpuledger_usage_requests_total{tenant="other",model="m",accelerator="H100"} 2"#))
         #expect(!text.contains(#"tenant="c""#))
+    }
+}
+
+/// GPU hardware telemetry (`--prometheus-url`) on the ledger's side: the stats rows' `hardware`
+/// object and the pools' hardware gauges, against a stand-in Prometheus (scripts/dcgm-test runs
+/// the real one).
+@Suite struct HardwareTelemetryTests {
+    /// Pool "p": 2 GPUs at $2.00 an hour; its hardware busy 0.25 and 0.75 (1 GPU on average).
+    static let fake = FakePrometheus(gpus: [
+        .init(host: "gpu-a-1", index: 0, active: 0.25, used: 60_000, free: 21_920, power: 300, temp: 60),
+        .init(host: "gpu-a-1", index: 1, active: 0.75, used: 80_000, free: 1_920, power: 500, temp: 70),
+        .init(host: "gpu-z-9", index: 0, active: 1, used: 1, free: 0, power: 900, temp: 99), // another pool's
+    ])
+
+    @Test func statsAndGaugesPutTheHardwareNextToTheLedger() async throws {
+        try await Self.fake.run { url in
+            let t = try await TestApp.make { $0.prometheusURL = url }
+            try await t.application().test(.router) { client in
+                #expect(try await client.put("/v1/pools/p", key: t.adminKey, body: #"""
+                    {"accelerator":"H100","provider":"aws","region":"us-east-1","tier":"on_demand","usd_per_gpu_hour":"2.00","gpu_selector":{"Hostname":"gpu-a-.*"}}
+                    """#).status == .created)
+                #expect(try await client.put("/v1/pools/q", key: t.adminKey,
+                                             body: #"{"accelerator":"H100","provider":"aws","region":"us-east-1","tier":"on_demand"}"#).status == .created)
+                for pool in ["p", "q"] {
+                    #expect(try await client.post("/v1/pools/\(pool)/capacity", key: t.adminKey, body: #"{"at":"2026-01-01T00:00:00Z","gpus":2}"#).status == .created)
+                }
+                let hour = TestClock.hourStart(hoursAgo: 1)
+                try await client.ingest([record("a", ["pool": "\"p\"", "started_at": "\"\(hour.rfc3339)\"", "gpu_seconds": "1800"]),
+                                         record("b", ["pool": "\"q\"", "started_at": "\"\(hour.rfc3339)\"", "gpu_seconds": "60"])], key: t.ingestKey)
+                let stats = try await client.get("/v1/stats?from=\(hour.rfc3339)&to=\(hour.adding(hours: 1).rfc3339)&group_by=pool", key: t.financeKey)
+                let rows = stats.json["rows"] as? [[String: Any]] ?? []
+                let p = try #require(rows.first { $0["pool"] as? String == "p" })
+                let hw = try #require(p["hardware"] as? [String: Any])
+                #expect(hw["utilization"] as? Double == 0.5 && hw["gpus"] as? Int == 2)
+                #expect(hw["memory_used_ratio_max"] as? Double == 0.976563 && hw["temperature_c_max"] as? Double == 70 && hw["power_watts_mean"] as? Double == 400)
+                // Paid 2 GPU-hours ($4.00); records 0.5; hardware busy 1: half the bill paid idle hardware.
+                #expect(hw["paid_gpu_hours"] as? Double == 2 && hw["ledger_gpu_hours"] as? Double == 0.5 && hw["busy_gpu_hours"] as? Double == 1)
+                #expect(hw["idle_allocated_cost_usd"] as? String == "2.00")
+                #expect(p["hardware_note"] is NSNull)
+                let q = try #require(rows.first { $0["pool"] as? String == "q" })
+                #expect(q["hardware"] is NSNull && (q["hardware_note"] as? String)?.contains("no gpu_selector") == true)
+                // The total row is no pool's: no hardware keys.
+                #expect((stats.json["total"] as? [String: Any])?["hardware"] == nil)
+
+                try await t.refreshGauges()
+                let text = try await client.get("/metrics", key: nil).body
+                func sample(_ s: String) -> Double? {
+                    text.split(separator: "\n").first { $0.hasPrefix(s + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+                }
+                #expect(sample(#"gpuledger_pool_hardware_utilization_ratio{pool="p"}"#) == 0.5)
+                #expect(sample(#"gpuledger_pool_hardware_busy_gpus{pool="p"}"#) == 1)
+                #expect(sample(#"gpuledger_pool_hardware_idle_allocated_cost_usd{pool="p"}"#) == 2)
+                #expect(sample(#"gpuledger_pool_utilization_ratio{pool="p"}"#) == 0.25)
+                #expect(sample(#"gpuledger_pool_hardware_utilization_ratio{pool="q"}"#) == nil)
+            }
+        }
     }
 }
