@@ -105,12 +105,6 @@ def fail(message: str) -> None:
         except Exception as e:
             print(f"serve {'ab'[i]}: /metrics unanswered ({e})")
     print("primary's backends: " + (psql_try(p_primary, "SELECT string_agg(coalesce(application_name, '') || ':' || coalesce(state, '') || ':' || left(coalesce(query, ''), 40), ' | ') FROM pg_stat_activity WHERE datname = 'gpuledger'") or "unanswered"))
-    if os.environ.get("GPULEDGER_DRILL_GDB"):
-        for name in ("serve-a", "serve-b"):
-            if name in procs and procs[name].poll() is None:
-                with open(f"{work}/{name}.gdb", "w") as f:
-                    subprocess.run(["gdb", "-p", str(procs[name].pid), "-batch", "-ex", "thread apply all bt"], stdout=f, stderr=subprocess.STDOUT)
-                print(f"backtraces of {name}: {work}/{name}.gdb")
     for name in ("serve-a", "serve-b"):
         log = f"{work}/{name}.log"
         if os.path.exists(log):

@@ -3,6 +3,7 @@ import GPULedgerCore
 import GPULedgerHTTP
 import GPULedgerStore
 import Hummingbird
+import Tracing
 
 /// `GET /v1/costs`, `GET /v1/chargeback`.
 struct CostsController {
@@ -28,7 +29,7 @@ struct CostsController {
         var query = CostQuery(from: from, to: to, groupBy: groupBy, tenant: tenant, model: params.get("model"),
                               accelerator: params.get("accelerator"), pool: params.get("pool"))
         query.now = context.now
-        let report = try await costs.costs(query)
+        let report = try await withSpan("report costs", ofKind: .internal) { _ in try await costs.costs(query) }
         let names = groupBy.map(\.description)
         if csv {
             var text = CSVText.line(names + CostAnswer.metricNames)

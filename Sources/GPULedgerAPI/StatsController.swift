@@ -4,6 +4,7 @@ import GPULedgerHTTP
 import GPULedgerStore
 import GPULedgerTelemetry
 import Hummingbird
+import Tracing
 
 /// `GET /v1/stats`: the serving figures (latency percentiles, errors, throughput, busy GPUs,
 /// utilization) per group, from the same records as the costs; with `hardware` (serve
@@ -26,8 +27,9 @@ struct StatsController {
         let groupBy: [GroupKey]
         do { groupBy = try params.get("group_by").map(GroupKey.parseList) ?? [] } catch { throw AppError.badRequest(error.message, code: "bad_query") }
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
-        let result = try await stats.stats(CostQuery(from: from, to: to, groupBy: groupBy, tenant: tenant, model: params.get("model"),
-                                                     accelerator: params.get("accelerator"), pool: params.get("pool")))
+        let query = CostQuery(from: from, to: to, groupBy: groupBy, tenant: tenant, model: params.get("model"),
+                              accelerator: params.get("accelerator"), pool: params.get("pool"))
+        let result = try await withSpan("report stats", ofKind: .internal) { _ in try await stats.stats(query) }
         let names = groupBy.map(\.description)
         var rows = result.rows.map { Row(names: names, row: $0) }
         if let hardware, let poolIndex = groupBy.firstIndex(of: .pool), groupBy.allSatisfy({ [.pool, .hour, .day, .month].contains($0) }) {

@@ -5,6 +5,7 @@ import GPULedgerHTTP
 import GPULedgerOTLP
 import GPULedgerStore
 import Hummingbird
+import Tracing
 import NIOCore
 
 /// `POST /v1/traces`: OTLP/HTTP trace exports (contract section 5, "OpenTelemetry ingest"). Each
@@ -33,12 +34,14 @@ struct TracesController {
                            message: "Content-Type \(media) is not taken; send an OTLP export as application/x-protobuf or application/json")
         }
         let body = try await self.body(request)
-        let export: ExportTraceServiceRequest
-        do {
-            export = try TraceExport.decode(Data(body.readableBytesView), as: encoding)
-        } catch {
-            metrics.rejected(reason: "malformed", records: 1)
-            throw AppError.badRequest(error.message, code: "malformed_body")
+        let metrics = self.metrics
+        let export: ExportTraceServiceRequest = try withSpan("parse", ofKind: .internal) { _ in
+            do throws(MalformedExport) {
+                return try TraceExport.decode(Data(body.readableBytesView), as: encoding)
+            } catch {
+                metrics.rejected(reason: "malformed", records: 1)
+                throw AppError.badRequest(error.message, code: "malformed_body")
+            }
         }
 
         let (accelerators, tokenPools) = try await pools.ingestView()

@@ -3,6 +3,7 @@ import GPULedgerCore
 import GPULedgerHTTP
 import GPULedgerStore
 import Hummingbird
+import Tracing
 import NIOCore
 
 /// `POST /v1/usage`.
@@ -47,8 +48,12 @@ struct UsageController {
         let body = try await IngestGate.body(request, limit: configuration.maxBodyBytes, unit: "batches")
         var parser = RecordParser(now: context.now, knownAccelerators: pricing.accelerators, maxTokens: RecordParser.serviceMaxTokens)
         func parse() throws -> ParsedBatch {
-            try body.withUnsafeReadableBytes { raw in
-                try parser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), format: format)
+            try withSpan("parse", ofKind: .internal) { span in
+                let batch = try body.withUnsafeReadableBytes { raw in
+                    try parser.parse(UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count), format: format)
+                }
+                span.attributes["gpuledger.records"] = batch.count
+                return batch
             }
         }
         var batch = try parse()

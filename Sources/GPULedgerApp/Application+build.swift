@@ -23,6 +23,9 @@ public func buildRouter(configuration: AppConfiguration, database: Database, rea
     // (with their own forecast cache; the gauges keep the primary's).
     let readPlanning = reads.readsFromReplica ? PlanningStore(database: reads) : planning
     let router = Router(context: AppRequestContext.self)
+    // The server span of each request (the caller's traceparent taken in), returned in the answer.
+    router.add(middleware: RequestTracingMiddleware())
+    router.add(middleware: TraceparentMiddleware())
     router.add(middleware: ClockMiddleware(clock: configuration.clock))
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: MetricsMiddleware(metrics: metrics))
@@ -49,7 +52,8 @@ public func buildRouter(configuration: AppConfiguration, database: Database, rea
 /// renewal and hand the jobs to another replica, or hold the fold back; nil: `client`'s.
 public func buildApplication(
     configuration: AppConfiguration, client: PostgresClient, readClient: PostgresClient? = nil, backgroundClient: PostgresClient? = nil,
-    migrator: Migrator, logger: Logger, metrics: AppMetrics = AppMetrics(), caches: ReportCaches = ReportCaches()
+    migrator: Migrator, logger: Logger, metrics: AppMetrics = AppMetrics(), caches: ReportCaches = ReportCaches(),
+    services extra: [any Service] = []
 ) -> some ApplicationProtocol {
     let callTimeout = configuration.databaseCallTimeout
     let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout, callTimeout: callTimeout)
@@ -78,6 +82,7 @@ public func buildApplication(
                                               clock: configuration.clock, interval: interval, prometheusURL: configuration.prometheusURL,
                                               logger: logger))
     }
+    services += extra
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "gpuledger"),

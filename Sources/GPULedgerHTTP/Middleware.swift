@@ -4,6 +4,7 @@ import GPULedgerStore
 import HTTPTypes
 import Hummingbird
 import Logging
+import Tracing
 
 /// Outermost: gives every request an id (`X-Request-Id`, or a new one), puts it in the logger's
 /// metadata and the response header, and logs one line per request.
@@ -99,7 +100,7 @@ public struct AuthMiddleware: RouterMiddleware {
             throw AppError.unauthorized("the Authorization header must be: Bearer <key>")
         }
         let key = parts[1].trimmingCharacters(in: .whitespaces)
-        guard let principal = try await keys.authenticate(key) else {
+        guard let principal = try await withSpan("auth", ofKind: .internal, { _ in try await keys.authenticate(key) }) else {
             throw AppError.unauthorized("unknown or revoked API key")
         }
         var context = context

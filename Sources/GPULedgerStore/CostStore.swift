@@ -2,6 +2,7 @@ import Foundation
 import GPULedgerCore
 import Logging
 import PostgresNIO
+import Tracing
 
 /// What a cost report is asked for.
 public struct CostQuery: Sendable {
@@ -165,7 +166,11 @@ extension CostStore {
     /// The month's bill as of `now`; only one tenant's rows and lines when `tenant` is set (the
     /// fleet's totals stay the whole fleet's).
     public func bill(period: Period, tenant: String?, now: Timestamp) async throws -> Chargeback {
-        var bill = Chargeback.assemble(period: period, items: try await chargebackItems(period: period, now: now))
+        let items = try await withSpan("report chargeback", ofKind: .internal) { span in
+            span.attributes["gpuledger.period"] = period.description
+            return try await chargebackItems(period: period, now: now)
+        }
+        var bill = Chargeback.assemble(period: period, items: items)
         if let tenant {
             bill.tenants = bill.tenants.filter { $0.tenant == tenant }
             bill.lines = bill.lines.filter { $0.item.tenant == tenant }

@@ -1,6 +1,7 @@
 import Logging
 import PostgresNIO
 import Synchronization
+import Tracing
 
 /// The connection pool, with a bound on how long a caller waits for a connection.
 ///
@@ -91,10 +92,30 @@ public struct Database: Sendable {
 
     /// `body` in a transaction (on the primary). Like every call, it answers
     /// `StoreError.unavailable` as soon as its connection closes (see `guarded`).
+    /// BEGIN, `body`, COMMIT (a span of its own: the wait for durability); ROLLBACK when `body`
+    /// throws (its error is what the caller gets).
     public func withTransaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = self.logger
         return try await withPrimaryConnection { conn in
-            try await conn.withTransaction(logger: logger) { tx in try await body(tx) }
+            try await conn.query("BEGIN", logger: logger)
+            let result: T
+            do {
+                result = try await body(conn)
+            } catch {
+                _ = try? await conn.query("ROLLBACK", logger: logger)
+                throw error
+            }
+            // A span only inside a request's trace: the background jobs' transactions (the lease's
+            // renewal every second) would each start a trace of their own.
+            if ServiceContext.current == nil {
+                try await conn.query("COMMIT", logger: logger)
+            } else {
+                try await withSpan("COMMIT", ofKind: .client) { span in
+                    span.attributes["db.system"] = "postgresql"
+                    try await conn.query("COMMIT", logger: logger)
+                }
+            }
+            return result
         }
     }
 
@@ -121,9 +142,12 @@ public struct Database: Sendable {
                 }
                 if let limit, ContinuousClock.now - start >= limit {
                     logger.warning("a database call ran past its limit: its connection is closed", metadata: ["limit": "\(limit)"])
-                    once.resume(.failure(StoreError.unavailable("the database did not answer within \(limit)")))
+                    // The answer is decided now, and given once the connection is closed: the
+                    // pool must not lend it out again in between.
+                    let answer = once.decide(.failure(StoreError.unavailable("the database did not answer within \(limit)")))
                     running.withLock { $0?.cancel() }
                     try? await conn.close()
+                    answer()
                     return
                 }
             }
@@ -158,15 +182,20 @@ final class ResumeOnce<T: Sendable>: Sendable {
         if let early { c.resume(with: early) }
     }
 
-    func resume(_ result: Result<T, any Error>) {
-        let c: CheckedContinuation<T, any Error>? = state.withLock { s in
-            guard !s.done else { return nil }
+    func resume(_ result: Result<T, any Error>) { decide(result)() }
+
+    /// Makes `result` the answer if none is yet (later callers are ignored from now on); the
+    /// returned closure gives it (call it once).
+    func decide(_ result: Result<T, any Error>) -> () -> Void {
+        let c: CheckedContinuation<T, any Error>?? = state.withLock { s in
+            guard !s.done else { return .none }
             s.done = true
-            if let c = s.continuation { s.continuation = nil; return c }
+            if let c = s.continuation { s.continuation = nil; return .some(c) }
             s.early = result
-            return nil
+            return .some(nil)
         }
-        c?.resume(with: result)
+        guard case .some(let continuation) = c, let continuation else { return {} }
+        return { continuation.resume(with: result) }
     }
 }
 

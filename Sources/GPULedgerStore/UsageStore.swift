@@ -3,6 +3,7 @@ import GPULedgerCore
 import Logging
 import NIOCore
 import PostgresNIO
+import Tracing
 
 /// What one ingest did.
 public struct IngestOutcome: Sendable, Equatable {
@@ -122,8 +123,12 @@ public struct UsageStore: Sendable {
             encoder.append(record, ordinal: withOrdinal ? i : nil)
         }
         let buffer = ByteBuffer(bytes: encoder.bytes)
-        try await conn.copyFrom(table: table, columns: columns, logger: logger) { writer in
-            try await writer.write(buffer)
+        try await withSpan("COPY \(table)", ofKind: .client) { span in
+            span.attributes["db.system"] = "postgresql"
+            span.attributes["gpuledger.records"] = records.count
+            try await conn.copyFrom(table: table, columns: columns, logger: logger) { writer in
+                try await writer.write(buffer)
+            }
         }
     }
 
@@ -163,8 +168,12 @@ public struct UsageStore: Sendable {
         encoder.bytes.reserveCapacity(deltas.count * 120)
         for d in deltas { encoder.append(d) }
         let buffer = ByteBuffer(bytes: encoder.bytes)
-        try await conn.copyFrom(table: "usage_delta", columns: Self.deltaColumns, logger: logger) { writer in
-            try await writer.write(buffer)
+        try await withSpan("COPY usage_delta", ofKind: .client) { span in
+            span.attributes["db.system"] = "postgresql"
+            span.attributes["gpuledger.rows"] = deltas.count
+            try await conn.copyFrom(table: "usage_delta", columns: Self.deltaColumns, logger: logger) { writer in
+                try await writer.write(buffer)
+            }
         }
     }
 

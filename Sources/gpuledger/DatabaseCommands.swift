@@ -126,8 +126,11 @@ struct Serve: AsyncParsableCommand {
         var backgroundConfig = clientConfig
         backgroundConfig.options.maximumConnections = 3
         let backgroundClient = PostgresClient(configuration: backgroundConfig, backgroundLogger: logger)
+        // Tracing of the service itself, when OTEL_EXPORTER_OTLP_ENDPOINT names a collector.
+        let tracing = try ServiceTracing.bootstrap(logger: logger)
         let app = buildApplication(configuration: config, client: client, readClient: readClient, backgroundClient: backgroundClient,
-                                   migrator: Migrator(directory: Migrator.defaultDirectory(), logger: logger), logger: logger, metrics: metrics)
+                                   migrator: Migrator(directory: Migrator.defaultDirectory(), logger: logger), logger: logger, metrics: metrics,
+                                   services: tracing.map { [$0] } ?? [])
         do {
             try await app.runService()
         } catch {
