@@ -15,6 +15,8 @@ the description, in words:
 - a pool's `token_weights` are not all 0: an all-zero set gets output 1;
 - a record's token counts are integer literals (`920`, not `920.0`, which JSON Schema also calls
   an integer): a whole float is sent as the integer it is;
+- a pool's `gpu_selector` values are regular expressions (that Prometheus's RE2 takes): each is
+  sent quoted (`re.escape`), a literal, which every regular expression engine takes;
 - only a finished month can be closed (/v1/periods/{period}/close): a month not over yet is
   replaced by the same month of 2025.
 Only values that are valid on their own are changed, so a request made invalid on purpose
@@ -22,6 +24,7 @@ Only values that are valid on their own are changed, so a request made invalid o
 """
 import datetime
 import os
+import re
 
 import schemathesis
 
@@ -88,6 +91,12 @@ def before_call(ctx, case, kwargs):
         if isinstance(weights, dict) and set(weights) == {"input", "cached_input", "output"} \
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0 for v in weights.values()):
             weights["output"] = 1
+        selector = case.body.get("gpu_selector")
+        if isinstance(selector, dict):
+            for label, value in list(selector.items()):
+                if isinstance(value, str) and 1 <= len(value) <= 512:
+                    quoted = re.escape(value)
+                    selector[label] = quoted if len(quoted) <= 512 else "x"
     if path == "/v1/usage":
         body = case.body
         if isinstance(body, dict) and isinstance(body.get("records"), list):

@@ -4,6 +4,7 @@ import GPULedgerHTTP
 import GPULedgerStore
 import HTTPTypes
 import Hummingbird
+import GPULedgerTelemetry
 
 /// The Capacity page (admin and finance keys: pools are shared by every tenant): each pool's
 /// busy GPUs per hour against its provisioned GPUs over the last seven days, and the capacity
@@ -51,6 +52,9 @@ extension ConsoleController {
                              HTML.number(busy / Double(max(hs.count, 1)), 2), provisioned > 0 ? HTML.number(busy / provisioned * 100, 1) + "%" : "—"])
             }
             body += HTML.table(id: "pools", headers: [("Pool", false), ("Provisioned now", true), ("Peak busy GPUs", true), ("Mean busy GPUs", true), ("Utilization", true)], rows: rows)
+            if let url = configuration.prometheusURL {
+                body += try await hardwareSection(PoolHardware(stats: stats, prometheusURL: url), byPool: byPool, to: to, now: now)
+            }
 
             let labels = selected.hours.map { String($0.hour.rfc3339.prefix(13)) + ":00Z" }
             body += "<section id=\"pool-chart\"><h2>Pool \(HTML.escape(selected.pool)): busy against provisioned GPUs per hour</h2>"
@@ -127,5 +131,34 @@ extension ConsoleController {
             out += "<p class=\"muted\" id=\"plan-types-unmeasured\">Never measured for this demand: \(HTML.escape(unmeasured.joined(separator: ", "))).</p>"
         }
         return out + "</section>"
+    }
+}
+
+extension ConsoleController {
+    /// With `--prometheus-url`: each pool's last 24 hours as paid for, as its records account for
+    /// and as its GPUs were busy (dcgm-exporter), and the paid cost of the idle hardware.
+    func hardwareSection(_ hardware: PoolHardware, byPool: [(pool: String, hours: [StatsStore.PoolHour])], to: Timestamp, now: Timestamp) async throws -> String {
+        let from = to.adding(hours: -24)
+        let selectors = try await hardware.selectors()
+        var rows: [[String]] = []
+        for (pool, hours) in byPool {
+            let ledger = hours.filter { $0.hour.microseconds >= from.microseconds }.reduce(0) { $0 + $1.busyGPUs * 3600 }
+            let r = try await hardware.row(pool: pool, selector: selectors[pool], from: from, to: to, now: now, ledgerGPUSeconds: ledger)
+            let paid = NSDecimalNumber(decimal: r.paidGPUSeconds).doubleValue / 3600
+            if let f = r.figures {
+                rows.append([HTML.escape(pool), "\(f.gpus)", HTML.number(paid, 2), HTML.number(ledger / 3600, 2),
+                             HTML.number((r.busyGPUSeconds ?? 0) / 3600, 2), HTML.number(f.utilization * 100, 1) + "%",
+                             f.memoryUsedRatioMax.map { HTML.number($0 * 100, 1) + "%" } ?? "—", r.idleAllocatedCost.map(HTML.money) ?? "—"])
+            } else {
+                rows.append([HTML.escape(pool), "—", HTML.number(paid, 2), HTML.number(ledger / 3600, 2), "—", "—", "—",
+                             "<span class=\"muted\">\(HTML.escape(r.note ?? "no figures"))</span>"])
+            }
+        }
+        var body = "<section id=\"hardware\"><h2>Hardware against the ledger, last 24 hours</h2>"
+        body += "<p class=\"muted\">GPU-hours paid for (capacity), accounted for by the records, and busy in the hardware (dcgm-exporter through Prometheus, for pools with a gpu_selector); allocated but idle: the paid cost of the hours the hardware was not busy. \(from.rfc3339) to \(min(to, now).rfc3339).</p>"
+        body += HTML.table(id: "hardware-table", headers: [("Pool", false), ("GPUs seen", true), ("Paid GPU-h", true), ("Records GPU-h", true),
+                                                           ("Hardware busy GPU-h", true), ("Hardware utilization", true), ("Memory max", true),
+                                                           ("Allocated but idle", true)], rows: rows)
+        return body + "</section>"
     }
 }

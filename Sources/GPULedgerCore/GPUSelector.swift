@@ -39,12 +39,38 @@ public struct GPUSelector: Sendable, Equatable {
                 problems.append((field, "is not a valid regular expression"))
                 continue
             }
+            // What RE2 does not have (Prometheus would refuse every query with it).
+            if let construct = Self.unsupportedConstruct(regex) {
+                problems.append((field, "uses \(construct), which Prometheus's regular expressions (RE2) do not have"))
+                continue
+            }
             matchers.append((key, regex))
         }
         return problems.isEmpty ? (GPUSelector(matchers: matchers), []) : (nil, problems)
     }
 
     init(matchers: [(label: String, regex: String)]) { self.matchers = matchers }
+
+    /// A construct of `regex` that RE2 lacks (lookaround, atomic groups, backreferences), not
+    /// counting escaped characters.
+    static func unsupportedConstruct(_ regex: String) -> String? {
+        let c = Array(regex.unicodeScalars)
+        var i = 0
+        while i < c.count {
+            if c[i] == "\\" {
+                if i + 1 < c.count, c[i + 1] >= "1" && c[i + 1] <= "9" { return "the backreference \\\(c[i + 1])" }
+                i += 2
+                continue
+            }
+            if c[i] == "(", i + 2 < c.count, c[i + 1] == "?" {
+                let rest = String(String.UnicodeScalarView(c[(i + 2)...].prefix(2)))
+                for (start, name) in [("=", "lookahead (?="), ("!", "lookahead (?!"), ("<=", "lookbehind (?<="), ("<!", "lookbehind (?<!"), (">", "atomic group (?>")]
+                where rest.hasPrefix(start) { return "the \(name)" }
+            }
+            i += 1
+        }
+        return nil
+    }
 
     /// The selector stored as JSON text (nil if it is not a valid one).
     public static func parse(json: String) -> GPUSelector? {

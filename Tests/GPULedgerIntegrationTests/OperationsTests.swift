@@ -372,6 +372,23 @@ import Testing
                 #expect(sample(#"gpuledger_pool_hardware_idle_allocated_cost_usd{pool="p"}"#) == 2)
                 #expect(sample(#"gpuledger_pool_utilization_ratio{pool="p"}"#) == 0.25)
                 #expect(sample(#"gpuledger_pool_hardware_utilization_ratio{pool="q"}"#) == nil)
+
+                // The console's Capacity page: the last 24 hours (up to now) side by side. p's
+                // GPUs were busy 1 of its 2 all along: half its paid GPU-hours busy, and at $2.00
+                // a GPU-hour the idle half costs as many dollars as it paid GPU-hours.
+                let console = ConsoleTests()
+                let session = try await console.signIn(client, key: t.financeKey)
+                let page = try await console.page(client, "/capacity", session: session)
+                #expect(page.status == .ok)
+                let section = String(page.body[(page.body.range(of: "id=\"hardware-table\"")?.lowerBound ?? page.body.endIndex)...])
+                let row = try #require(section.range(of: "<tr><td>p</td>").map { String(section[$0.lowerBound...].prefix { $0 != "\n" }) })
+                let cells = row.components(separatedBy: "</td>").map { $0.replacingOccurrences(of: #"<[^>]+>"#, with: "", options: .regularExpression) }
+                #expect(cells.prefix(6) == ["p", "2", cells[2], "0.50", cells[4], "50.0%"], "\(cells)")
+                let (paid, busy) = (Double(cells[2]) ?? 0, Double(cells[4]) ?? 0)
+                #expect(paid >= 45.99 && paid <= 48 && abs(paid - 2 * busy) < 0.011, "\(cells)")
+                let idle = row.range(of: #"value="[0-9.]+""#, options: .regularExpression).map { Double(row[$0].dropFirst(7).dropLast()) ?? 0 } ?? 0
+                #expect(abs(idle - paid) < 0.006, "\(row)")
+                #expect(section.contains("has no gpu_selector"))
             }
         }
     }
