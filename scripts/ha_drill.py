@@ -186,8 +186,9 @@ http {{
     scgi_temp_path {work}/nginx/scgi;
     client_max_body_size 64m;
     upstream gpuledger {{
-        server 127.0.0.1:{serve_ports[0]} max_fails=1 fail_timeout=2s;
-        server 127.0.0.1:{serve_ports[1]} max_fails=1 fail_timeout=2s;
+        # As deploy/nginx/gpuledger.conf.
+        server 127.0.0.1:{serve_ports[0]} max_fails=3 fail_timeout=5s;
+        server 127.0.0.1:{serve_ports[1]} max_fails=3 fail_timeout=5s;
         keepalive 8;
     }}
     server {{

@@ -44,10 +44,11 @@ public struct APIRoutes {
                          configuration: configuration, metrics: metrics).addRoutes(to: v1)
         RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
         PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)
-        CostsController(costs: CostStore(database: reads), periods: PeriodStore(database: reads), configuration: configuration).addRoutes(to: v1)
+        let hardware = configuration.prometheusURL.map { PoolHardware(stats: StatsStore(database: reads), prometheusURL: $0) }
+        CostsController(costs: CostStore(database: reads), periods: PeriodStore(database: reads), configuration: configuration,
+                        hardware: hardware).addRoutes(to: v1)
         PeriodsController(periods: PeriodStore(database: database), configuration: configuration).addRoutes(to: v1)
-        let stats = StatsStore(database: reads)
-        StatsController(stats: stats, hardware: configuration.prometheusURL.map { PoolHardware(stats: stats, prometheusURL: $0) }).addRoutes(to: v1)
+        StatsController(stats: StatsStore(database: reads), hardware: hardware).addRoutes(to: v1)
         PlanningController(budgets: BudgetStore(database: database), planning: planning).addRoutes(to: v1)
     }
 }

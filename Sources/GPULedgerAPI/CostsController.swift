@@ -2,6 +2,7 @@ import Foundation
 import GPULedgerCore
 import GPULedgerHTTP
 import GPULedgerStore
+import GPULedgerTelemetry
 import Hummingbird
 import Tracing
 
@@ -10,6 +11,8 @@ struct CostsController {
     let costs: CostStore
     let periods: PeriodStore
     let configuration: AppConfiguration
+    /// With `--prometheus-url`: the pools' hardware figures in the chargeback's fleet block.
+    var hardware: PoolHardware? = nil
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.get("costs", use: costReport)
@@ -97,7 +100,21 @@ struct CostsController {
         case "focus", "csv":
             return ChargebackAnswer.download(bill, format: format, configuration: configuration)
         default:
-            return try JSONResponse.make(ChargebackAnswer(bill, period: period, showFleet: showFleet))
+            var answer = ChargebackAnswer(bill, period: period, showFleet: showFleet)
+            if showFleet, let hardware {
+                answer.addHardware(try await Self.hardware(hardware, period: period, now: context.now))
+            }
+            return try JSONResponse.make(answer)
+        }
+    }
+
+    /// Each pool the month paid capacity for: paid, records' and hardware GPU-hours over the
+    /// month so far, and the allocated-but-idle cost.
+    static func hardware(_ hardware: PoolHardware, period: Period, now: Timestamp) async throws -> [PoolHardwareAnswer] {
+        try await hardware.rows(from: period.start, to: period.end, now: now).map { r in
+            PoolHardwareAnswer(pool: r.pool, paidGPUSeconds: r.paidGPUSeconds, ledgerGPUSeconds: r.ledgerGPUSeconds,
+                               busyGPUSeconds: r.busyGPUSeconds, idleAllocatedCost: r.idleAllocatedCost,
+                               utilization: r.figures?.utilization, gpus: r.figures?.gpus, note: r.note)
         }
     }
 }

@@ -52,6 +52,9 @@ public struct ChargebackAnswer: Encodable {
         var over_capacity: Over
         var unpriced_gpu_seconds: Decimal
         var unpriced_provisioned_gpu_seconds: Decimal
+        /// With GPU hardware telemetry on: each pool's month so far as paid for, as its records
+        /// account for and as its hardware was busy (absent otherwise).
+        var hardware: [PoolHardwareAnswer]?
 
         init(_ f: Chargeback.Fleet) {
             provisioned_cost_usd = CentRounding.cents(f.provisionedCost)
@@ -69,7 +72,40 @@ public struct ChargebackAnswer: Encodable {
     }
 }
 
+/// One pool's GPU-hours three ways over a window (the chargeback's `fleet.hardware`), as
+/// `/v1/stats`' `hardware` object has them; the figures are null with a `note` when missing.
+public struct PoolHardwareAnswer: Encodable {
+    public var pool: String
+    public var paid_gpu_hours: Decimal
+    public var ledger_gpu_hours: Double
+    public var busy_gpu_hours: Nullable<Double>
+    public var idle_allocated_gpu_hours: Nullable<Decimal>
+    public var idle_allocated_cost_usd: Nullable<String>
+    public var utilization: Nullable<Double>
+    public var gpus: Nullable<Int>
+    public var note: Nullable<String>
+
+    public init(pool: String, paidGPUSeconds: Decimal, ledgerGPUSeconds: Double, busyGPUSeconds: Double?, idleAllocatedCost: Decimal?,
+                utilization: Double?, gpus: Int?, note: String?) {
+        func round(_ x: Double) -> Double { (x * 1e6).rounded() / 1e6 }
+        self.pool = pool
+        paid_gpu_hours = CentRounding.rounded(paidGPUSeconds / 3600, scale: 6, .plain)
+        ledger_gpu_hours = round(ledgerGPUSeconds / 3600)
+        busy_gpu_hours = .init(busyGPUSeconds.map { round($0 / 3600) })
+        idle_allocated_gpu_hours = .init(busyGPUSeconds.map { CentRounding.rounded(max(0, paidGPUSeconds - Decimal($0)) / 3600, scale: 6, .plain) })
+        idle_allocated_cost_usd = .init(idleAllocatedCost.map(CentRounding.cents))
+        self.utilization = .init(utilization.map(round))
+        self.gpus = .init(gpus)
+        self.note = .init(note)
+    }
+}
+
 extension ChargebackAnswer {
+    /// Adds the pools' hardware figures to the fleet block (when it is shown).
+    public mutating func addHardware(_ pools: [PoolHardwareAnswer]) {
+        fleet?.hardware = pools
+    }
+
     /// The JSON answer; `showFleet` false leaves the fleet block out (a tenant key's answer).
     public init(_ bill: Chargeback, period: Period, showFleet: Bool) {
         self.period = period.description

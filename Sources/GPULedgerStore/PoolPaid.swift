@@ -26,6 +26,25 @@ extension StatsStore {
         }
     }
 
+    /// Every pool with capacity before `to`, with the GPU-seconds its records report in the
+    /// whole hours of `[from, to)` (from the summaries), by name.
+    public func poolLedger(from: Timestamp, to: Timestamp) async throws -> [(pool: String, gpuSeconds: Double)] {
+        let logger = self.logger
+        let (f, t) = (from.rfc3339, to.rfc3339)
+        return try await db.withConnection { conn in
+            var out: [(pool: String, gpuSeconds: Double)] = []
+            for try await (pool, gs) in try await conn.query("""
+                SELECT p.name, coalesce((SELECT sum(h.gpu_seconds) FROM usage_hourly_live h
+                                         WHERE h.pool = p.name AND h.hour >= \(f)::timestamptz AND h.hour < \(t)::timestamptz), 0)::float8
+                FROM pools p WHERE EXISTS (SELECT 1 FROM pool_capacity c WHERE c.pool = p.name AND c.at < \(t)::timestamptz AND c.gpus > 0)
+                ORDER BY p.name
+                """, logger: logger).decode((String, Double).self) {
+                out.append((pool, gs))
+            }
+            return out
+        }
+    }
+
     /// What `pool` paid for in `[from, min(to, now))`.
     public func paid(pool: String, from: Timestamp, to: Timestamp, now: Timestamp) async throws -> PoolPaid {
         var q = SQLText()

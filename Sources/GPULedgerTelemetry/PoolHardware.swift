@@ -39,6 +39,16 @@ public struct PoolHardware: Sendable {
 
     public func selectors() async throws -> [String: GPUSelector] { try await stats.gpuSelectors() }
 
+    /// Every pool with capacity in `[from, to)`: its row (the ledger's GPU-seconds from the summaries).
+    public func rows(from: Timestamp, to: Timestamp, now: Timestamp) async throws -> [PoolHardwareRow] {
+        let selectors = try await selectors()
+        var out: [PoolHardwareRow] = []
+        for (pool, gs) in try await stats.poolLedger(from: from, to: to) {
+            out.append(try await row(pool: pool, selector: selectors[pool], from: from, to: to, now: now, ledgerGPUSeconds: gs))
+        }
+        return out
+    }
+
     /// `pool` over `[from, to)`; `ledgerGPUSeconds`: what its records account for there.
     public func row(pool: String, selector: GPUSelector?, from: Timestamp, to: Timestamp, now: Timestamp,
                     ledgerGPUSeconds: Double) async throws -> PoolHardwareRow {

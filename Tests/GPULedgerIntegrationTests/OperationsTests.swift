@@ -373,6 +373,22 @@ import Testing
                 #expect(sample(#"gpuledger_pool_utilization_ratio{pool="p"}"#) == 0.25)
                 #expect(sample(#"gpuledger_pool_hardware_utilization_ratio{pool="q"}"#) == nil)
 
+                // The chargeback's fleet block: each pool the month paid for, over the month so far.
+                let period = Period.containing(TestClock.now)
+                let bill = try await client.get("/v1/chargeback?period=\(period)", key: t.financeKey)
+                let pools = ((bill.json["fleet"] as? [String: Any])?["hardware"] as? [[String: Any]]) ?? []
+                #expect(pools.compactMap { $0["pool"] as? String } == ["p", "q"], "\(bill.body.prefix(600))")
+                let hours = Double(TestClock.now.microseconds - period.start.microseconds) / 3.6e9
+                let bp = pools.first ?? [:]
+                #expect(abs((bp["paid_gpu_hours"] as? Double ?? -1) - 2 * hours) < 1e-5 && abs((bp["busy_gpu_hours"] as? Double ?? -1) - hours) < 1e-5)
+                #expect(bp["utilization"] as? Double == 0.5 && bp["gpus"] as? Int == 2)
+                // At $2.00 a GPU-hour the idle half of 2 GPUs costs as many dollars as the hours.
+                #expect(abs((Double(bp["idle_allocated_cost_usd"] as? String ?? "") ?? -1) - 2 * hours) <= 0.005)
+                #expect(bp["ledger_gpu_hours"] as? Double == (hour.microseconds >= period.start.microseconds ? 0.5 : 0))
+                #expect(pools.last?["busy_gpu_hours"] is NSNull && (pools.last?["note"] as? String)?.contains("no gpu_selector") == true)
+                // A tenant key's answer has no fleet block, so none of this.
+                #expect((try await client.get("/v1/chargeback?period=\(period)", key: t.acmeTenantKey).json["fleet"]) == nil)
+
                 // The console's Capacity page: the last 24 hours (up to now) side by side. p's
                 // GPUs were busy 1 of its 2 all along: half its paid GPU-hours busy, and at $2.00
                 // a GPU-hour the idle half costs as many dollars as it paid GPU-hours.
