@@ -315,8 +315,15 @@ say(f"SIGKILL {victim} (it holds the background lease)")
 t0, wall0 = now(), time.time()
 procs[victim].kill()
 procs[victim].wait()
-takeover = wait_for("another replica running the fold", lambda: fold_ran_after(wall0), 30)
-say(f"background jobs ran again {takeover:.1f} s after the SIGKILL, on {psql(p_primary, 'SELECT holder FROM background_leases')}")
+# The takeover: another replica holds the lease (acquired_at, by the database's clock on this
+# machine); then its first fold, which also folds what piled up meanwhile.
+waited = wait_for("another replica taking the lease", lambda: psql_try(
+    p_primary, f"SELECT count(*) FROM background_leases WHERE holder <> 'drill-{victim[-1]}' AND acquired_at > to_timestamp({wall0})") == "1", 30)
+took_at = float(psql(p_primary, "SELECT extract(epoch FROM acquired_at) FROM background_leases")) - wall0
+folded = waited + wait_for("another replica running the fold", lambda: fold_ran_after(wall0), 30)
+say(f"the lease taken over {took_at:.1f} s after the SIGKILL, by {psql(p_primary, 'SELECT holder FROM background_leases')}; "
+    f"its first fold done {folded:.1f} s after the SIGKILL")
+takeover = took_at
 time.sleep(1)
 start_serve("ab".index(victim[-1]))
 wait_for(f"{victim} back", lambda: ready(serve_ports["ab".index(victim[-1])]))
@@ -386,7 +393,8 @@ for name, s, e in faults:
           f"({sum(1 for a in during if a[1] and a[2] == 'replica')} replica, {sum(1 for a in during if a[1] and a[2] == 'primary')} primary), "
           f"{sum(1 for a in during if not a[1])} failed" + "".join(f"; {n}× {why}" for why, n in sorted(
               {w: sum(1 for a in during if not a[1] and a[2] == w) for w in {a[2] for a in during if not a[1]}}.items())))
-print(f"background jobs: ran again {takeover:.1f} s after the runner's SIGKILL (limit 10 s), {again:.1f} s after the primary was back")
+print(f"background jobs: lease taken over {takeover:.1f} s after the runner's SIGKILL (limit 10 s), first fold done after {folded:.1f} s; "
+      f"ran again {again:.1f} s after the primary was back")
 print(f"fold runs per replica: {runs()}")
 
 problems = []

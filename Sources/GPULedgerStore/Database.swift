@@ -125,8 +125,8 @@ public struct Database: Sendable {
     /// restarted under ingest), or once `limit` has passed, when the connection is closed too.
     /// The connection is looked at every 250 ms by a task that ends with the call (a callback on
     /// the connection's close future would stay registered for the connection's life, one per call).
-    /// A cancelled caller cancels the work (a transaction's work then rolls back, unless its
-    /// COMMIT was already sent).
+    /// A cancelled caller cancels the work and closes the connection (a transaction's work then
+    /// rolls back, unless its COMMIT was already sent), so that no half-done work is lent out.
     static func guarded<T: Sendable>(_ conn: PostgresConnection, limit: Duration?, logger: Logger,
                                      _ work: @escaping @Sendable () async throws -> T) async throws -> T {
         let once = ResumeOnce<T>()
@@ -144,7 +144,7 @@ public struct Database: Sendable {
                     logger.warning("a database call ran past its limit: its connection is closed", metadata: ["limit": "\(limit)"])
                     // The answer is decided now, and given once the connection is closed: the
                     // pool must not lend it out again in between.
-                    let answer = once.decide(.failure(StoreError.unavailable("the database did not answer within \(limit)")))
+                    guard let answer = once.claim(.failure(StoreError.unavailable("the database did not answer within \(limit)"))) else { return }
                     running.withLock { $0?.cancel() }
                     try? await conn.close()
                     answer()
@@ -163,8 +163,15 @@ public struct Database: Sendable {
                 if Task.isCancelled { task.cancel() }
             }
         } onCancel: {
-            once.resume(.failure(CancellationError()))
+            // The caller is gone (a client hung up); its work may still be on the connection (a
+            // transaction half done): the connection is closed before the caller returns it, or
+            // the next borrower's statements would run inside that transaction.
+            guard let answer = once.claim(.failure(CancellationError())) else { return }
             running.withLock { $0?.cancel() }
+            Task {
+                try? await conn.close()
+                answer()
+            }
         }
     }
 }
@@ -182,11 +189,11 @@ final class ResumeOnce<T: Sendable>: Sendable {
         if let early { c.resume(with: early) }
     }
 
-    func resume(_ result: Result<T, any Error>) { decide(result)() }
+    func resume(_ result: Result<T, any Error>) { claim(result)?() }
 
-    /// Makes `result` the answer if none is yet (later callers are ignored from now on); the
-    /// returned closure gives it (call it once).
-    func decide(_ result: Result<T, any Error>) -> () -> Void {
+    /// Makes `result` the answer if none is yet (later callers are ignored from now on) and
+    /// returns the closure that gives it (call it once); nil when another answer came first.
+    func claim(_ result: Result<T, any Error>) -> (() -> Void)? {
         let c: CheckedContinuation<T, any Error>?? = state.withLock { s in
             guard !s.done else { return .none }
             s.done = true
@@ -194,7 +201,8 @@ final class ResumeOnce<T: Sendable>: Sendable {
             s.early = result
             return .some(nil)
         }
-        guard case .some(let continuation) = c, let continuation else { return {} }
+        guard case .some(let continuation) = c else { return nil }
+        guard let continuation else { return {} } // given by set(_:) when it comes
         return { continuation.resume(with: result) }
     }
 }

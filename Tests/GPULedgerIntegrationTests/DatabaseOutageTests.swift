@@ -1,3 +1,4 @@
+import Synchronization
 import _ConnectionPoolModule
 import Foundation
 import GPULedgerAPI
@@ -143,6 +144,29 @@ struct PostgresClientBox {
             let one = try await limited.withConnection { conn in
                 try await conn.query("SELECT 1", logger: logger).collect().first!.decode(Int.self)
             }
+            #expect(one == 1)
+        }
+    }
+
+    /// A caller cancelled mid-transaction (a client gone): the connection its work was on is
+    /// closed before the caller hears, so the pool cannot lend out a half-done transaction.
+    @Test func aCancelledCallClosesItsConnection() async throws {
+        try await TestDatabase.create().withDatabase { db in
+            let logger = TestDatabase.logger
+            let used = Mutex<PostgresConnection?>(nil)
+            let started = AsyncStream<Void>.makeStream()
+            let call = Task {
+                try await db.withTransaction { conn in
+                    used.withLock { $0 = conn }
+                    started.continuation.yield()
+                    _ = try await conn.query("SELECT pg_sleep(30)", logger: logger).collect()
+                }
+            }
+            for await _ in started.stream { break }
+            call.cancel()
+            await #expect(throws: CancellationError.self) { try await call.value }
+            #expect(used.withLock { $0?.isClosed } == true)
+            let one = try await db.withConnection { conn in try await conn.query("SELECT 1", logger: logger).collect().first!.decode(Int.self) }
             #expect(one == 1)
         }
     }
