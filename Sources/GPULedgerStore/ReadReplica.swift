@@ -92,18 +92,22 @@ extension Database {
         if replica.isUp {
             do {
                 let result = try await replica.database.withConnection { [logger] conn in
-                    var figures = ReadReport.Figures(source: .replica)
+                    var figures: ReadReport.Figures?
                     let rows = try await conn.query("""
                         SELECT (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000000)::int8,
                                CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
                                     ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END
                         """, logger: logger)
                     for try await (at, lag) in rows.decode((Int64?, Double?).self) {
-                        figures.replayedAt = at.map { Timestamp(microseconds: $0) }
-                        figures.lagSeconds = lag.map { max(0, $0) }
+                        figures = ReadReport.Figures(source: .replica, replayedAt: at.map { Timestamp(microseconds: $0) },
+                                                     lagSeconds: lag.map { max(0, $0) })
                     }
+                    // (No row: the call was given up, e.g. cancelled; nothing is said for it.)
+                    guard let figures else { throw CancellationError() }
+                    let result = try await body(conn)
+                    // Said once the read is done: a read given up half-way says nothing.
                     ReadContext.report?.record(figures)
-                    return try await body(conn)
+                    return result
                 }
                 replica.succeeded()
                 return result
