@@ -59,9 +59,11 @@ public func buildApplication(
     let database = Database(client: client, logger: logger, acquireTimeout: configuration.databaseAcquireTimeout, callTimeout: callTimeout)
     let background = backgroundClient.map { Database(client: $0, logger: logger, acquireTimeout: .seconds(30), callTimeout: callTimeout * 4) }
         ?? database.limited(to: callTimeout * 4)
-    // A replica that does not answer within a second is skipped for 5 s (reads go to the primary).
+    // A replica that does not answer within a second (by default) is skipped for 5 s (reads go
+    // to the primary).
     let reads = readClient.map {
-        database.reading(from: ReadReplica(database: Database(client: $0, logger: logger, acquireTimeout: .seconds(1), callTimeout: callTimeout)))
+        database.reading(from: ReadReplica(database: Database(client: $0, logger: logger, acquireTimeout: configuration.replicaAcquireTimeout,
+                                                              callTimeout: callTimeout)))
     }
     let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     let planning = PlanningStore(database: database)

@@ -21,6 +21,9 @@ public struct AppConfiguration: Sendable {
     /// The longest a request's database call may run before it is answered 503 and its
     /// connection closed (`Database.callTimeout`); the background fold gets four times as long.
     public var databaseCallTimeout: Duration = .seconds(30)
+    /// How long a read waits for a connection of the read replica (`DATABASE_READ_URL`) before
+    /// it is skipped (for 5 s) and the read goes to the primary.
+    public var replicaAcquireTimeout: Duration = .seconds(1)
     /// The Prometheus that scrapes NVIDIA's dcgm-exporter (`--prometheus-url`): GPU hardware
     /// figures per pool next to the ledger's. nil: none (everything else works as without).
     public var prometheusURL: String?

@@ -56,6 +56,7 @@ public struct TestApp: Sendable {
         var configuration = AppConfiguration()
         configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("gpuledger-app-\(database.name)").path
         configuration.databaseAcquireTimeout = .seconds(60) // the suite shares two cores with the servers it starts
+        configuration.replicaAcquireTimeout = .seconds(60) // (a test of an unreachable replica sets its own)
         configuration.budgetGaugeInterval = nil // a test refreshes the budget gauges itself
         configuration.summaryFoldInterval = nil // and folds the summary deltas when it means to
         configuration.clock = TestClock.clock

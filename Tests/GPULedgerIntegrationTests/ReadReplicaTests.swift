@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test func aReplicaThatCannotBeReachedSendsTheReadsToThePrimary() async throws {
-        let t = try await TestApp.make()
+        let t = try await TestApp.make { $0.replicaAcquireTimeout = .seconds(1) }
         let away = PostgresClient(configuration: .init(host: "127.0.0.1", port: freePort(), username: "nobody", password: nil,
                                                        database: "nothing", tls: .disable), backgroundLogger: TestDatabase.logger)
         try await t.application(readClient: away).test(.router) { client in
