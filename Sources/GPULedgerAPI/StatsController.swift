@@ -22,14 +22,21 @@ struct StatsController {
 
     @Sendable func report(_ request: Request, context: AppRequestContext) async throws -> Response {
         let principal = try context.requirePrincipal()
-        let params = try Query(request, allowed: ["from", "to", "group_by", "tenant", "model", "accelerator", "pool"])
+        let params = try Query(request, allowed: ["from", "to", "group_by", "tenant", "model", "accelerator", "pool", "exact"])
         let (from, to) = try params.range(now: context.now)
         let groupBy: [GroupKey]
         do { groupBy = try params.get("group_by").map(GroupKey.parseList) ?? [] } catch { throw AppError.badRequest(error.message, code: "bad_query") }
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
         let query = CostQuery(from: from, to: to, groupBy: groupBy, tenant: tenant, model: params.get("model"),
                               accelerator: params.get("accelerator"), pool: params.get("pool"))
-        let result = try await withSpan("report stats", ofKind: .internal) { _ in try await stats.stats(query) }
+        let choice: PercentileChoice
+        switch params.get("exact") {
+        case nil: choice = .auto
+        case "true": choice = .exact
+        case "false": choice = .sketch
+        case let other?: throw AppError.badRequest("exact=\(other) must be true or false", code: "bad_query")
+        }
+        let result = try await withSpan("report stats", ofKind: .internal) { _ in try await stats.stats(query, percentiles: choice) }
         let names = groupBy.map(\.description)
         var rows = result.rows.map { Row(names: names, row: $0) }
         if let hardware, let poolIndex = groupBy.firstIndex(of: .pool), groupBy.allSatisfy({ [.pool, .hour, .day, .month].contains($0) }) {
@@ -37,6 +44,7 @@ struct StatsController {
             for i in rows.indices { rows[i].hardware = found[i] }
         }
         return try JSONResponse.make(Answer(from: from.rfc3339, to: to.rfc3339, group_by: names,
+                                            percentile_method: result.sketched ? Self.sketchMethod : Self.exactMethod,
                                             rows: rows, total: Row(names: [], row: result.total)))
     }
 
@@ -89,6 +97,9 @@ struct StatsController {
         return (start, end)
     }
 
+    static let exactMethod = "exact, nearest rank (PostgreSQL percentile_disc) over the records that carry the figure"
+    static let sketchMethod = "sketch, ±1%: within 1% of the exact nearest-rank value, merged from hourly latency sketches (exact=true for the exact figures)"
+
     struct HardwareCell: Sendable {
         var row: PoolHardwareRow?
         var note: String?
@@ -97,7 +108,7 @@ struct StatsController {
     struct Answer: Encodable {
         var from, to: String
         var group_by: [String]
-        var percentile_method = "exact, nearest rank (PostgreSQL percentile_disc) over the records that carry the figure"
+        var percentile_method: String
         var rows: [Row]
         var total: Row
     }

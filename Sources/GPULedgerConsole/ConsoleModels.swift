@@ -32,13 +32,16 @@ extension ConsoleController {
                                               : (Timestamp(microseconds: hourEnd.microseconds - range.hours * hour), hourEnd)
             // The chart: each hour of the last day (or of the range, when longer).
             let chartFrom = Timestamp(microseconds: hourEnd.microseconds - max(range.hours, 24) * hour)
-            let table = try await stats.stats(CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope))
+            let table = try await stats.stats(CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope), percentiles: .auto)
             let cost = try await costs.costs(CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope))
             var costByModel: [String: CostRow] = [:]
             for r in cost.rows { if let m = r.group.first ?? nil { costByModel[m] = r } }
 
             var body = "<h1>Models</h1><p class=\"muted\" id=\"models-range\" data-from=\"\(from.rfc3339)\" data-to=\"\(to.rfc3339)\">\(reader.scope.map { "Tenant \(HTML.escape($0)), " } ?? "")\(range.name): \(from.rfc3339) to \(to.rfc3339). "
-            body += "Percentiles are exact (nearest rank) over the records that carry the figure, in milliseconds; queue time is the wait before the engine's first step (<code>queue_ms</code>); "
+            body += table.sketched
+                ? "Percentiles are within ±1% of the exact (nearest-rank) value, merged from hourly latency sketches, over the records that carry the figure, in milliseconds (<code>/v1/stats?exact=true</code> gives them exactly); "
+                : "Percentiles are exact (nearest rank) over the records that carry the figure, in milliseconds; "
+            body += "queue time is the wait before the engine's first step (<code>queue_ms</code>); "
             body += "the cache hit rate is cached input tokens over input tokens, of the records that report <code>cached_input_tokens</code>.</p>"
             body += "<form class=\"inline\" method=\"get\" action=\"/models\"><label for=\"range\">Range<select id=\"range\" name=\"range\">"
             for r in Self.ranges { body += "<option value=\"\(r.key)\"\(r.key == range.key ? " selected" : "")>\(r.name)</option>" }

@@ -48,4 +48,20 @@ import Testing
         #expect(merged == day)
         for q in [0.5, 0.95, 0.99] { #expect(merged.quantile(q) == day.quantile(q)) }
     }
+
+    /// The stored bytes give back the same sketch; bytes it did not write are refused.
+    @Test func encodedBytesDecodeToTheSameSketch() {
+        var rng = SplitMix(seed: 9)
+        var sketch = LatencySketch()
+        for i in 0..<5000 { sketch.add(i % 101 == 0 ? 0 : Double(Int.random(in: 1...90_000_000, using: &rng)) / 1000) }
+        sketch.add(1e-7) // below a microsecond of a millisecond: a bucket of negative index
+        let bytes = sketch.encoded()
+        #expect(LatencySketch(encoded: bytes) == sketch)
+        #expect(bytes.count < 4 * sketch.buckets.count)
+        #expect(LatencySketch(encoded: LatencySketch().encoded()) == LatencySketch())
+        #expect(LatencySketch(encoded: [UInt8]()) == nil)
+        #expect(LatencySketch(encoded: [2, 0, 0]) == nil) // another version
+        #expect(LatencySketch(encoded: Array(bytes.dropLast())) == nil)
+        #expect(LatencySketch(encoded: bytes + [0]) == nil)
+    }
 }

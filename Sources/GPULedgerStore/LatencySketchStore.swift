@@ -1,0 +1,262 @@
+import Foundation
+import GPULedgerCore
+import Logging
+import PostgresNIO
+
+/// One hour and model: the sums of its records and the sketches of their latency figures.
+public struct HourSketch: Sendable, Equatable {
+    public var requests: Int64 = 0
+    public var errors: Int64 = 0
+    public var inputTokens: Int64 = 0
+    public var outputTokens: Int64 = 0
+    public var gpuSeconds: Double = 0
+    public var cacheInputTokens: Int64 = 0
+    public var cachedInputTokens: Int64 = 0
+    public var ttft = LatencySketch(), tpot = LatencySketch(), e2e = LatencySketch(), queue = LatencySketch()
+
+    public init() {}
+
+    public mutating func merge(_ o: HourSketch) {
+        requests += o.requests
+        errors += o.errors
+        inputTokens += o.inputTokens
+        outputTokens += o.outputTokens
+        gpuSeconds += o.gpuSeconds
+        cacheInputTokens += o.cacheInputTokens
+        cachedInputTokens += o.cachedInputTokens
+        ttft.merge(o.ttft)
+        tpot.merge(o.tpot)
+        e2e.merge(o.e2e)
+        queue.merge(o.queue)
+    }
+
+    /// What a stored sketch is checked against: the hour's sums in the summaries.
+    var fingerprint: Fingerprint { Fingerprint(requests: requests, errors: errors, inputTokens: inputTokens, outputTokens: outputTokens) }
+}
+
+struct Fingerprint: Equatable, Sendable {
+    var requests, errors, inputTokens, outputTokens: Int64
+}
+
+/// An hour (its start, in microseconds) and a model.
+public struct HourModel: Hashable, Sendable {
+    public var hour: Int64
+    public var model: String
+}
+
+/// The latency sketches per hour and model (`latency_sketches`, sql/0017): kept by the
+/// background runner from the raw records (`keep`), read for any window (`window`), where an
+/// hour whose stored sketch does not match the summaries, or the part of an hour at a window's
+/// ends, is computed from the raw records on the spot. Both paths put values in buckets with the
+/// same SQL, whose bucket is `LatencySketch.bucket(of:)`.
+public struct LatencySketchStore: Sendable {
+    let db: Database
+    var logger: Logger { db.logger }
+
+    public init(database: Database) { self.db = database }
+
+    static let width = LatencySketch().bucketWidth
+
+    /// The sketches of the records in `[from, to)` (of `model`, when given) per hour and model.
+    static func fromRecords(_ conn: PostgresConnection, from: Timestamp, to: Timestamp, model: String?, logger: Logger) async throws -> [HourModel: HourSketch] {
+        let f = from.rfc3339, t = to.rfc3339
+        var out: [HourModel: HourSketch] = [:]
+        let sums = try await conn.query("""
+            SELECT (extract(epoch FROM date_trunc('hour', started_at, 'UTC')) * 1000000)::bigint, model, count(*)::bigint,
+                   count(*) FILTER (WHERE status = 'error')::bigint, coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
+                   coalesce(sum(gpu_seconds), 0)::float8, coalesce(sum(input_tokens) FILTER (WHERE cached_input_tokens IS NOT NULL), 0)::bigint,
+                   coalesce(sum(cached_input_tokens), 0)::bigint
+            FROM usage_records WHERE started_at >= \(f)::timestamptz AND started_at < \(t)::timestamptz AND (\(model)::text IS NULL OR model = \(model))
+            GROUP BY 1, 2
+            """, logger: logger)
+        for try await (hour, model, requests, errors, input, output, gpu, cacheInput, cached) in sums.decode((Int64, String, Int64, Int64, Int64, Int64, Double, Int64, Int64).self) {
+            var s = HourSketch()
+            (s.requests, s.errors, s.inputTokens, s.outputTokens, s.gpuSeconds, s.cacheInputTokens, s.cachedInputTokens) = (requests, errors, input, output, gpu, cacheInput, cached)
+            out[HourModel(hour: hour, model: model)] = s
+        }
+        let width = Self.width
+        let buckets = try await conn.query("""
+            SELECT r.h, r.model, v.metric, CASE WHEN v.x <= \(LatencySketch.minimum)::float8 THEN \(LatencySketch.zeroBucket)::int
+                                               ELSE ceil(ln(v.x) / \(width)::float8)::int END, count(*)::bigint
+            FROM (SELECT (extract(epoch FROM date_trunc('hour', started_at, 'UTC')) * 1000000)::bigint AS h, model, ttft_ms, tpot_ms, e2e_ms, queue_ms
+                  FROM usage_records WHERE started_at >= \(f)::timestamptz AND started_at < \(t)::timestamptz
+                  AND (\(model)::text IS NULL OR model = \(model))) r
+            CROSS JOIN LATERAL (VALUES (0, r.ttft_ms), (1, r.tpot_ms), (2, r.e2e_ms), (3, r.queue_ms)) v(metric, x)
+            WHERE v.x IS NOT NULL
+            GROUP BY 1, 2, 3, 4
+            """, logger: logger)
+        for try await (hour, model, metric, bucket, n) in buckets.decode((Int64, String, Int32, Int32, Int64).self) {
+            let key = HourModel(hour: hour, model: model)
+            switch metric {
+            case 0: out[key, default: HourSketch()].ttft.add(bucket: bucket, count: n)
+            case 1: out[key, default: HourSketch()].tpot.add(bucket: bucket, count: n)
+            case 2: out[key, default: HourSketch()].e2e.add(bucket: bucket, count: n)
+            default: out[key, default: HourSketch()].queue.add(bucket: bucket, count: n)
+            }
+        }
+        return out
+    }
+
+    /// Sketches the dirty hours before `before` (whole hours: the current one changes until it
+    /// ends), newest first, up to `batch` hours a transaction, at most `limit` hours; the number
+    /// sketched. The fold marks an hour dirty whenever its records change.
+    public func keep(before: Timestamp, limit: Int, batch: Int = 24) async throws -> Int {
+        let logger = self.logger
+        var done = 0
+        while done < limit {
+            let take = min(batch, limit - done)
+            let sketched = try await db.withTransaction { conn -> Int in
+                // One snapshot for the hours' records: the sums stored are those of their sketches.
+                try await conn.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
+                var hours: [Int64] = []
+                for try await h in try await conn.query("""
+                    SELECT (extract(epoch FROM hour) * 1000000)::bigint FROM latency_sketch_dirty
+                    WHERE hour < \(before.rfc3339)::timestamptz ORDER BY hour DESC LIMIT \(take) FOR UPDATE SKIP LOCKED
+                    """, logger: logger).decode(Int64.self) { hours.append(h) }
+                guard !hours.isEmpty else { return 0 }
+                hours.sort()
+                try await conn.query("""
+                    DELETE FROM latency_sketch_dirty WHERE hour IN (SELECT 'epoch'::timestamptz + x * interval '1 microsecond' FROM unnest(\(hours)::bigint[]) x)
+                    """, logger: logger)
+                var sketches: [HourModel: HourSketch] = [:]
+                var i = 0
+                while i < hours.count { // a run of consecutive hours per query
+                    var j = i
+                    while j + 1 < hours.count && hours[j + 1] == hours[j] + Timestamp.hour { j += 1 }
+                    let run = try await Self.fromRecords(conn, from: Timestamp(microseconds: hours[i]), to: Timestamp(microseconds: hours[j] + Timestamp.hour),
+                                                         model: nil, logger: logger)
+                    sketches.merge(run) { a, _ in a }
+                    i = j + 1
+                }
+                try await conn.query("""
+                    DELETE FROM latency_sketches WHERE hour IN (SELECT 'epoch'::timestamptz + x * interval '1 microsecond' FROM unnest(\(hours)::bigint[]) x)
+                    """, logger: logger)
+                if !sketches.isEmpty {
+                    let rows = sketches.sorted { ($0.key.hour, $0.key.model) < ($1.key.hour, $1.key.model) }
+                    let hour = rows.map(\.key.hour), model = rows.map(\.key.model)
+                    let requests = rows.map(\.value.requests), errors = rows.map(\.value.errors)
+                    let input = rows.map(\.value.inputTokens), output = rows.map(\.value.outputTokens), gpu = rows.map(\.value.gpuSeconds)
+                    let cacheInput = rows.map(\.value.cacheInputTokens), cached = rows.map(\.value.cachedInputTokens)
+                    let ttft = rows.map { Self.hex($0.value.ttft) }, tpot = rows.map { Self.hex($0.value.tpot) }
+                    let e2e = rows.map { Self.hex($0.value.e2e) }, queue = rows.map { Self.hex($0.value.queue) }
+                    try await conn.query("""
+                        INSERT INTO latency_sketches (hour, model, requests, errors, input_tokens, output_tokens, gpu_seconds, cache_input_tokens,
+                                                      cached_input_tokens, ttft, tpot, e2e, queue)
+                        SELECT 'epoch'::timestamptz + h * interval '1 microsecond', m, r, e, i, o, g, ci, c,
+                               decode(a, 'hex'), decode(b, 'hex'), decode(x, 'hex'), decode(q, 'hex')
+                        FROM unnest(\(hour)::bigint[], \(model)::text[], \(requests)::bigint[], \(errors)::bigint[], \(input)::bigint[],
+                                    \(output)::bigint[], \(gpu)::float8[], \(cacheInput)::bigint[], \(cached)::bigint[], \(ttft)::text[],
+                                    \(tpot)::text[], \(e2e)::text[], \(queue)::text[]) AS u(h, m, r, e, i, o, g, ci, c, a, b, x, q)
+                        """, logger: logger)
+                }
+                return hours.count
+            }
+            if sketched == 0 { break }
+            done += sketched
+        }
+        return done
+    }
+
+    /// `k`'s bytes in hex, as `decode(…, 'hex')` reads them.
+    static func hex(_ k: LatencySketch) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for b in k.encoded() { out += [digits[Int(b >> 4)], digits[Int(b & 15)]] }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The hours of a window and where their figures came from.
+    public struct Window: Sendable {
+        /// Per hour and model, the window's records (whole hours and the parts at its ends).
+        public var pieces: [HourModel: HourSketch]
+        /// Whole hours answered by stored sketches, and hours (or parts) computed from the records.
+        public var storedHours: Int
+        public var computedHours: Int
+    }
+
+    /// The sketches of `[from, to)` (of `model`, when given), in one snapshot; nil when its whole
+    /// hours hold fewer than `minimumRequests` records (the summaries say so before any sketch is
+    /// read), for a caller that computes small windows exactly.
+    public func window(from: Timestamp, to: Timestamp, model: String?, minimumRequests: Int64 = 0) async throws -> Window? {
+        let logger = self.logger
+        let hour = Timestamp.hour
+        let h0 = Timestamp(microseconds: (from.microseconds + hour - 1).floorDivided(by: hour) * hour)
+        let h1 = to.hourStart
+        return try await db.withConnection { conn in
+            try await conn.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: logger)
+            do {
+                let result = try await Self.window(conn, from: from, to: to, h0: h0, h1: h1, model: model, minimumRequests: minimumRequests, logger: logger)
+                try await conn.query("COMMIT", logger: logger)
+                return result
+            } catch {
+                _ = try? await conn.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    static func window(_ conn: PostgresConnection, from: Timestamp, to: Timestamp, h0: Timestamp, h1: Timestamp, model: String?,
+                       minimumRequests: Int64, logger: Logger) async throws -> Window? {
+        var pieces: [HourModel: HourSketch] = [:]
+        var stored = 0, computed = 0
+        guard h0 < h1 else {
+            guard minimumRequests <= 0 else { return nil }
+            let p = try await fromRecords(conn, from: from, to: to, model: model, logger: logger)
+            return Window(pieces: p, storedHours: 0, computedHours: p.isEmpty ? 0 : 1)
+        }
+        // The whole hours' sums in the summaries: what a stored sketch must match.
+        let (a, b) = (h0.rfc3339, h1.rfc3339)
+        var expected: [Int64: [String: Fingerprint]] = [:]
+        var total: Int64 = 0
+        for try await (h, m, requests, errors, input, output) in try await conn.query("""
+            SELECT (extract(epoch FROM hour) * 1000000)::bigint, model, sum(requests)::bigint, sum(errors)::bigint, sum(input_tokens)::bigint,
+                   sum(output_tokens)::bigint
+            FROM usage_hourly_live WHERE hour >= \(a)::timestamptz AND hour < \(b)::timestamptz AND (\(model)::text IS NULL OR model = \(model))
+            GROUP BY 1, 2 HAVING sum(requests) <> 0
+            """, logger: logger).decode((Int64, String, Int64, Int64, Int64, Int64).self) {
+            expected[h, default: [:]][m] = Fingerprint(requests: requests, errors: errors, inputTokens: input, outputTokens: output)
+            total += requests
+        }
+        if total < minimumRequests { return nil }
+        var found: [Int64: [String: HourSketch]] = [:]
+        for try await (h, m, requests, errors, input, output, gpu, cacheInput, cached, ttft, tpot, e2e, queue) in try await conn.query("""
+            SELECT (extract(epoch FROM hour) * 1000000)::bigint, model, requests, errors, input_tokens, output_tokens, gpu_seconds,
+                   cache_input_tokens, cached_input_tokens, ttft, tpot, e2e, queue
+            FROM latency_sketches WHERE hour >= \(a)::timestamptz AND hour < \(b)::timestamptz AND (\(model)::text IS NULL OR model = \(model))
+            """, logger: logger).decode((Int64, String, Int64, Int64, Int64, Int64, Double, Int64, Int64, ByteBuffer, ByteBuffer, ByteBuffer, ByteBuffer).self) {
+            guard let ttft = LatencySketch(encoded: ttft.readableBytesView), let tpot = LatencySketch(encoded: tpot.readableBytesView),
+                  let e2e = LatencySketch(encoded: e2e.readableBytesView), let queue = LatencySketch(encoded: queue.readableBytesView) else {
+                continue // unreadable: the hour is computed from its records
+            }
+            var s = HourSketch()
+            (s.requests, s.errors, s.inputTokens, s.outputTokens, s.gpuSeconds, s.cacheInputTokens, s.cachedInputTokens) = (requests, errors, input, output, gpu, cacheInput, cached)
+            (s.ttft, s.tpot, s.e2e, s.queue) = (ttft, tpot, e2e, queue)
+            found[h, default: [:]][m] = s
+        }
+        var stale: [Int64] = []
+        for (h, models) in expected.sorted(by: { $0.key < $1.key }) {
+            if let have = found[h], have.mapValues(\.fingerprint) == models {
+                for (m, s) in have { pieces[HourModel(hour: h, model: m)] = s }
+                stored += 1
+            } else {
+                stale.append(h)
+            }
+        }
+        // Stale hours, a run of consecutive hours per query; then the window's ends.
+        var ranges: [(Timestamp, Timestamp)] = []
+        var i = 0
+        while i < stale.count {
+            var j = i
+            while j + 1 < stale.count && stale[j + 1] == stale[j] + Timestamp.hour { j += 1 }
+            ranges.append((Timestamp(microseconds: stale[i]), Timestamp(microseconds: stale[j] + Timestamp.hour)))
+            computed += j - i + 1
+            i = j + 1
+        }
+        if from < h0 { ranges.append((from, h0)); computed += 1 }
+        if h1 < to { ranges.append((h1, to)); computed += 1 }
+        for (s, e) in ranges {
+            for (key, piece) in try await fromRecords(conn, from: s, to: e, model: model, logger: logger) { pieces[key, default: HourSketch()].merge(piece) }
+        }
+        return Window(pieces: pieces, storedHours: stored, computedHours: computed)
+    }
+}
