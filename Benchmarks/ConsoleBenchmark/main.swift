@@ -11,7 +11,10 @@
 // 2. Signs in a finance key's console session and times `runs` GETs of each page over HTTP
 //    (the whole service: queries, forecasts, HTML), after one untimed request, and prints p50,
 //    p95 and the page's size (the targets: p50 under 150 ms, under 300 KB); then, 3 runs each,
-//    the views that read raw records over long windows on purpose.
+//    the views over long windows (a label breakdown for the month, the Models table over 24 hours
+//    and 7 days), which read the hour summaries (labels, latency sketches: sql/0017) once the
+//    background runner has kept them (waited for after the load); then the sketches' largest
+//    relative error against the exact percentiles over 24 hours and 7 days.
 import Foundation
 import GPULedgerCore
 import GPULedgerStore
@@ -53,6 +56,10 @@ while true {
 }
 print(String(format: "statuses computed (%.0f s after the budgets were added)", milliseconds(ContinuousClock.now - waitClock) / 1000))
 
+// The background runner keeps the hour summaries (latency sketches, labels) of the loaded month.
+await service.foldSummaries()
+print(String(format: "hour summaries (latency sketches, labels) of every past hour kept %.0f s after the load", await service.waitForHourSummaries()))
+
 // A finance key's console session, as the sign-in form makes one.
 let keys = KeyStore(database: service.db)
 let finance = try await keys.create(role: .finance, tenant: nil, name: "bench finance").key
@@ -60,9 +67,8 @@ guard let principal = try await keys.authenticate(finance) else { await service.
 let (token, _) = try await SessionStore(database: service.db).create(principal: principal, lifetime: .seconds(3600), now: WallClock.system.now())
 let cookie = "gpl_session=\(token)"
 
-// Each page as it opens from the navigation (its default view), then views that read raw
-// records over long windows on purpose (a label breakdown, exact percentiles over a day or a week),
-// timed fewer times.
+// Each page as it opens from the navigation (its default view), then views over long windows
+// (a label breakdown for the month, the Models table over a day or a week), timed fewer times.
 let pages = [
     "/", "/tenants", "/tenants/tenant-00", "/models", "/models?metric=ttft", "/budgets", "/budgets/fleet", "/budgets/b-1",
     "/capacity", "/capacity?pool=h100-a&horizon_days=30&target_utilization=0.7&budget_usd=200000",
@@ -80,5 +86,35 @@ for (list, n) in [(pages, runs), (slowViews, 3)] {
         print(line(page + " (\(n) runs)", String(format: "%.1f", t.p50), String(format: "%.1f", t.p95), String(format: "%.1f", Double(body.count) / 1024)))
     }
 }
+// The sketches' error: the largest relative error of p50/p95/p99 (TTFT, TPOT, E2E, queue; every
+// model and the total) against the exact nearest-rank figures, over the last 24 hours and 7 days.
+print("")
+print("latency sketches against exact percentiles (/v1/stats?group_by=model, exact=false and exact=true):")
+for (name, hours) in [("24 hours", Int64(24)), ("7 days", Int64(168))] {
+    let to = lastHour.adding(hours: 1), from = to.adding(hours: -hours)
+    let uri = "/v1/stats?from=\(from.rfc3339)&to=\(to.rfc3339)&group_by=model"
+    var answers: [[String: Any]] = []
+    var times: [Double] = []
+    for exact in ["false", "true"] {
+        let start = ContinuousClock.now
+        let (status, body) = try await service.get(uri + "&exact=" + exact)
+        times.append(milliseconds(ContinuousClock.now - start))
+        guard status == 200, let json = try JSONSerialization.jsonObject(with: body) as? [String: Any] else { await service.fail("\(uri): HTTP \(status)") }
+        answers.append(json)
+    }
+    func rows(_ a: [String: Any]) -> [[String: Any]] { (a["rows"] as? [[String: Any]] ?? []) + [a["total"] as? [String: Any] ?? [:]] }
+    var worst: [String: Double] = [:]
+    for (s, e) in zip(rows(answers[0]), rows(answers[1])) {
+        for metric in ["ttft_ms", "tpot_ms", "e2e_ms", "queue_ms"] {
+            guard let sp = s[metric] as? [String: Double], let ep = e[metric] as? [String: Double] else { continue }
+            for q in ["p50", "p95", "p99"] {
+                guard let x = sp[q], let y = ep[q], y > 0 else { continue }
+                worst[q] = max(worst[q] ?? 0, abs(x - y) / y)
+            }
+        }
+    }
+    print("  \(name): largest relative error p50 \(String(format: "%.3f%%", (worst["p50"] ?? 0) * 100)), p95 \(String(format: "%.3f%%", (worst["p95"] ?? 0) * 100)), p99 \(String(format: "%.3f%%", (worst["p99"] ?? 0) * 100)) (\(rows(answers[0]).count) rows); sketched \(String(format: "%.0f", times[0])) ms, exact \(String(format: "%.0f", times[1])) ms; \((answers[0]["percentile_method"] as? String ?? "").prefix(11))")
+}
+
 if keep { print("kept: \(service.base) (\(cookie)); psql 'postgresql:///gpuledger?host=\(service.dir)/pg&user=gpuledger'") }
 await service.stop(keep: keep)

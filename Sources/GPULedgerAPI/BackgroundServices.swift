@@ -42,19 +42,19 @@ public struct SummaryFoldService: Service {
     }
 }
 
-/// Keeps the hourly latency sketches (`latency_sketches`, sql/0017) up with the records: every
-/// `interval`, recomputes the whole past hours that the fold marked changed, newest first, until
-/// none is left. With `leadership`, only the replica holding the background lease does.
-public struct LatencySketchService: Service {
-    public static let job = "latency_sketches"
-    let sketches: LatencySketchStore
+/// Keeps the summaries of whole hours (latency sketches and labels, sql/0017) up with the
+/// records: every `interval`, recomputes the past hours that the fold marked changed, newest
+/// first, until none is left. With `leadership`, only the replica holding the background lease does.
+public struct HourSummaryService: Service {
+    public static let job = "hour_summaries"
+    let keeper: HourSummaryKeeper
     let leadership: Leadership?
     let clock: WallClock
     let interval: Duration
     let logger: Logger
 
     public init(database: Database, leadership: Leadership? = nil, clock: WallClock, interval: Duration, logger: Logger) {
-        self.sketches = LatencySketchStore(database: database)
+        self.keeper = HourSummaryKeeper(database: database)
         self.leadership = leadership
         self.clock = clock
         self.interval = interval
@@ -62,11 +62,11 @@ public struct LatencySketchService: Service {
     }
 
     public func run() async throws {
-        await runPeriodically(every: interval, logger: logger, failure: "latency sketches not kept") {
+        await runPeriodically(every: interval, logger: logger, failure: "hour summaries not kept") {
             // A round at most 48 hours, so that the lease is looked at again between rounds.
             while !Task.isCancelled {
                 if let leadership, !leadership.isLeader { return }
-                if try await sketches.keep(before: clock.now().hourStart, limit: 48) < 48 { return }
+                if try await keeper.keep(before: clock.now().hourStart, limit: 48) < 48 { return }
             }
         }
     }

@@ -78,8 +78,8 @@ public func buildApplication(
     services += [LeaderElectionService(database: background, leadership: leadership, metrics: metrics, logger: logger)] as [any Service]
     if let interval = configuration.summaryFoldInterval {
         services.append(SummaryFoldService(database: background, leadership: leadership, metrics: metrics, interval: interval, logger: logger))
-        services.append(LatencySketchService(database: background, leadership: leadership, clock: configuration.clock, interval: interval * 5,
-                                             logger: logger))
+        services.append(HourSummaryService(database: background, leadership: leadership, clock: configuration.clock, interval: interval * 5,
+                                           logger: logger))
     }
     if let interval = configuration.budgetGaugeInterval {
         services.append(MetricsRefreshService(database: background, planning: planning, leadership: leadership, metrics: metrics, caches: caches,

@@ -183,7 +183,7 @@ extension ConsoleController {
             body += "<form class=\"inline\" method=\"get\" action=\"/tenants/\(HTML.escape(name))\"><input type=\"hidden\" name=\"period\" value=\"\(period)\">"
             body += "<label for=\"label\">Break the usage cost down by label<input id=\"label\" name=\"label\" value=\"\(HTML.escape(params.get("label") ?? ""))\" required></label>"
             body += "<button type=\"submit\">Break down</button></form>"
-            body += "<p class=\"muted\">The breakdown reads the month's records (labels are not summarized), so it takes seconds for a large tenant.</p>"
+            body += "<p class=\"muted\">The breakdown reads the hourly label summary, and the records of the current hour and of hours not summarized yet; a key with more than 1,000 values in an hour is read from that hour's records.</p>"
             if labelKeys.isEmpty {
                 body += "<p class=\"muted\">Its latest records carry no labels (records may carry a <code>labels</code> object, such as team or feature).</p>"
             } else {

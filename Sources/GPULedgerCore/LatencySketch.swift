@@ -5,16 +5,20 @@ import Foundation
 /// (PostgreSQL's `percentile_disc`) of the values it was given, and two sketches merge by adding
 /// their bucket counts, so an hour's sketches sum to a day's or a week's exactly as if the values
 /// had been sketched together. Stored per hour and model in `latency_sketches` (sql/0017, kept
-/// by `LatencySketchStore`), whose SQL puts values in the same buckets (`bucket(of:)`).
+/// by `HourSummaryKeeper`), whose SQL puts values in the same buckets (`bucket(of:)`).
 ///
 /// A positive value `x` goes to bucket `ceil(log_γ x)` with γ = (1 + α) / (1 − α); a bucket's
 /// value is `2γ^k / (γ + 1)`, within α of everything in it. Values at or below `minimum` (and 0)
-/// are counted apart and answered as 0.
+/// are counted apart and answered as 0. The counts are kept dense from the lowest bucket used to
+/// the highest (latencies from 1 ms to 100 s span about 580 buckets), so a merge is an add of
+/// two arrays.
 public struct LatencySketch: Sendable, Equatable {
     public let relativeAccuracy: Double
     private let logGamma: Double
-    /// Bucket index → count.
-    public private(set) var buckets: [Int32: Int64] = [:]
+    /// The index of `counts[0]`.
+    private var offset: Int32 = 0
+    /// Counts of the buckets `offset`, `offset + 1`, …; its first and last are never 0.
+    private var counts: [Int64] = []
     public private(set) var zeros: Int64 = 0
     public private(set) var count: Int64 = 0
     public static let minimum = 1e-9
@@ -23,6 +27,11 @@ public struct LatencySketch: Sendable, Equatable {
         precondition(relativeAccuracy > 0 && relativeAccuracy < 1)
         self.relativeAccuracy = relativeAccuracy
         logGamma = log((1 + relativeAccuracy) / (1 - relativeAccuracy))
+    }
+
+    /// The buckets with values, in index order.
+    public var buckets: [(index: Int32, count: Int64)] {
+        counts.enumerated().compactMap { i, n in n > 0 ? (offset + Int32(i), n) : nil }
     }
 
     /// Adds `value` (≥ 0; NaN and negative values are the caller's mistake and are not counted).
@@ -43,7 +52,24 @@ public struct LatencySketch: Sendable, Equatable {
     public mutating func add(bucket index: Int32, count n: Int64) {
         guard n > 0 else { return }
         count += n
-        if index == Self.zeroBucket { zeros += n } else { buckets[index, default: 0] += n }
+        if index == Self.zeroBucket { zeros += n; return }
+        cover(index, index)
+        counts[Int(index - offset)] += n
+    }
+
+    /// Widens `counts` to hold the buckets `low...high`.
+    private mutating func cover(_ low: Int32, _ high: Int32) {
+        if counts.isEmpty {
+            offset = low
+            counts = Array(repeating: 0, count: Int(high - low) + 1)
+            return
+        }
+        if low < offset {
+            counts.insert(contentsOf: repeatElement(0, count: Int(offset - low)), at: 0)
+            offset = low
+        }
+        let last = offset + Int32(counts.count) - 1
+        if high > last { counts.append(contentsOf: repeatElement(0, count: Int(high - last))) }
     }
 
     /// ln γ, which the SQL that buckets values divides by.
@@ -52,9 +78,16 @@ public struct LatencySketch: Sendable, Equatable {
     /// Adds `other`'s counts (same accuracy only).
     public mutating func merge(_ other: LatencySketch) {
         precondition(other.relativeAccuracy == relativeAccuracy, "sketches of different accuracy do not merge")
-        for (k, n) in other.buckets { buckets[k, default: 0] += n }
         zeros += other.zeros
         count += other.count
+        guard !other.counts.isEmpty else { return }
+        cover(other.offset, other.offset + Int32(other.counts.count) - 1)
+        let shift = Int(other.offset - offset)
+        counts.withUnsafeMutableBufferPointer { mine in
+            other.counts.withUnsafeBufferPointer { theirs in
+                for i in 0..<theirs.count { mine[shift + i] += theirs[i] }
+            }
+        }
     }
 
     /// The sketch as bytes: a version byte (1: 1% accuracy), the zero count, the number of buckets,
@@ -68,27 +101,33 @@ public struct LatencySketch: Sendable, Equatable {
             while x >= 0x80 { out.append(UInt8(x & 0x7f) | 0x80); x >>= 7 }
             out.append(UInt8(x))
         }
+        let used = buckets
         put(UInt64(zeros))
-        put(UInt64(buckets.count))
+        put(UInt64(used.count))
         var previous: Int64 = 0
-        for k in buckets.keys.sorted() {
+        for (k, n) in used {
             let d = Int64(k) - previous
             put(UInt64(bitPattern: (d << 1) ^ (d >> 63)))
-            put(UInt64(buckets[k]!))
+            put(UInt64(n))
             previous = Int64(k)
         }
         return out
     }
 
     /// The sketch `encoded()` wrote; nil for bytes it did not write.
-    public init?(encoded bytes: some Collection<UInt8>) {
-        self.init(relativeAccuracy: 0.01)
-        var i = bytes.startIndex
+    public init?(encoded bytes: [UInt8]) {
+        guard let s = bytes.withUnsafeBufferPointer({ LatencySketch.decode($0) }) else { return nil }
+        self = s
+    }
+
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> LatencySketch? {
+        var s = LatencySketch(relativeAccuracy: 0.01)
+        var i = 0
         func get() -> UInt64? {
             var x: UInt64 = 0, shift: UInt64 = 0
-            while i < bytes.endIndex, shift < 64 {
+            while i < bytes.count, shift < 64 {
                 let b = bytes[i]
-                i = bytes.index(after: i)
+                i += 1
                 x |= UInt64(b & 0x7f) << shift
                 if b < 0x80 { return x }
                 shift += 7
@@ -96,21 +135,30 @@ public struct LatencySketch: Sendable, Equatable {
             return nil
         }
         guard let version = get(), version == 1, let z = get(), let n = get(), z <= UInt64(Int64.max), n <= UInt64(bytes.count) else { return nil }
-        zeros = Int64(z)
-        count = zeros
-        var previous: Int64 = 0
+        s.zeros = Int64(z)
+        s.count = s.zeros
+        var previous: Int64 = 0, first: Int64? = nil
+        var pairs: [(Int32, Int64)] = []
+        pairs.reserveCapacity(Int(n))
         for _ in 0..<n {
             guard let zz = get(), let c = get(), c > 0, c <= UInt64(Int64.max) else { return nil }
             let d = Int64(bitPattern: zz >> 1) ^ -Int64(bitPattern: zz & 1)
             let k = previous &+ d
-            guard k > Int64(Int32.min), k <= Int64(Int32.max) else { return nil }
-            let (total, overflow) = count.addingReportingOverflow(Int64(c))
+            // Strictly increasing indexes, as written; a span past 2^20 buckets is not a latency.
+            guard k > Int64(Int32.min), k <= Int64(Int32.max), first == nil || k > previous, k - (first ?? k) < 1 << 20 else { return nil }
+            let (total, overflow) = s.count.addingReportingOverflow(Int64(c))
             guard !overflow else { return nil }
-            buckets[Int32(k), default: 0] += Int64(c)
-            count = total
+            pairs.append((Int32(k), Int64(c)))
+            s.count = total
             previous = k
+            if first == nil { first = k }
         }
-        guard i == bytes.endIndex else { return nil }
+        guard i == bytes.count else { return nil }
+        if let lo = pairs.first, let hi = pairs.last {
+            s.cover(lo.0, hi.0)
+            for (k, c) in pairs { s.counts[Int(k - s.offset)] = c }
+        }
+        return s
     }
 
     /// The nearest-rank `q`-quantile (the smallest value with at least `q` of the values at or
@@ -121,9 +169,9 @@ public struct LatencySketch: Sendable, Equatable {
         var seen = zeros
         if seen >= rank { return 0 }
         let gamma = exp(logGamma)
-        for k in buckets.keys.sorted() {
-            seen += buckets[k]!
-            if seen >= rank { return 2 * pow(gamma, Double(k)) / (gamma + 1) }
+        for (i, n) in counts.enumerated() {
+            seen += n
+            if seen >= rank { return 2 * pow(gamma, Double(offset + Int32(i))) / (gamma + 1) }
         }
         return nil
     }

@@ -45,7 +45,7 @@ public struct HourModel: Hashable, Sendable {
 }
 
 /// The latency sketches per hour and model (`latency_sketches`, sql/0017): kept by the
-/// background runner from the raw records (`keep`), read for any window (`window`), where an
+/// background runner from the raw records (`HourSummaryKeeper`), read for any window (`window`), where an
 /// hour whose stored sketch does not match the summaries, or the part of an hour at a window's
 /// ends, is computed from the raw records on the spot. Both paths put values in buckets with the
 /// same SQL, whose bucket is `LatencySketch.bucket(of:)`.
@@ -97,64 +97,33 @@ public struct LatencySketchStore: Sendable {
         return out
     }
 
-    /// Sketches the dirty hours before `before` (whole hours: the current one changes until it
-    /// ends), newest first, up to `batch` hours a transaction, at most `limit` hours; the number
-    /// sketched. The fold marks an hour dirty whenever its records change.
-    public func keep(before: Timestamp, limit: Int, batch: Int = 24) async throws -> Int {
-        let logger = self.logger
-        var done = 0
-        while done < limit {
-            let take = min(batch, limit - done)
-            let sketched = try await db.withTransaction { conn -> Int in
-                // One snapshot for the hours' records: the sums stored are those of their sketches.
-                try await conn.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: logger)
-                var hours: [Int64] = []
-                for try await h in try await conn.query("""
-                    SELECT (extract(epoch FROM hour) * 1000000)::bigint FROM latency_sketch_dirty
-                    WHERE hour < \(before.rfc3339)::timestamptz ORDER BY hour DESC LIMIT \(take) FOR UPDATE SKIP LOCKED
-                    """, logger: logger).decode(Int64.self) { hours.append(h) }
-                guard !hours.isEmpty else { return 0 }
-                hours.sort()
-                try await conn.query("""
-                    DELETE FROM latency_sketch_dirty WHERE hour IN (SELECT 'epoch'::timestamptz + x * interval '1 microsecond' FROM unnest(\(hours)::bigint[]) x)
-                    """, logger: logger)
-                var sketches: [HourModel: HourSketch] = [:]
-                var i = 0
-                while i < hours.count { // a run of consecutive hours per query
-                    var j = i
-                    while j + 1 < hours.count && hours[j + 1] == hours[j] + Timestamp.hour { j += 1 }
-                    let run = try await Self.fromRecords(conn, from: Timestamp(microseconds: hours[i]), to: Timestamp(microseconds: hours[j] + Timestamp.hour),
-                                                         model: nil, logger: logger)
-                    sketches.merge(run) { a, _ in a }
-                    i = j + 1
-                }
-                try await conn.query("""
-                    DELETE FROM latency_sketches WHERE hour IN (SELECT 'epoch'::timestamptz + x * interval '1 microsecond' FROM unnest(\(hours)::bigint[]) x)
-                    """, logger: logger)
-                if !sketches.isEmpty {
-                    let rows = sketches.sorted { ($0.key.hour, $0.key.model) < ($1.key.hour, $1.key.model) }
-                    let hour = rows.map(\.key.hour), model = rows.map(\.key.model)
-                    let requests = rows.map(\.value.requests), errors = rows.map(\.value.errors)
-                    let input = rows.map(\.value.inputTokens), output = rows.map(\.value.outputTokens), gpu = rows.map(\.value.gpuSeconds)
-                    let cacheInput = rows.map(\.value.cacheInputTokens), cached = rows.map(\.value.cachedInputTokens)
-                    let ttft = rows.map { Self.hex($0.value.ttft) }, tpot = rows.map { Self.hex($0.value.tpot) }
-                    let e2e = rows.map { Self.hex($0.value.e2e) }, queue = rows.map { Self.hex($0.value.queue) }
-                    try await conn.query("""
-                        INSERT INTO latency_sketches (hour, model, requests, errors, input_tokens, output_tokens, gpu_seconds, cache_input_tokens,
-                                                      cached_input_tokens, ttft, tpot, e2e, queue)
-                        SELECT 'epoch'::timestamptz + h * interval '1 microsecond', m, r, e, i, o, g, ci, c,
-                               decode(a, 'hex'), decode(b, 'hex'), decode(x, 'hex'), decode(q, 'hex')
-                        FROM unnest(\(hour)::bigint[], \(model)::text[], \(requests)::bigint[], \(errors)::bigint[], \(input)::bigint[],
-                                    \(output)::bigint[], \(gpu)::float8[], \(cacheInput)::bigint[], \(cached)::bigint[], \(ttft)::text[],
-                                    \(tpot)::text[], \(e2e)::text[], \(queue)::text[]) AS u(h, m, r, e, i, o, g, ci, c, a, b, x, q)
-                        """, logger: logger)
-                }
-                return hours.count
-            }
-            if sketched == 0 { break }
-            done += sketched
+    /// Replaces the stored sketches of `hours` (sorted hour starts, µs) with those of their
+    /// records now, in the caller's transaction (`HourSummaryKeeper`).
+    static func replace(_ conn: PostgresConnection, hours: [Int64], runs: [(Timestamp, Timestamp)], logger: Logger) async throws {
+        var sketches: [HourModel: HourSketch] = [:]
+        for (s, e) in runs {
+            sketches.merge(try await fromRecords(conn, from: s, to: e, model: nil, logger: logger)) { a, _ in a }
         }
-        return done
+        try await conn.query("""
+            DELETE FROM latency_sketches WHERE hour IN (SELECT 'epoch'::timestamptz + x * interval '1 microsecond' FROM unnest(\(hours)::bigint[]) x)
+            """, logger: logger)
+        guard !sketches.isEmpty else { return }
+        let rows = sketches.sorted { ($0.key.hour, $0.key.model) < ($1.key.hour, $1.key.model) }
+        let hour = rows.map(\.key.hour), model = rows.map(\.key.model)
+        let requests = rows.map(\.value.requests), errors = rows.map(\.value.errors)
+        let input = rows.map(\.value.inputTokens), output = rows.map(\.value.outputTokens), gpu = rows.map(\.value.gpuSeconds)
+        let cacheInput = rows.map(\.value.cacheInputTokens), cached = rows.map(\.value.cachedInputTokens)
+        let ttft = rows.map { hex($0.value.ttft) }, tpot = rows.map { hex($0.value.tpot) }
+        let e2e = rows.map { hex($0.value.e2e) }, queue = rows.map { hex($0.value.queue) }
+        try await conn.query("""
+            INSERT INTO latency_sketches (hour, model, requests, errors, input_tokens, output_tokens, gpu_seconds, cache_input_tokens,
+                                          cached_input_tokens, ttft, tpot, e2e, queue)
+            SELECT 'epoch'::timestamptz + h * interval '1 microsecond', m, r, e, i, o, g, ci, c,
+                   decode(a, 'hex'), decode(b, 'hex'), decode(x, 'hex'), decode(q, 'hex')
+            FROM unnest(\(hour)::bigint[], \(model)::text[], \(requests)::bigint[], \(errors)::bigint[], \(input)::bigint[],
+                        \(output)::bigint[], \(gpu)::float8[], \(cacheInput)::bigint[], \(cached)::bigint[], \(ttft)::text[],
+                        \(tpot)::text[], \(e2e)::text[], \(queue)::text[]) AS u(h, m, r, e, i, o, g, ci, c, a, b, x, q)
+            """, logger: logger)
     }
 
     /// `k`'s bytes in hex, as `decode(…, 'hex')` reads them.
@@ -224,8 +193,8 @@ public struct LatencySketchStore: Sendable {
                    cache_input_tokens, cached_input_tokens, ttft, tpot, e2e, queue
             FROM latency_sketches WHERE hour >= \(a)::timestamptz AND hour < \(b)::timestamptz AND (\(model)::text IS NULL OR model = \(model))
             """, logger: logger).decode((Int64, String, Int64, Int64, Int64, Int64, Double, Int64, Int64, ByteBuffer, ByteBuffer, ByteBuffer, ByteBuffer).self) {
-            guard let ttft = LatencySketch(encoded: ttft.readableBytesView), let tpot = LatencySketch(encoded: tpot.readableBytesView),
-                  let e2e = LatencySketch(encoded: e2e.readableBytesView), let queue = LatencySketch(encoded: queue.readableBytesView) else {
+            guard let ttft = LatencySketch(encoded: Array(ttft.readableBytesView)), let tpot = LatencySketch(encoded: Array(tpot.readableBytesView)),
+                  let e2e = LatencySketch(encoded: Array(e2e.readableBytesView)), let queue = LatencySketch(encoded: Array(queue.readableBytesView)) else {
                 continue // unreadable: the hour is computed from its records
             }
             var s = HourSketch()
@@ -243,15 +212,8 @@ public struct LatencySketchStore: Sendable {
             }
         }
         // Stale hours, a run of consecutive hours per query; then the window's ends.
-        var ranges: [(Timestamp, Timestamp)] = []
-        var i = 0
-        while i < stale.count {
-            var j = i
-            while j + 1 < stale.count && stale[j + 1] == stale[j] + Timestamp.hour { j += 1 }
-            ranges.append((Timestamp(microseconds: stale[i]), Timestamp(microseconds: stale[j] + Timestamp.hour)))
-            computed += j - i + 1
-            i = j + 1
-        }
+        var ranges = HourSummaryKeeper.runs(stale)
+        computed += stale.count
         if from < h0 { ranges.append((from, h0)); computed += 1 }
         if h1 < to { ranges.append((h1, to)); computed += 1 }
         for (s, e) in ranges {

@@ -71,6 +71,30 @@ enum ReportSQL {
         func ceil(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: (t.microseconds + unit - 1).floorDivided(by: unit) * unit) }
         func floor(_ t: Timestamp, _ unit: Int64) -> Timestamp { Timestamp(microseconds: t.microseconds.floorDivided(by: unit) * unit) }
         let h0 = ceil(from, hour), h1 = floor(to, hour)
+        var edges: [(Timestamp, Timestamp)] = []
+        if from < h0 { edges.append((from, h0)) }
+        if h1 < to { edges.append((h1, to)) }
+        // One label: whole hours from the label summary where it is current (`LabelSummary`).
+        if !rawOnly && labels.count == 1 && h0 < h1 {
+            let key = q.bind(labels[0])
+            // Each stale hour's records read once, by time alone (a tenant in that scan made
+            // PostgreSQL AND the hour with the tenant's whole key range), then its stale tenants.
+            let stale = """
+                SELECT hour, tenant, model, accelerator, pool, count(*) AS requests, count(*) FILTER (WHERE status = 'error') AS errors,
+                       coalesce(sum(gpu_seconds), 0) AS gpu_seconds, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                       coalesce(sum(cached_input_tokens), 0) AS cached_input_tokens, l0, NULL::numeric AS tok_gs
+                FROM (SELECT date_trunc('hour', started_at, 'UTC') AS hour, tenant, model, accelerator, coalesce(pool, '') AS pool,
+                             status, gpu_seconds, input_tokens, output_tokens, cached_input_tokens, labels ->> \(key) AS l0
+                      FROM (SELECT DISTINCT hour AS stale_hour FROM lstale) s
+                      CROSS JOIN LATERAL (SELECT * FROM usage_records
+                                          WHERE started_at >= s.stale_hour AND started_at < s.stale_hour + interval '1 hour' OFFSET 0) u
+                      WHERE (date_trunc('hour', started_at, 'UTC'), tenant) IN (SELECT hour, tenant FROM lstale)\(filters)) r
+                GROUP BY hour, tenant, model, accelerator, pool, l0
+                """
+            let rows = LabelSummary.rows(key: key, h0: q.bind(h0), h1: q.bind(h1), d0: q.bind(ceil(h0, day)), d1: q.bind(floor(h1, day)),
+                                         filters: filters, tenant: tenant.map { q.bind($0) }, rawStale: stale)
+            return edges.isEmpty ? rows : rows + "\nUNION ALL\n" + raw(edges)
+        }
         if rawOnly || !labels.isEmpty || h0 >= h1 { return raw([(from, to)]) }
         let summed = "tenant, model, accelerator, pool, requests, errors, gpu_seconds, input_tokens, output_tokens, cached_input_tokens"
         let columns = summed + ", NULL::numeric AS tok_gs"
@@ -121,9 +145,6 @@ enum ReportSQL {
             if h0 < d0 { parts.append("SELECT hour, \(columns) FROM usage_hourly_live WHERE hour >= \(q.bind(h0)) AND hour < \(bd0)\(filters)") }
             if d1 < h1 { parts.append("SELECT hour, \(columns) FROM usage_hourly_live WHERE hour >= \(bd1) AND hour < \(q.bind(h1))\(filters)") }
         }
-        var edges: [(Timestamp, Timestamp)] = []
-        if from < h0 { edges.append((from, h0)) }
-        if h1 < to { edges.append((h1, to)) }
         if !edges.isEmpty { parts.append(raw(edges)) }
         return parts.joined(separator: "\nUNION ALL\n")
     }

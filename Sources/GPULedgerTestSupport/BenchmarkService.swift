@@ -70,12 +70,35 @@ public final class BenchmarkService: @unchecked Sendable {
         }
     }
 
-    /// Runs one SQL statement, or fails.
+    /// Waits until the service's background runner has kept every whole past hour's summaries
+    /// (latency sketches, labels: sql/0017), as it does within seconds of each fold; the seconds waited.
+    public func waitForHourSummaries(limit: Duration = .seconds(1800)) async -> Double {
+        let start = ContinuousClock.now
+        let logger = self.logger
+        while true {
+            do {
+                let left = try await db.withConnection { conn in
+                    var n: Int64 = 0
+                    for try await c in try await conn.query("""
+                        SELECT count(*) FROM hour_summaries_dirty WHERE hour < date_trunc('hour', now(), 'UTC')
+                        """, logger: logger).decode(Int64.self) { n = c }
+                    return n
+                }
+                if left == 0 { return milliseconds(ContinuousClock.now - start) / 1000 }
+            } catch {
+                await fail("SQL failed: \(String(reflecting: error))")
+            }
+            if ContinuousClock.now - start > limit { await fail("the hour summaries were not kept within \(limit)") }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
     /// Folds every summary delta a load left (the service folds them every second) before measuring.
     public func foldSummaries() async {
         await sql("DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM usage_delta) LOOP PERFORM usage_fold(); PERFORM pg_sleep(0.05); END LOOP; END $$")
     }
 
+    /// Runs one SQL statement, or fails.
     public func sql(_ text: String) async {
         do {
             let logger = self.logger

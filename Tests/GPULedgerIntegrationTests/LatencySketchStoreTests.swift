@@ -16,7 +16,7 @@ import Testing
     func keep(_ t: TestApp) async throws -> Int {
         try await t.database.withDatabase { db in
             _ = try await UsageStore(database: db).foldSummaries()
-            return try await LatencySketchStore(database: db).keep(before: Timestamp.parseRFC3339("2027-01-01T00:00:00Z")!, limit: 100_000)
+            return try await HourSummaryKeeper(database: db).keep(before: Timestamp.parseRFC3339("2027-01-01T00:00:00Z")!, limit: 100_000)
         }
     }
 
@@ -152,7 +152,7 @@ import Testing
                     SELECT model, ttft, tpot, e2e, queue FROM latency_sketches WHERE hour >= '2026-10-01' AND hour < '2026-10-04'
                     """, logger: TestDatabase.logger).decode((String, ByteBuffer, ByteBuffer, ByteBuffer, ByteBuffer).self) {
                     var merged = stored[model] ?? Array(repeating: LatencySketch(), count: 4)
-                    for (i, bytes) in [a, b, c, d].enumerated() { merged[i].merge(try #require(LatencySketch(encoded: bytes.readableBytesView))) }
+                    for (i, bytes) in [a, b, c, d].enumerated() { merged[i].merge(try #require(LatencySketch(encoded: Array(bytes.readableBytesView)))) }
                     stored[model] = merged
                 }
                 return (values, stored)
