@@ -82,8 +82,11 @@ CREATE INDEX usage_label_daily_day ON usage_label_daily (day);
 CREATE TABLE label_days (LIKE label_hours INCLUDING ALL);
 ALTER TABLE label_days RENAME COLUMN hour TO day;
 
+-- marked_at: the last fold that touched the hour; the runner waits until an hour has been quiet
+-- for a few seconds (a backfill touches the same hours batch after batch).
 CREATE TABLE hour_summaries_dirty (
-    hour timestamptz PRIMARY KEY
+    hour      timestamptz PRIMARY KEY,
+    marked_at timestamptz NOT NULL DEFAULT now()
 );
 
 -- Every hour with records now is to be sketched.
@@ -103,7 +106,7 @@ BEGIN
     IF folded > 0 THEN
         INSERT INTO hour_summaries_dirty (hour)
         SELECT DISTINCT hour FROM usage_fold_batch ORDER BY 1
-        ON CONFLICT (hour) DO NOTHING;
+        ON CONFLICT (hour) DO UPDATE SET marked_at = now();
     END IF;
     RETURN folded;
 END $$;

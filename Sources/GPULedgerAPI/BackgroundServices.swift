@@ -43,8 +43,9 @@ public struct SummaryFoldService: Service {
 }
 
 /// Keeps the summaries of whole hours (latency sketches and labels, sql/0017) up with the
-/// records: every `interval`, recomputes the past hours that the fold marked changed, newest
-/// first, until none is left. With `leadership`, only the replica holding the background lease does.
+/// records: every `interval`, recomputes the past hours that the fold marked changed and that have
+/// been quiet for two intervals since (a backfill changes the same hours batch after batch),
+/// newest first, until none is left. With `leadership`, only the replica holding the background lease does.
 public struct HourSummaryService: Service {
     public static let job = "hour_summaries"
     let keeper: HourSummaryKeeper
@@ -66,7 +67,7 @@ public struct HourSummaryService: Service {
             // A round at most 48 hours, so that the lease is looked at again between rounds.
             while !Task.isCancelled {
                 if let leadership, !leadership.isLeader { return }
-                if try await keeper.keep(before: clock.now().hourStart, limit: 48) < 48 { return }
+                if try await keeper.keep(before: clock.now().hourStart, quiet: interval * 2, limit: 48) < 48 { return }
             }
         }
     }

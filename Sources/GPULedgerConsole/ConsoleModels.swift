@@ -32,7 +32,12 @@ extension ConsoleController {
                                               : (Timestamp(microseconds: hourEnd.microseconds - range.hours * hour), hourEnd)
             // The chart: each hour of the last day (or of the range, when longer).
             let chartFrom = Timestamp(microseconds: hourEnd.microseconds - max(range.hours, 24) * hour)
-            let table = try await stats.stats(CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope), percentiles: .auto)
+            let tableQuery = CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope)
+            // A range over a day and large enough for the sketches: the table and the chart
+            // (the same hours) from one read of them.
+            let window = range.hours > 24 ? try await stats.sketchWindow(tableQuery, .auto) : nil
+            let table: StatsAnswer
+            if let window { table = StatsStore.answer(window, tableQuery) } else { table = try await stats.stats(tableQuery, percentiles: .auto) }
             let cost = try await costs.costs(CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope))
             var costByModel: [String: CostRow] = [:]
             for r in cost.rows { if let m = r.group.first ?? nil { costByModel[m] = r } }
@@ -65,8 +70,19 @@ extension ConsoleController {
             body += HTML.table(id: "models", headers: headers, rows: cells,
                                empty: "No requests in the \(range.name). The serving fleet posts one record per request to POST /v1/usage.")
 
-            // p95 of the chosen latency per hour, for the chart's busiest models (kept per hour: see LatencyHours).
-            let series = try await caches.latencyHours.series(stats, from: chartFrom, to: hourEnd, tenant: reader.scope)
+            // p95 of the chosen latency per hour, for the chart's busiest models: exact (kept per
+            // hour: see LatencyHours), or from the sketches the table read.
+            let series: [Int64: [String: StatsRow]]
+            if let window, chartFrom == from, hourEnd == to {
+                var byHour: [Int64: [String: StatsRow]] = [:]
+                for row in StatsStore.answer(window, CostQuery(from: from, to: to, groupBy: [.model, .hour])).rows {
+                    guard let model = row.group[0], let label = row.group[1], let t = Timestamp.parseRFC3339(label) else { continue }
+                    byHour[t.microseconds, default: [:]][model] = row
+                }
+                series = byHour
+            } else {
+                series = try await caches.latencyHours.series(stats, from: chartFrom, to: hourEnd, tenant: reader.scope)
+            }
             var requests: [String: Int64] = [:]
             for (_, models) in series { for (m, r) in models { requests[m, default: 0] += r.requests } }
             let top = requests.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(HTML.palette.count).map(\.key)
@@ -75,7 +91,7 @@ extension ConsoleController {
                 let labels = hours.map { String(Timestamp(microseconds: $0).rfc3339.prefix(13)) + ":00Z" }
                 func value(_ model: String, _ h: Int64) -> Double? { series[h]?[model].flatMap { metric.value($0)?.p95 } }
                 let days = max(range.hours, 24) / 24
-                body += "<h2>p95 \(metric.name) per hour, last \(days == 1 ? "24 hours" : "\(days) days")</h2>"
+                body += "<h2>p95 \(metric.name) per hour, last \(days == 1 ? "24 hours" : "\(days) days")\(window != nil ? " (±1%, from the hourly sketches)" : "")</h2>"
                 body += HTML.lines(top.map { m in HTML.Series(name: m, values: hours.map { value(m, $0) }) }, labels: labels,
                                    title: "p95 \(metric.name) per hour of the busiest models, \(labels.first!) to \(labels.last!)",
                                    unit: { String(format: "%.0f ms", $0) })

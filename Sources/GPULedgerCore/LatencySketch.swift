@@ -120,6 +120,12 @@ public struct LatencySketch: Sendable, Equatable {
         self = s
     }
 
+    /// The same, from bytes in place.
+    public init?(encoded bytes: UnsafeBufferPointer<UInt8>) {
+        guard let s = LatencySketch.decode(bytes) else { return nil }
+        self = s
+    }
+
     static func decode(_ bytes: UnsafeBufferPointer<UInt8>) -> LatencySketch? {
         var s = LatencySketch(relativeAccuracy: 0.01)
         var i = 0

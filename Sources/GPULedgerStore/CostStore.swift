@@ -424,12 +424,12 @@ extension CostStore {
 }
 
 extension CostStore {
-    /// The label keys on a tenant's records in `[from, to)`, sorted: those of the first `sample`
-    /// records with labels found there (a key on none of them is still reachable by
-    /// `group_by=label:KEY`). Callers keep the window short: without labels, it reads it all.
-    /// The window is read by time alone (`OFFSET 0` keeps the tenant out of the scan): with the
-    /// tenant in it, PostgreSQL ANDed the time range with the whole tenant's key range, 300 ms
-    /// for the largest tenant at 10 million records; now it stops at `sample` of its records.
+    /// The label keys on a tenant's records in `[from, to)`, sorted: those in the label summary
+    /// of its hours there, and those of the first `sample` records with labels in the last hour
+    /// of it (not summarized yet); a key on none of them is still reachable by
+    /// `group_by=label:KEY`. Callers keep the window short. The records are read by time alone
+    /// (`OFFSET 0` keeps the tenant out of the scan: with it, PostgreSQL ANDed the time range
+    /// with the tenant's whole key range, 300 ms for the largest tenant at 10 million records).
     public func labelKeys(tenant: String, from: Timestamp, to: Timestamp, sample: Int = 2000) async throws -> [String] {
         let logger = db.logger
         let f = from.rfc3339, t = to.rfc3339
@@ -437,9 +437,14 @@ extension CostStore {
             var keys: [String] = []
             for try await key in try await conn.query("""
                 SELECT DISTINCT k COLLATE "C" FROM (
-                    SELECT labels FROM (SELECT tenant, labels FROM usage_records
-                                        WHERE started_at >= \(f)::timestamptz AND started_at < \(t)::timestamptz AND labels IS NOT NULL OFFSET 0) w
-                    WHERE tenant = \(tenant) LIMIT \(sample)) s, jsonb_object_keys(s.labels) k
+                    SELECT key AS k FROM usage_label_hourly
+                    WHERE hour >= \(f)::timestamptz AND hour < \(t)::timestamptz AND tenant = \(tenant)
+                    UNION ALL
+                    SELECT jsonb_object_keys(s.labels) FROM (
+                        SELECT labels FROM (SELECT tenant, labels FROM usage_records
+                                            WHERE started_at >= greatest(\(f)::timestamptz, \(t)::timestamptz - interval '1 hour')
+                                              AND started_at < \(t)::timestamptz AND labels IS NOT NULL OFFSET 0) w
+                        WHERE tenant = \(tenant) LIMIT \(sample)) s) keys
                 ORDER BY 1 LIMIT 50
                 """, logger: logger).decode(String.self) {
                 keys.append(key)

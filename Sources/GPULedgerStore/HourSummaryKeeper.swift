@@ -17,9 +17,10 @@ public struct HourSummaryKeeper: Sendable {
     public init(database: Database) { self.db = database }
 
     /// Recomputes the dirty hours before `before` (whole hours: the current one changes until it
-    /// ends), newest first, up to `batch` hours a transaction, at most `limit` hours; the number
-    /// recomputed.
-    public func keep(before: Timestamp, limit: Int, batch: Int = 24) async throws -> Int {
+    /// ends) that no fold has touched for `quiet`, newest first, up to `batch` hours a
+    /// transaction, at most `limit` hours; the number recomputed.
+    public func keep(before: Timestamp, quiet: Duration = .zero, limit: Int, batch: Int = 24) async throws -> Int {
+        let quietSeconds = Double(quiet.components.seconds) + Double(quiet.components.attoseconds) / 1e18
         let logger = self.logger
         var done = 0
         while done < limit {
@@ -29,7 +30,8 @@ public struct HourSummaryKeeper: Sendable {
                 var hours: [Int64] = []
                 for try await h in try await conn.query("""
                     SELECT (extract(epoch FROM hour) * 1000000)::bigint FROM hour_summaries_dirty
-                    WHERE hour < \(before.rfc3339)::timestamptz ORDER BY hour DESC LIMIT \(take) FOR UPDATE SKIP LOCKED
+                    WHERE hour < \(before.rfc3339)::timestamptz AND marked_at <= now() - \(quietSeconds) * interval '1 second'
+                    ORDER BY hour DESC LIMIT \(take) FOR UPDATE SKIP LOCKED
                     """, logger: logger).decode(Int64.self) { hours.append(h) }
                 guard !hours.isEmpty else { return 0 }
                 hours.sort()

@@ -61,13 +61,16 @@ public struct LatencySketchStore: Sendable {
     static func fromRecords(_ conn: PostgresConnection, from: Timestamp, to: Timestamp, model: String?, logger: Logger) async throws -> [HourModel: HourSketch] {
         let f = from.rfc3339, t = to.rfc3339
         var out: [HourModel: HourSketch] = [:]
+        // (Hours are grouped as timestamps and turned into microseconds after: `extract` is numeric.)
         let sums = try await conn.query("""
-            SELECT (extract(epoch FROM date_trunc('hour', started_at, 'UTC')) * 1000000)::bigint, model, count(*)::bigint,
-                   count(*) FILTER (WHERE status = 'error')::bigint, coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint,
-                   coalesce(sum(gpu_seconds), 0)::float8, coalesce(sum(input_tokens) FILTER (WHERE cached_input_tokens IS NOT NULL), 0)::bigint,
-                   coalesce(sum(cached_input_tokens), 0)::bigint
-            FROM usage_records WHERE started_at >= \(f)::timestamptz AND started_at < \(t)::timestamptz AND (\(model)::text IS NULL OR model = \(model))
-            GROUP BY 1, 2
+            SELECT (extract(epoch FROM h) * 1000000)::bigint, model, n, e, i, o, g, ci, c FROM (
+                SELECT date_trunc('hour', started_at, 'UTC') AS h, model, count(*)::bigint AS n,
+                       count(*) FILTER (WHERE status = 'error')::bigint AS e, coalesce(sum(input_tokens), 0)::bigint AS i,
+                       coalesce(sum(output_tokens), 0)::bigint AS o, coalesce(sum(gpu_seconds), 0)::float8 AS g,
+                       coalesce(sum(input_tokens) FILTER (WHERE cached_input_tokens IS NOT NULL), 0)::bigint AS ci,
+                       coalesce(sum(cached_input_tokens), 0)::bigint AS c
+                FROM usage_records WHERE started_at >= \(f)::timestamptz AND started_at < \(t)::timestamptz AND (\(model)::text IS NULL OR model = \(model))
+                GROUP BY 1, 2) s
             """, logger: logger)
         for try await (hour, model, requests, errors, input, output, gpu, cacheInput, cached) in sums.decode((Int64, String, Int64, Int64, Int64, Int64, Double, Int64, Int64).self) {
             var s = HourSketch()
@@ -76,14 +79,15 @@ public struct LatencySketchStore: Sendable {
         }
         let width = Self.width
         let buckets = try await conn.query("""
-            SELECT r.h, r.model, v.metric, CASE WHEN v.x <= \(LatencySketch.minimum)::float8 THEN \(LatencySketch.zeroBucket)::int
-                                               ELSE ceil(ln(v.x) / \(width)::float8)::int END, count(*)::bigint
-            FROM (SELECT (extract(epoch FROM date_trunc('hour', started_at, 'UTC')) * 1000000)::bigint AS h, model, ttft_ms, tpot_ms, e2e_ms, queue_ms
-                  FROM usage_records WHERE started_at >= \(f)::timestamptz AND started_at < \(t)::timestamptz
-                  AND (\(model)::text IS NULL OR model = \(model))) r
-            CROSS JOIN LATERAL (VALUES (0, r.ttft_ms), (1, r.tpot_ms), (2, r.e2e_ms), (3, r.queue_ms)) v(metric, x)
-            WHERE v.x IS NOT NULL
-            GROUP BY 1, 2, 3, 4
+            SELECT (extract(epoch FROM h) * 1000000)::bigint, model, metric, b, n FROM (
+                SELECT r.h, r.model, v.metric, CASE WHEN v.x <= \(LatencySketch.minimum)::float8 THEN \(LatencySketch.zeroBucket)::int
+                                                   ELSE ceil(ln(v.x) / \(width)::float8)::int END AS b, count(*)::bigint AS n
+                FROM (SELECT date_trunc('hour', started_at, 'UTC') AS h, model, ttft_ms, tpot_ms, e2e_ms, queue_ms
+                      FROM usage_records WHERE started_at >= \(f)::timestamptz AND started_at < \(t)::timestamptz
+                      AND (\(model)::text IS NULL OR model = \(model))) r
+                CROSS JOIN LATERAL (VALUES (0, r.ttft_ms), (1, r.tpot_ms), (2, r.e2e_ms), (3, r.queue_ms)) v(metric, x)
+                WHERE v.x IS NOT NULL
+                GROUP BY 1, 2, 3, 4) s
             """, logger: logger)
         for try await (hour, model, metric, bucket, n) in buckets.decode((Int64, String, Int32, Int32, Int64).self) {
             let key = HourModel(hour: hour, model: model)
@@ -178,28 +182,39 @@ public struct LatencySketchStore: Sendable {
         var expected: [Int64: [String: Fingerprint]] = [:]
         var total: Int64 = 0
         for try await (h, m, requests, errors, input, output) in try await conn.query("""
-            SELECT (extract(epoch FROM hour) * 1000000)::bigint, model, sum(requests)::bigint, sum(errors)::bigint, sum(input_tokens)::bigint,
-                   sum(output_tokens)::bigint
-            FROM usage_hourly_live WHERE hour >= \(a)::timestamptz AND hour < \(b)::timestamptz AND (\(model)::text IS NULL OR model = \(model))
-            GROUP BY 1, 2 HAVING sum(requests) <> 0
+            SELECT (extract(epoch FROM hour) * 1000000)::bigint, model, r, e, i, o FROM (
+                SELECT hour, model, sum(requests)::bigint AS r, sum(errors)::bigint AS e, sum(input_tokens)::bigint AS i, sum(output_tokens)::bigint AS o
+                FROM usage_hourly_live WHERE hour >= \(a)::timestamptz AND hour < \(b)::timestamptz AND (\(model)::text IS NULL OR model = \(model))
+                GROUP BY 1, 2 HAVING sum(requests) <> 0) s
             """, logger: logger).decode((Int64, String, Int64, Int64, Int64, Int64).self) {
             expected[h, default: [:]][m] = Fingerprint(requests: requests, errors: errors, inputTokens: input, outputTokens: output)
             total += requests
         }
         if total < minimumRequests { return nil }
         var found: [Int64: [String: HourSketch]] = [:]
-        for try await (h, m, requests, errors, input, output, gpu, cacheInput, cached, ttft, tpot, e2e, queue) in try await conn.query("""
+        // (Cell by cell: a 13-element tuple decode looks its generic metadata up on every row.)
+        for try await row in try await conn.query("""
             SELECT (extract(epoch FROM hour) * 1000000)::bigint, model, requests, errors, input_tokens, output_tokens, gpu_seconds,
                    cache_input_tokens, cached_input_tokens, ttft, tpot, e2e, queue
             FROM latency_sketches WHERE hour >= \(a)::timestamptz AND hour < \(b)::timestamptz AND (\(model)::text IS NULL OR model = \(model))
-            """, logger: logger).decode((Int64, String, Int64, Int64, Int64, Int64, Double, Int64, Int64, ByteBuffer, ByteBuffer, ByteBuffer, ByteBuffer).self) {
-            guard let ttft = LatencySketch(encoded: Array(ttft.readableBytesView)), let tpot = LatencySketch(encoded: Array(tpot.readableBytesView)),
-                  let e2e = LatencySketch(encoded: Array(e2e.readableBytesView)), let queue = LatencySketch(encoded: Array(queue.readableBytesView)) else {
-                continue // unreadable: the hour is computed from its records
-            }
+            """, logger: logger) {
+            var c = row.makeIterator()
+            let h = try c.next()!.decode(Int64.self), m = try c.next()!.decode(String.self)
             var s = HourSketch()
-            (s.requests, s.errors, s.inputTokens, s.outputTokens, s.gpuSeconds, s.cacheInputTokens, s.cachedInputTokens) = (requests, errors, input, output, gpu, cacheInput, cached)
-            (s.ttft, s.tpot, s.e2e, s.queue) = (ttft, tpot, e2e, queue)
+            s.requests = try c.next()!.decode(Int64.self)
+            s.errors = try c.next()!.decode(Int64.self)
+            s.inputTokens = try c.next()!.decode(Int64.self)
+            s.outputTokens = try c.next()!.decode(Int64.self)
+            s.gpuSeconds = try c.next()!.decode(Double.self)
+            s.cacheInputTokens = try c.next()!.decode(Int64.self)
+            s.cachedInputTokens = try c.next()!.decode(Int64.self)
+            var sketches: [LatencySketch] = []
+            for _ in 0..<4 {
+                guard let bytes = c.next()?.bytes, let k = bytes.withUnsafeReadableBytes({ LatencySketch(encoded: $0.assumingMemoryBound(to: UInt8.self)) }) else { break }
+                sketches.append(k)
+            }
+            guard sketches.count == 4 else { continue } // unreadable: the hour is computed from its records
+            (s.ttft, s.tpot, s.e2e, s.queue) = (sketches[0], sketches[1], sketches[2], sketches[3])
             found[h, default: [:]][m] = s
         }
         var stale: [Int64] = []

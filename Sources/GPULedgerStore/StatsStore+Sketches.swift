@@ -36,17 +36,24 @@ extension StatsStore {
 
     /// The stats of `query`, percentiles as `percentiles` asks (exact where sketches cannot answer).
     public func stats(_ query: CostQuery, percentiles: PercentileChoice) async throws -> StatsAnswer {
-        if percentiles != .exact && Self.sketchesCanAnswer(query) {
-            let sketches = LatencySketchStore(database: db)
-            if let window = try await sketches.window(from: query.from, to: query.to, model: query.model,
-                                                      minimumRequests: percentiles == .auto ? Self.sketchThreshold : 0) {
-                var answer = Self.rows(window, query)
-                (answer.storedHours, answer.computedHours) = (window.storedHours, window.computedHours)
-                return answer
-            }
-        }
+        if let window = try await sketchWindow(query, percentiles) { return Self.answer(window, query) }
         let (rows, total) = try await stats(query)
         return StatsAnswer(rows: rows, total: total, sketched: false)
+    }
+
+    /// The sketches of `query`'s window when `percentiles` and the query let them answer it
+    /// (`answer` then gives its rows, for this or any other grouping of the same window).
+    public func sketchWindow(_ query: CostQuery, _ percentiles: PercentileChoice) async throws -> LatencySketchStore.Window? {
+        guard percentiles != .exact && Self.sketchesCanAnswer(query) else { return nil }
+        return try await LatencySketchStore(database: db).window(from: query.from, to: query.to, model: query.model,
+                                                                 minimumRequests: percentiles == .auto ? Self.sketchThreshold : 0)
+    }
+
+    /// The rows of `query` (over the window's range, grouped by model and time) from `window`.
+    public static func answer(_ window: LatencySketchStore.Window, _ query: CostQuery) -> StatsAnswer {
+        var answer = rows(window, query)
+        (answer.storedHours, answer.computedHours) = (window.storedHours, window.computedHours)
+        return answer
     }
 
     /// The rows of `query` from a window's pieces, as the exact query groups and orders them.

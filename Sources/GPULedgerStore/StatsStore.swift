@@ -222,9 +222,10 @@ extension StatsStore {
         return try await db.withConnection { conn in
             var out: [Int64: [String: Int64]] = [:]
             let rows = try await conn.query("""
-                SELECT (extract(epoch FROM hour) * 1000000)::bigint, model, sum(requests)::bigint FROM usage_hourly_live
-                WHERE hour >= \(f)::timestamptz AND hour < \(t)::timestamptz AND (\(tenant)::text IS NULL OR tenant = \(tenant))
-                GROUP BY 1, 2
+                SELECT (extract(epoch FROM hour) * 1000000)::bigint, model, n FROM (
+                    SELECT hour, model, sum(requests)::bigint AS n FROM usage_hourly_live
+                    WHERE hour >= \(f)::timestamptz AND hour < \(t)::timestamptz AND (\(tenant)::text IS NULL OR tenant = \(tenant))
+                    GROUP BY 1, 2) s
                 """, logger: logger)
             for try await (hour, model, requests) in rows.decode((Int64, String, Int64).self) where requests != 0 {
                 out[hour, default: [:]][model] = requests
