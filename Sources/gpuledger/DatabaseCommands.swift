@@ -121,10 +121,11 @@ struct Serve: AsyncParsableCommand {
             readClient = PostgresClient(configuration: readConfig, backgroundLogger: logger)
             logger.info("reports, stats and console pages read from the replica at DATABASE_READ_URL")
         }
-        // The background jobs' own connections, one each for the lease, the fold and the gauges:
-        // the lease's renewal must not wait behind a long job (it would lapse and move).
+        // The background jobs' own connections, one each for the lease, the fold's two parts, the
+        // hour keeper and the gauges: the lease's renewal must not wait behind a long job (it
+        // would lapse and move).
         var backgroundConfig = clientConfig
-        backgroundConfig.options.maximumConnections = 3
+        backgroundConfig.options.maximumConnections = 5
         let backgroundClient = PostgresClient(configuration: backgroundConfig, backgroundLogger: logger)
         // Tracing of the service itself, when OTEL_EXPORTER_OTLP_ENDPOINT names a collector.
         let tracing = try ServiceTracing.bootstrap(logger: logger)

@@ -57,6 +57,19 @@ import Testing
         }
     }
 
+    /// COPY's text format escapes backslash, tab, newline and carriage return; a value with them
+    /// (and one without, taken whole) comes back as sent.
+    @Test func textWithCopyEscapesIsStoredAsSent() async throws {
+        let t = try await TestApp.make()
+        try await t.application().test(.router) { client in
+            let body = record("escapes", ["status": "\"error\"", "error_type": "\"a\\\\b\\tc\\nd\\re\"", "model": "\"plain-model\""])
+            #expect(try await client.post("/v1/usage", key: t.ingestKey, body: body).status == .ok)
+            let j = try await client.get("/v1/usage/acme/escapes", key: t.financeKey).json
+            #expect(j["error_type"] as? String == "a\\b\tc\nd\re")
+            #expect(j["model"] as? String == "plain-model")
+        }
+    }
+
     /// Every field rule of contract section 2, over HTTP: 422 naming the field and the index, nothing stored.
     @Test func refusesEachBadFieldAndStoresNothing() async throws {
         let t = try await TestApp.make()
