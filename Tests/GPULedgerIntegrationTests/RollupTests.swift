@@ -111,6 +111,37 @@ import Testing
         #expect(try await deltaRows(t) == 0)
     }
 
+    /// The fold's two parts (sql/0019): part 0 folds the deltas of even UTC days only, part 1 the
+    /// odd ones; the summaries are right (live) after each, and complete after both.
+    @Test func eachFoldPartFoldsItsOwnDays() async throws {
+        let t = try await TestApp.make()
+        try await t.application().test(.router) { client in
+            let r = try await client.post("/v1/usage", key: t.ingestKey, contentType: "application/x-ndjson", body: SampleRecords.ndjson(0..<2000))
+            #expect(r.status == .ok)
+        }
+        func query(_ sql: String) async throws -> [Int64] {
+            try await t.database.withDatabase { db in
+                try await db.withConnection { conn in
+                    var out: [Int64] = []
+                    for try await v in try await conn.query(PostgresQuery(unsafeSQL: sql), logger: TestDatabase.logger).decode(Int64.self) { out.append(v) }
+                    return out
+                }
+            }
+        }
+        // Days of the deltas left, as days since 1970 modulo 2.
+        let parity = "SELECT DISTINCT ((extract(epoch FROM date_trunc('day', hour, 'UTC')) / 86400)::bigint % 2) FROM usage_delta ORDER BY 1"
+        #expect(try await query(parity) == [0, 1])
+        #expect(try await query("SELECT usage_fold_part(0)").first ?? 0 > 0)
+        #expect(try await query(parity) == [1])
+        #expect(try await mismatches(t, live: true).0 == 0)
+        #expect(try await query("SELECT usage_fold_part(1)").first ?? 0 > 0)
+        #expect(try await deltaRows(t) == 0)
+        let (bad, rows) = try await mismatches(t, live: false)
+        #expect(bad == 0 && rows > 20)
+        // The hour keeper is told about every hour folded, from both parts.
+        #expect(try await query("SELECT count(*) FROM (SELECT DISTINCT date_trunc('hour', started_at, 'UTC') FROM usage_records EXCEPT SELECT hour FROM hour_summaries_dirty) x") == [0])
+    }
+
     /// Ingest writes the summary deltas itself (sql/0014): an INSERT that does not say it wrote
     /// them is refused, with what to do, and leaves nothing behind.
     @Test func anInsertWithoutItsDeltasIsRefused() async throws {
