@@ -15,9 +15,12 @@ public struct APIRoutes {
     let pricing: PricingState
     let planning: PlanningStore
     let metrics: AppMetrics
+    /// Told of every ingest batch (the fold waits while batches come in).
+    let ingestActivity: IngestActivity?
 
     public init(configuration: AppConfiguration, database: Database, reads: Database? = nil, migrator: Migrator, pricing: PricingState,
-                planning: PlanningStore, metrics: AppMetrics) {
+                planning: PlanningStore, metrics: AppMetrics, ingestActivity: IngestActivity? = nil) {
+        self.ingestActivity = ingestActivity
         self.configuration = configuration
         self.database = database
         self.reads = reads ?? database
@@ -38,9 +41,10 @@ public struct APIRoutes {
                             body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
         }
         let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: KeyStore(database: database)))
-        UsageController(usage: UsageStore(database: database), pools: PoolStore(database: database), rates: RateStore(database: database), pricing: pricing,
+        let usage = UsageStore(database: database, activity: ingestActivity)
+        UsageController(usage: usage, pools: PoolStore(database: database), rates: RateStore(database: database), pricing: pricing,
                         configuration: configuration, metrics: metrics).addRoutes(to: v1)
-        TracesController(usage: UsageStore(database: database), pools: PoolStore(database: database), pricing: pricing,
+        TracesController(usage: usage, pools: PoolStore(database: database), pricing: pricing,
                          configuration: configuration, metrics: metrics).addRoutes(to: v1)
         RatesController(rates: RateStore(database: database), pricing: pricing).addRoutes(to: v1)
         PoolsController(pools: PoolStore(database: database)).addRoutes(to: v1)

@@ -14,7 +14,7 @@ import ServiceLifecycle
 /// and one planning service. Tests build the same router.
 public func buildRouter(configuration: AppConfiguration, database: Database, reads: Database? = nil, migrator: Migrator,
                         pricing: PricingState? = nil, planning: PlanningStore? = nil, metrics: AppMetrics,
-                        caches: ReportCaches = ReportCaches()) -> Router<AppRequestContext> {
+                        caches: ReportCaches = ReportCaches(), ingestActivity: IngestActivity? = nil) -> Router<AppRequestContext> {
     let reads = reads ?? database
     let pricing = pricing ?? PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     // One planning service (and so one forecast cache) for the API, the console and the gauges.
@@ -34,7 +34,7 @@ public func buildRouter(configuration: AppConfiguration, database: Database, rea
     let routeMethods = RouteMethods()
     router.add(middleware: MethodNotAllowedMiddleware(routes: routeMethods))
     APIRoutes(configuration: configuration, database: database, reads: reads, migrator: migrator, pricing: pricing, planning: readPlanning,
-              metrics: metrics).add(to: router)
+              metrics: metrics, ingestActivity: ingestActivity).add(to: router)
     ConsoleController(keys: KeyStore(database: database), sessions: SessionStore(database: database), costs: CostStore(database: reads),
                       periods: PeriodStore(database: database),
                       budgets: BudgetStore(database: database), planning: readPlanning, stats: StatsStore(database: reads),
@@ -67,8 +67,10 @@ public func buildApplication(
     }
     let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     let planning = PlanningStore(database: database)
+    // The fold waits while this process's ingest is busy (SummaryFoldService).
+    let ingestActivity = IngestActivity()
     let router = buildRouter(configuration: configuration, database: database, reads: reads, migrator: migrator, pricing: pricing, planning: planning,
-                             metrics: metrics, caches: caches)
+                             metrics: metrics, caches: caches, ingestActivity: ingestActivity)
     // The background jobs run on the replica that holds the background lease (one of any number
     // of `serve` processes on this database).
     let leadership = Leadership(holder: configuration.instanceName, ttl: configuration.backgroundLeaseTTL)
@@ -77,7 +79,8 @@ public func buildApplication(
     if let backgroundClient { services.append(backgroundClient) }
     services += [LeaderElectionService(database: background, leadership: leadership, metrics: metrics, logger: logger)] as [any Service]
     if let interval = configuration.summaryFoldInterval {
-        services.append(SummaryFoldService(database: background, leadership: leadership, metrics: metrics, interval: interval, logger: logger))
+        services.append(SummaryFoldService(database: background, leadership: leadership, metrics: metrics, interval: interval,
+                                           ingestActivity: ingestActivity, logger: logger))
         services.append(HourSummaryService(database: background, leadership: leadership, clock: configuration.clock, interval: interval * 5,
                                            logger: logger))
     }

@@ -25,10 +25,13 @@ public struct IngestOutcome: Sendable, Equatable {
 /// Writes usage records to PostgreSQL.
 public struct UsageStore: Sendable {
     let db: Database
+    /// Told of every batch, for the fold's timing; nil: nobody asks.
+    let activity: IngestActivity?
     var logger: Logger { db.logger }
 
-    public init(database: Database) {
+    public init(database: Database, activity: IngestActivity? = nil) {
         self.db = database
+        self.activity = activity
     }
 
     static let columns = [
@@ -50,6 +53,16 @@ public struct UsageStore: Sendable {
     ///    staging, so staging is kept for the batches that need it.
     public func ingest(_ records: [UsageRecord]) async throws -> IngestOutcome {
         guard !records.isEmpty else { return IngestOutcome(accepted: 0, duplicates: 0, conflicts: []) }
+        guard let activity else { return try await store(records) }
+        activity.begin()
+        var stored = 0
+        defer { activity.end(records: stored) }
+        let outcome = try await store(records)
+        stored = outcome.accepted
+        return outcome
+    }
+
+    private func store(_ records: [UsageRecord]) async throws -> IngestOutcome {
         do {
             let deltas = SummaryDelta.rows(records)
             try await db.withTransaction { conn in
