@@ -63,7 +63,8 @@ public func buildApplication(
     // to the primary).
     let reads = readClient.map {
         database.reading(from: ReadReplica(database: Database(client: $0, logger: logger, acquireTimeout: configuration.replicaAcquireTimeout,
-                                                              callTimeout: callTimeout)))
+                                                              callTimeout: callTimeout),
+                                           retryAfter: configuration.replicaRetryAfter))
     }
     let pricing = PricingState(directory: configuration.pricingDirectory, accelerators: configuration.knownAccelerators)
     let planning = PlanningStore(database: database)

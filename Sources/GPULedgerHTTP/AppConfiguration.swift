@@ -22,8 +22,10 @@ public struct AppConfiguration: Sendable {
     /// connection closed (`Database.callTimeout`); the background fold gets four times as long.
     public var databaseCallTimeout: Duration = .seconds(30)
     /// How long a read waits for a connection of the read replica (`DATABASE_READ_URL`) before
-    /// it is skipped (for 5 s) and the read goes to the primary.
+    /// it is skipped (for `replicaRetryAfter`) and the read goes to the primary.
     public var replicaAcquireTimeout: Duration = .seconds(1)
+    /// How long reads skip a read replica that could not be reached before it is tried again.
+    public var replicaRetryAfter: Duration = .seconds(5)
     /// The Prometheus that scrapes NVIDIA's dcgm-exporter (`--prometheus-url`): GPU hardware
     /// figures per pool next to the ledger's. nil: none (everything else works as without).
     public var prometheusURL: String?

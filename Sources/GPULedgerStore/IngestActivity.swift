@@ -22,7 +22,7 @@ public final class IngestActivity: Sendable {
     /// Records stored since the last fold past which the fold waits no longer.
     public let maxRecords: Int
 
-    public init(quiet: Duration = .milliseconds(250), maxRecords: Int = 500_000) {
+    public init(quiet: Duration = .milliseconds(150), maxRecords: Int = 500_000) {
         self.quiet = quiet
         self.maxRecords = maxRecords
     }
