@@ -29,6 +29,9 @@ public struct SummaryDelta: Sendable, Equatable {
         index.reserveCapacity(min(records.count, 4096))
         var rows: [SummaryDelta] = []
         var sums: [ExactDecimalSum] = []
+        // The GPU-seconds text of a row's one value, while it has one: written as sent instead of
+        // printing the sum (in a month-wide backfill nearly every row holds one record).
+        var only: [String?] = []
         var own: [SummaryDelta] = []
         for r in records {
             let key = Key(hour: r.startedAt.hourStart.microseconds, tenant: r.tenant, model: r.model, accelerator: r.accelerator, pool: r.pool)
@@ -41,17 +44,22 @@ public struct SummaryDelta: Sendable, Equatable {
                 rows.append(SummaryDelta(hour: Timestamp(microseconds: key.hour), tenant: r.tenant, model: r.model,
                                          accelerator: r.accelerator, pool: r.pool ?? ""))
                 sums.append(ExactDecimalSum())
+                only.append(nil)
             }
-            if let g = r.gpuSeconds, !sums[i].add(g) {
-                var alone = SummaryDelta(hour: rows[i].hour, tenant: r.tenant, model: r.model, accelerator: r.accelerator, pool: r.pool ?? "")
-                alone.count(r)
-                alone.gpuSeconds = g
-                own.append(alone)
-                continue
+            if let g = r.gpuSeconds {
+                let first = sums[i].isEmpty
+                guard sums[i].add(g) else {
+                    var alone = SummaryDelta(hour: rows[i].hour, tenant: r.tenant, model: r.model, accelerator: r.accelerator, pool: r.pool ?? "")
+                    alone.count(r)
+                    alone.gpuSeconds = g
+                    own.append(alone)
+                    continue
+                }
+                only[i] = first ? g : nil
             }
             rows[i].count(r)
         }
-        for i in rows.indices { rows[i].gpuSeconds = sums[i].text }
+        for i in rows.indices { rows[i].gpuSeconds = only[i] ?? sums[i].text }
         return rows.filter { $0.requests > 0 } + own
     }
 
@@ -73,6 +81,8 @@ public struct ExactDecimalSum: Sendable, Equatable {
     static let limit = powers[18] * powers[18] * 100
     var units: Int128 = 0
     var scale = 0
+    /// Nothing added yet.
+    public private(set) var isEmpty = true
 
     public init() {}
 
@@ -106,6 +116,7 @@ public struct ExactDecimalSum: Sendable, Equatable {
         guard !overflow, sum.magnitude < Self.limit.magnitude else { return false }
         units = sum
         scale = max(scale, fractionDigits)
+        isEmpty = false
         return true
     }
 

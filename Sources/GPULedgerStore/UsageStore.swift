@@ -283,9 +283,20 @@ struct CopyTextEncoder {
         bytes.append(0x0A)
     }
 
+    /// Each hour's text, once per batch (a batch's delta rows share a few hundred hours).
+    var hourTexts: [Int64: [UInt8]] = [:]
+
     /// One `usage_delta` row, in `UsageStore.deltaColumns` order.
     mutating func append(_ d: SummaryDelta) {
-        d.hour.append(to: &bytes, separator: UInt8(ascii: " "), zone: "+00"); tab()
+        if let text = hourTexts[d.hour.microseconds] {
+            bytes.append(contentsOf: text)
+        } else {
+            var text: [UInt8] = []
+            d.hour.append(to: &text, separator: UInt8(ascii: " "), zone: "+00")
+            hourTexts[d.hour.microseconds] = text
+            bytes.append(contentsOf: text)
+        }
+        tab()
         text(d.tenant); tab()
         text(d.model); tab()
         text(d.accelerator); tab()
