@@ -47,11 +47,14 @@ public func buildRouter(configuration: AppConfiguration, database: Database, rea
 /// Before the server starts it migrates the database and, on a database without keys, creates
 /// the first admin key in `<data-dir>/admin.key`.
 /// `readClient`: a hot standby's (`DATABASE_READ_URL`) for reports, stats and console pages.
-/// `backgroundClient`: connections of the background jobs' own (the lease, the fold, the gauges),
-/// so that a burst of requests holding every connection of `client` cannot starve the lease's
-/// renewal and hand the jobs to another replica, or hold the fold back; nil: `client`'s.
+/// `backgroundClient`: connections of the background jobs' own (the fold, the hour keeper, the
+/// gauges), so that a burst of requests holding every connection of `client` cannot hold them
+/// back; nil: `client`'s. `leaseClient`: the lease's renewal's own connection, so that neither
+/// requests nor a long job can make it wait and hand the jobs to another replica; nil:
+/// `backgroundClient`'s (else `client`'s).
 public func buildApplication(
     configuration: AppConfiguration, client: PostgresClient, readClient: PostgresClient? = nil, backgroundClient: PostgresClient? = nil,
+    leaseClient: PostgresClient? = nil,
     migrator: Migrator, logger: Logger, metrics: AppMetrics = AppMetrics(), caches: ReportCaches = ReportCaches(),
     services extra: [any Service] = []
 ) -> some ApplicationProtocol {
@@ -78,7 +81,9 @@ public func buildApplication(
     var services: [any Service] = [client]
     if let readClient { services.append(readClient) }
     if let backgroundClient { services.append(backgroundClient) }
-    services += [LeaderElectionService(database: background, leadership: leadership, metrics: metrics, logger: logger)] as [any Service]
+    if let leaseClient { services.append(leaseClient) }
+    let leaseDatabase = leaseClient.map { Database(client: $0, logger: logger, acquireTimeout: leadership.ttl, callTimeout: leadership.ttl) } ?? background
+    services += [LeaderElectionService(database: leaseDatabase, leadership: leadership, metrics: metrics, logger: logger)] as [any Service]
     if let interval = configuration.summaryFoldInterval {
         services.append(SummaryFoldService(database: background, leadership: leadership, metrics: metrics, interval: interval,
                                            ingestActivity: ingestActivity, logger: logger))

@@ -121,16 +121,21 @@ struct Serve: AsyncParsableCommand {
             readClient = PostgresClient(configuration: readConfig, backgroundLogger: logger)
             logger.info("reports, stats and console pages read from the replica at DATABASE_READ_URL")
         }
-        // The background jobs' own connections, one each for the lease, the fold's two parts, the
-        // hour keeper and the gauges: the lease's renewal must not wait behind a long job (it
-        // would lapse and move).
+        // The background jobs' own connections, one each for the fold's two parts (and its
+        // vacuum), the hour keeper and the gauges; and one of its own for the lease's renewal,
+        // which must never wait behind a job (it would lapse and move: in the fault drill, with
+        // the lease in the jobs' pool of five, a renewal waited past the lease's 5 s once the
+        // jobs' connections were all busy).
         var backgroundConfig = clientConfig
         backgroundConfig.options.maximumConnections = 5
         let backgroundClient = PostgresClient(configuration: backgroundConfig, backgroundLogger: logger)
+        var leaseConfig = clientConfig
+        leaseConfig.options.maximumConnections = 1
+        let leaseClient = PostgresClient(configuration: leaseConfig, backgroundLogger: logger)
         // Tracing of the service itself, when OTEL_EXPORTER_OTLP_ENDPOINT names a collector.
         let tracing = try ServiceTracing.bootstrap(logger: logger)
         let app = buildApplication(configuration: config, client: client, readClient: readClient, backgroundClient: backgroundClient,
-                                   migrator: Migrator(directory: Migrator.defaultDirectory(), logger: logger), logger: logger, metrics: metrics,
+                                   leaseClient: leaseClient, migrator: Migrator(directory: Migrator.defaultDirectory(), logger: logger), logger: logger, metrics: metrics,
                                    services: tracing.map { [$0] } ?? [])
         do {
             try await app.runService()
