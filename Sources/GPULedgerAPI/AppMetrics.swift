@@ -20,6 +20,7 @@ public final class AppMetrics: Sendable {
     /// Off: ingest records no usage, cost or latency series (for measuring what they cost).
     public let usageSeries: Bool
     private let seen = LockedSets()
+    private let series = UsageSeries()
     private let prices = Mutex(PriceBook())
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), labelCap: Int = 200, usageSeries: Bool = true) {
@@ -106,12 +107,6 @@ public final class AppMetrics: Sendable {
             .increment(by: Int64(max(records, 1)))
     }
 
-    struct UsageSums {
-        var gpuSeconds = 0.0, cost = 0.0
-        var requests: Int64 = 0, errors: Int64 = 0, inputTokens: Int64 = 0, outputTokens: Int64 = 0, unpriced: Int64 = 0
-        var cachedInputTokens: Int64 = 0, cacheReportedInputTokens: Int64 = 0
-    }
-
     static let ttftBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
     static let tpotBuckets = [0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1]
     static let e2eBuckets = [0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300]
@@ -140,7 +135,8 @@ public final class AppMetrics: Sendable {
             }
         }
         let groups = resolve(firsts.map { records[$0] })
-        var sums = [UsageSums](repeating: UsageSums(), count: groups.count)
+        var sums = [UsageSeries.Sums](repeating: UsageSeries.Sums(), count: groups.count)
+        var unpricedOf = [Int64](repeating: 0, count: groups.count)
         let width = LatencyHistogram.maxBuckets + 1
         // Per group and histogram (ttft, tpot, e2e, queue): bucket counts (flat), sum and count.
         let kinds = 4
@@ -171,7 +167,7 @@ public final class AppMetrics: Sendable {
             if let rate = group.override ?? group.history.flatMap({ PriceBook.rate(in: $0, at: records[i].startedAt) }) {
                 sums[g].cost += seconds * rate / 3600
             } else {
-                sums[g].unpriced += 1
+                unpricedOf[g] += 1
             }
             if let v = records[i].ttftMs { observe(v / 1000, kinds * g, ttftBuckets) }
             if let v = records[i].tpotMs { observe(v / 1000, kinds * g + 1, tpotBuckets) }
@@ -180,18 +176,8 @@ public final class AppMetrics: Sendable {
         }
         var unpriced: [String: Int64] = [:]
         for (g, group) in groups.enumerated() {
-            let v = sums[g], c = group.counters
-            c.gpuSeconds.increment(by: v.gpuSeconds)
-            c.requests.increment(by: v.requests)
-            if v.errors > 0 { c.errors.increment(by: v.errors) }
-            c.inputTokens.increment(by: v.inputTokens)
-            c.outputTokens.increment(by: v.outputTokens)
-            if v.cacheReportedInputTokens > 0 {
-                c.cachedInputTokens.increment(by: v.cachedInputTokens)
-                c.cacheReportedInputTokens.increment(by: v.cacheReportedInputTokens)
-            }
-            if v.cost > 0 { c.cost.increment(by: v.cost) }
-            if v.unpriced > 0 { unpriced[group.acceleratorLabel, default: 0] += v.unpriced }
+            group.series.add(sums[g])
+            if unpricedOf[g] > 0 { unpriced[group.acceleratorLabel, default: 0] += unpricedOf[g] }
             for (k, h) in [group.histograms.ttft, group.histograms.tpot, group.histograms.e2e, group.histograms.queue].enumerated() where latencyN[kinds * g + k] > 0 {
                 let slot = kinds * g + k
                 h.add(counts: latencyCounts[(slot * width)..<((slot + 1) * width)], sum: latencySums[slot], count: latencyN[slot])
@@ -203,24 +189,20 @@ public final class AppMetrics: Sendable {
     }
 
     struct Group: Hashable { var tenant, model, accelerator, pool: String? }
-    struct Labels: Hashable { var tenant, model, accelerator: String }
     struct Histograms: Sendable {
         var ttft, tpot, e2e, queue: LatencyHistogram
-    }
-    struct UsageCounters: Sendable {
-        var gpuSeconds, requests, errors, inputTokens, outputTokens, cachedInputTokens, cacheReportedInputTokens, cost: Prometheus.Counter
     }
     /// What a group's records are counted with: found once, kept until the prices change. (A
     /// class: the per-record loop takes one reference, not a copy of a dozen.)
     final class Resolved: Sendable {
-        let counters: UsageCounters
+        let series: UsageSeries.Slot
         let acceleratorLabel: String
         let override: Double?
         let history: [(from: Int64, usd: Double)]?
         let histograms: Histograms
 
-        init(counters: UsageCounters, acceleratorLabel: String, override: Double?, history: [(from: Int64, usd: Double)]?, histograms: Histograms) {
-            self.counters = counters
+        init(series: UsageSeries.Slot, acceleratorLabel: String, override: Double?, history: [(from: Int64, usd: Double)]?, histograms: Histograms) {
+            self.series = series
             self.acceleratorLabel = acceleratorLabel
             self.override = override
             self.history = history
@@ -231,7 +213,6 @@ public final class AppMetrics: Sendable {
     // The registry's lookup by name and labels costs microseconds, and a batch touches hundreds
     // of groups: what each group is counted with is kept here.
     private let resolvedGroups = Mutex<[Group: Resolved]>([:])
-    private let usageCache = Mutex<[Labels: UsageCounters]>([:])
     private let histogramCache = Mutex<[String: Histograms]>([:])
 
     /// Each group's counters, prices and histograms (`records`: one record of each group).
@@ -242,30 +223,14 @@ public final class AppMetrics: Sendable {
                 let g = Group(tenant: r.tenant, model: r.model, accelerator: r.accelerator, pool: r.pool)
                 if let known = cache[g] { return known }
                 // Label values are given out in the order records came (first appearance), as the cap decides.
-                let l = Labels(tenant: seen.cap("tenant", r.tenant, labelCap), model: seen.cap("model", r.model, labelCap),
+                let l = UsageSeries.Labels(tenant: seen.cap("tenant", r.tenant, labelCap), model: seen.cap("model", r.model, labelCap),
                                accelerator: seen.cap("accelerator", r.accelerator, labelCap))
                 let (override, history) = book.prices(accelerator: r.accelerator, pool: r.pool)
-                let made = Resolved(counters: usageCounters(l), acceleratorLabel: l.accelerator, override: override, history: history,
+                let made = Resolved(series: series.slot(l), acceleratorLabel: l.accelerator, override: override, history: history,
                                     histograms: latencyHistograms(model: l.model))
                 cache[g] = made
                 return made
             }
-        }
-    }
-
-    /// The counters of a label set, made on first use.
-    private func usageCounters(_ k: Labels) -> UsageCounters {
-        usageCache.withLock { cache in
-            if let c = cache[k] { return c }
-            let l = [("tenant", k.tenant), ("model", k.model), ("accelerator", k.accelerator)]
-            let c = UsageCounters(gpuSeconds: counter("gpuledger_usage_gpu_seconds_total", l), requests: counter("gpuledger_usage_requests_total", l),
-                                  errors: counter("gpuledger_usage_errors_total", l), inputTokens: counter("gpuledger_usage_input_tokens_total", l),
-                                  outputTokens: counter("gpuledger_usage_output_tokens_total", l),
-                                  cachedInputTokens: counter("gpuledger_usage_cached_input_tokens_total", l),
-                                  cacheReportedInputTokens: counter("gpuledger_usage_cache_reported_input_tokens_total", l),
-                                  cost: counter("gpuledger_usage_cost_usd_total", l))
-            cache[k] = c
-            return c
         }
     }
 
@@ -424,6 +389,7 @@ public final class AppMetrics: Sendable {
     /// The exposition text.
     public func render() -> [UInt8] {
         var out = registry.emitToBuffer()
+        series.render(help: Self.help, into: &out)
         renderLatency(into: &out)
         return out
     }

@@ -308,6 +308,41 @@ import Testing
         #expect(text.contains("gpuledger_llm_e2e_request_latency_seconds_count{\(label)} 0\n"))
     }
 
+    @Test func usageCountersAreValidExpositionTextSummedOverBatches() {
+        let metrics = AppMetrics()
+        let odd = "team \"x\"\\y"
+        func record(_ tenant: String, _ gpuSeconds: String, cached: Int64? = nil, status: UsageRecord.Status = .ok) -> UsageRecord {
+            UsageRecord(requestID: "r", tenant: tenant, model: "m", accelerator: "H100", startedAt: Timestamp(microseconds: 0),
+                        gpuSeconds: gpuSeconds, inputTokens: 10, outputTokens: 3, cachedInputTokens: cached, status: status)
+        }
+        #expect(!String(decoding: metrics.render(), as: UTF8.self).contains("gpuledger_usage_requests_total"))
+        metrics.usage([record("b", "1.5"), record(odd, "2", cached: 4)])
+        metrics.usage([record("b", "0.25", status: .error)])
+        let text = String(decoding: metrics.render(), as: UTF8.self)
+        let b = #"{tenant="b",model="m",accelerator="H100"}"#
+        let o = #"{tenant="team \"x\"\\y",model="m",accelerator="H100"}"#
+        for name in ["gpuledger_usage_gpu_seconds_total", "gpuledger_usage_requests_total", "gpuledger_usage_errors_total",
+                     "gpuledger_usage_input_tokens_total", "gpuledger_usage_output_tokens_total", "gpuledger_usage_cost_usd_total",
+                     "gpuledger_usage_cached_input_tokens_total", "gpuledger_usage_cache_reported_input_tokens_total"] {
+            #expect(text.components(separatedBy: "# TYPE \(name) counter\n").count == 2, "\(name)")
+            #expect(text.components(separatedBy: "# HELP \(name) ").count == 2, "\(name)")
+        }
+        // Label sets in order (sorted), each metric's samples right after its TYPE line.
+        #expect(text.contains("# TYPE gpuledger_usage_requests_total counter\ngpuledger_usage_requests_total\(b) 2\ngpuledger_usage_requests_total\(o) 1\n"), "\(text)")
+        #expect(text.contains("gpuledger_usage_gpu_seconds_total\(b) 1.75\n"))
+        #expect(text.contains("gpuledger_usage_gpu_seconds_total\(o) 2.0\n"))
+        #expect(text.contains("gpuledger_usage_errors_total\(b) 1\n"))
+        #expect(text.contains("gpuledger_usage_errors_total\(o) 0\n"))
+        #expect(text.contains("gpuledger_usage_input_tokens_total\(b) 20\n"))
+        #expect(text.contains("gpuledger_usage_output_tokens_total\(b) 6\n"))
+        #expect(text.contains("gpuledger_usage_cached_input_tokens_total\(o) 4\n"))
+        #expect(text.contains("gpuledger_usage_cache_reported_input_tokens_total\(o) 10\n"))
+        #expect(text.contains("gpuledger_usage_cache_reported_input_tokens_total\(b) 0\n"))
+        // No price book: nothing priced, the cost counters at 0, the records counted unpriced.
+        #expect(text.contains("gpuledger_usage_cost_usd_total\(b) 0\n"))
+        #expect(text.contains(#"gpuledger_usage_unpriced_records_total{accelerator="H100"} 3"#))
+    }
+
     @Test func labelValuesPastTheCapCountAsOther() {
         let metrics = AppMetrics(labelCap: 2)
         let records = ["a", "b", "c", "d"].map { UsageRecord(requestID: "r", tenant: $0, model: "m", accelerator: "H100", startedAt: Timestamp(microseconds: 0),
