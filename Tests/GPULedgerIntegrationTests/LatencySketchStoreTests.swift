@@ -129,6 +129,52 @@ import Testing
         #expect(early == 0)
     }
 
+    /// Whole days are checked against the daily sums: a day whose sketches do not add up to them
+    /// is checked hour by hour, and so is a day with a dirty mark, even when its sketches'
+    /// errors cancel out over the day.
+    @Test func aDayWhoseSketchesDoNotAddUpIsCheckedHourByHour() async throws {
+        let t = try await TestApp.make()
+        try await t.application().test(.router) { client in
+            let posted = try await client.post("/v1/usage", key: t.ingestKey, contentType: "application/x-ndjson", body: Self.records(0..<3000))
+            #expect(posted.status == .ok)
+        }
+        _ = try await keep(t)
+        let q = CostQuery(from: Timestamp.parseRFC3339("2026-10-01T00:00:00Z")!, to: Timestamp.parseRFC3339("2026-11-01T00:00:00Z")!, groupBy: [.model])
+        let clean = try await answer(t, q, .sketch)
+        #expect(clean.computedHours == 0 && clean.storedHours > 230 && clean.total.requests == 3000)
+        func sql(_ text: String) async throws {
+            try await t.database.withDatabase { db in
+                try await db.withConnection { conn in _ = try await conn.query(PostgresQuery(unsafeSQL: text), logger: TestDatabase.logger) }
+            }
+        }
+        // One hour's sketch counts a request too many: its day no longer adds up.
+        try await sql("""
+            UPDATE latency_sketches SET requests = requests + 1
+            WHERE (hour, model) = (SELECT hour, model FROM latency_sketches WHERE hour >= '2026-10-03' ORDER BY hour, model LIMIT 1)
+            """)
+        let wrong = try await answer(t, q, .sketch)
+        #expect(wrong.computedHours == 1 && wrong.total.requests == 3000, "\(wrong.computedHours) \(wrong.total.requests)")
+        expectClose(wrong, try await answer(t, q, .exact), "one hour wrong")
+        // Undone, then two hours of one model wrong the other way round (the day adds up), with
+        // a dirty mark in another hour of that day: the two hours are computed from the records.
+        try await sql("""
+            UPDATE latency_sketches SET requests = requests - 1
+            WHERE (hour, model) = (SELECT hour, model FROM latency_sketches WHERE hour >= '2026-10-03' ORDER BY hour, model LIMIT 1)
+            """)
+        try await sql("""
+            WITH m AS (SELECT model FROM latency_sketches WHERE hour >= '2026-10-04' AND hour < '2026-10-05'
+                       GROUP BY model HAVING count(*) >= 2 ORDER BY model LIMIT 1),
+                 h AS (SELECT hour FROM latency_sketches WHERE model = (SELECT model FROM m) AND hour >= '2026-10-04' AND hour < '2026-10-05'
+                       ORDER BY hour LIMIT 2)
+            UPDATE latency_sketches SET requests = requests + CASE WHEN hour = (SELECT min(hour) FROM h) THEN 1 ELSE -1 END
+            WHERE model = (SELECT model FROM m) AND hour IN (SELECT hour FROM h)
+            """)
+        try await sql("INSERT INTO hour_summaries_dirty (hour) VALUES ('2026-10-04T23:00:00Z')")
+        let marked = try await answer(t, q, .sketch)
+        #expect(marked.computedHours == 2 && marked.total.requests == 3000, "\(marked.computedHours) \(marked.total.requests)")
+        expectClose(marked, try await answer(t, q, .exact), "a marked day")
+    }
+
     /// PostgreSQL buckets an hour's values as `LatencySketch.add` does: the stored sketch equals
     /// the one the core makes of the same values.
     @Test func theStoredSketchIsTheCoresSketchOfTheSameValues() async throws {
