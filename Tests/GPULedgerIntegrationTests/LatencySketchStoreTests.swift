@@ -51,12 +51,18 @@ import Testing
         }.joined(separator: "\n") + "\n"
     }
 
-    @Test func sketchedStatsAreWithinOnePercentOfTheExactOnes() async throws {
+    /// A fresh service with `range`'s records (`records`) posted.
+    static func posted(_ range: Range<Int>) async throws -> TestApp {
         let t = try await TestApp.make()
         try await t.application().test(.router) { client in
-            let posted = try await client.post("/v1/usage", key: t.ingestKey, contentType: "application/x-ndjson", body: Self.records(0..<6000))
+            let posted = try await client.post("/v1/usage", key: t.ingestKey, contentType: "application/x-ndjson", body: records(range))
             #expect(posted.status == .ok)
         }
+        return t
+    }
+
+    @Test func sketchedStatsAreWithinOnePercentOfTheExactOnes() async throws {
+        let t = try await Self.posted(0..<6000)
         #expect(try await keep(t) > 230) // the hours of 10 days of records
         let f = Timestamp.parseRFC3339("2026-10-01T05:30:00Z")!, e = Timestamp.parseRFC3339("2026-10-09T17:15:00Z")!
         for groupBy: [GroupKey] in [[], [.model], [.model, .day], [.hour], [.month, .model]] {
@@ -88,11 +94,7 @@ import Testing
     /// Records added to (or deleted from) hours already sketched: those hours are computed from
     /// the records until the sketches are kept again, so counts never go wrong.
     @Test func aStaleHourIsComputedFromItsRecords() async throws {
-        let t = try await TestApp.make()
-        try await t.application().test(.router) { client in
-            let posted = try await client.post("/v1/usage", key: t.ingestKey, contentType: "application/x-ndjson", body: Self.records(0..<3000))
-            #expect(posted.status == .ok)
-        }
+        let t = try await Self.posted(0..<3000)
         _ = try await keep(t)
         let q = CostQuery(from: Timestamp.parseRFC3339("2026-10-01T00:00:00Z")!, to: Timestamp.parseRFC3339("2026-11-01T00:00:00Z")!, groupBy: [.model])
         let before = try await answer(t, q, .sketch)
@@ -133,11 +135,7 @@ import Testing
     /// is checked hour by hour, and so is a day with a dirty mark, even when its sketches'
     /// errors cancel out over the day.
     @Test func aDayWhoseSketchesDoNotAddUpIsCheckedHourByHour() async throws {
-        let t = try await TestApp.make()
-        try await t.application().test(.router) { client in
-            let posted = try await client.post("/v1/usage", key: t.ingestKey, contentType: "application/x-ndjson", body: Self.records(0..<3000))
-            #expect(posted.status == .ok)
-        }
+        let t = try await Self.posted(0..<3000)
         _ = try await keep(t)
         let q = CostQuery(from: Timestamp.parseRFC3339("2026-10-01T00:00:00Z")!, to: Timestamp.parseRFC3339("2026-11-01T00:00:00Z")!, groupBy: [.model])
         let clean = try await answer(t, q, .sketch)
@@ -178,11 +176,7 @@ import Testing
     /// PostgreSQL buckets an hour's values as `LatencySketch.add` does: the stored sketch equals
     /// the one the core makes of the same values.
     @Test func theStoredSketchIsTheCoresSketchOfTheSameValues() async throws {
-        let t = try await TestApp.make()
-        try await t.application().test(.router) { client in
-            let posted = try await client.post("/v1/usage", key: t.ingestKey, contentType: "application/x-ndjson", body: Self.records(0..<4000))
-            #expect(posted.status == .ok)
-        }
+        let t = try await Self.posted(0..<4000)
         _ = try await keep(t)
         let (values, stored) = try await t.database.withDatabase { db in
             try await db.withConnection { conn -> ([String: [[Double?]]], [String: [LatencySketch]]) in
