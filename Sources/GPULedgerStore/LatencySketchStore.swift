@@ -37,6 +37,8 @@ public struct HourSketch: Sendable, Equatable {
 struct Fingerprint: Equatable, Sendable {
     var requests, errors, inputTokens, outputTokens: Int64
 
+    static let zero = Fingerprint(requests: 0, errors: 0, inputTokens: 0, outputTokens: 0)
+
     mutating func add(_ o: Fingerprint) {
         requests += o.requests; errors += o.errors; inputTokens += o.inputTokens; outputTokens += o.outputTokens
     }
@@ -266,6 +268,7 @@ public struct LatencySketchStore: Sendable {
             found[h, default: [:]][m] = s
         }
         // Whole days: the day's sketches summed per model against the day's sums.
+        var recheck: [Int64] = [] // days to check hour by hour
         var d = d0.microseconds
         while d < d1.microseconds {
             defer { d += day }
@@ -274,7 +277,7 @@ public struct LatencySketchStore: Sendable {
             for h in stride(from: d, to: d + day, by: Int(Timestamp.hour)) {
                 guard let models = found[h] else { continue }
                 hours += 1
-                for (m, k) in models { summed[m, default: Fingerprint(requests: 0, errors: 0, inputTokens: 0, outputTokens: 0)].add(k.fingerprint) }
+                for (m, k) in models { summed[m, default: .zero].add(k.fingerprint) }
             }
             if !suspect.contains(d), summed == (byDay[d] ?? [:]) {
                 for h in stride(from: d, to: d + day, by: Int(Timestamp.hour)) {
@@ -282,11 +285,19 @@ public struct LatencySketchStore: Sendable {
                 }
                 stored += hours
             } else {
-                for (h, models) in try await sums(conn, .hourly, from: Timestamp(microseconds: d),
-                                                  to: Timestamp(microseconds: d + day), model: model, logger: logger) {
-                    expected[h] = models
-                }
+                recheck.append(d)
             }
+        }
+        // Their hours' sums, a run of consecutive days per query (a backfill marks many days).
+        var i = 0
+        while i < recheck.count {
+            var j = i
+            while j + 1 < recheck.count && recheck[j + 1] == recheck[j] + day { j += 1 }
+            for (h, models) in try await sums(conn, .hourly, from: Timestamp(microseconds: recheck[i]),
+                                              to: Timestamp(microseconds: recheck[j] + day), model: model, logger: logger) {
+                expected[h] = models
+            }
+            i = j + 1
         }
         var stale: [Int64] = []
         for (h, models) in expected.sorted(by: { $0.key < $1.key }) {
