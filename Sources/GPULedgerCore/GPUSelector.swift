@@ -33,6 +33,11 @@ public struct GPUSelector: Sendable, Equatable {
                 problems.append((field, "must be a regular expression: a string of 1 to \(maxRegexLength) characters"))
                 continue
             }
+            // PostgreSQL's jsonb cannot hold U+0000 (nor could a PromQL query use it).
+            if regex.unicodeScalars.contains("\u{0}") {
+                problems.append((field, "must not contain the NUL character (U+0000)"))
+                continue
+            }
             // RE2 (Prometheus's engine) and Foundation agree on what the common expressions mean;
             // one that Foundation cannot compile is refused here rather than by every query.
             if (try? NSRegularExpression(pattern: regex)) == nil {

@@ -12,7 +12,8 @@ public enum StoreError: Error, CustomStringConvertible {
     case migration(String)
     /// A unique key refused a row (SQLSTATE 23505).
     case uniqueViolation(String)
-    /// A text value the database cannot hold (SQLSTATE 22021: a NUL character, U+0000): the
+    /// A text value the database cannot hold (a NUL character, U+0000: SQLSTATE 22021 in text,
+    /// 22P05 in jsonb): the
     /// client's input, refused before anything was written.
     case unstorableText(String)
     /// Anything else from the database: a bug on our side, not the client's.
@@ -50,7 +51,7 @@ public enum StoreError: Error, CustomStringConvertible {
                     return StoreError.unavailable("\(state) \(message)")
                 }
                 if state == "23505" { return StoreError.uniqueViolation(message) }
-                if state == "22021" { return StoreError.unstorableText(message) }
+                if state == "22021" || state == "22P05" { return StoreError.unstorableText(message) }
                 return StoreError.database("\(state) \(message)")
             default:
                 return StoreError.database(String(describing: p.code))

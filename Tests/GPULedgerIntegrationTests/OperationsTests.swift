@@ -284,6 +284,11 @@ import Testing
             #expect(pool.status == .badRequest, "\(pool.body)")
             #expect((pool.json["error"] as? [String: Any])?["code"] as? String == "bad_text")
             #expect(try await client.get("/v1/costs?tenant=a%00b", key: t.adminKey).status == .badRequest)
+            // In a gpu_selector's expression (stored as jsonb, which refuses it): said per label.
+            let selector = try await client.put("/v1/pools/p", key: t.adminKey,
+                                                body: #"{"accelerator":"H100","provider":"a","region":"r","tier":"reserved","gpu_selector":{"qjl":"\u0091\u0000"}}"#)
+            #expect(selector.status == .unprocessableContent, "\(selector.body)")
+            #expect(selector.body.contains("gpu_selector.qjl"))
             #expect(try await client.get("/v1/pools/p", key: t.adminKey).status == .notFound)
         }
     }
