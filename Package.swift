@@ -131,6 +131,7 @@ let package = Package(
             dependencies: [
                 "GPULedgerCore", "GPULedgerStore", "GPULedgerHTTP", "GPULedgerAPI", "GPULedgerApp",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -163,6 +164,7 @@ let package = Package(
             name: "gpuledger-bench-reports",
             dependencies: [
                 "GPULedgerCore", "GPULedgerStore", "GPULedgerTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

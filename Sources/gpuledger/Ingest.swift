@@ -1,9 +1,6 @@
 import ArgumentParser
 import Foundation
 import GPULedgerCore
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Options of the commands that talk to a running service.
 struct ServiceOptions: ParsableArguments {
@@ -50,7 +47,6 @@ struct Ingest: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard URL(string: service.baseURL + "/v1/usage") != nil else { throw ValidationError("--url \(service.baseURL) is not a URL") }
         let client = IngestClient(client: try ServiceClient(service), retries: retries)
         var totals = IngestClient.Totals()
         let progress = Progress(enabled: isatty(STDERR_FILENO) == 1)

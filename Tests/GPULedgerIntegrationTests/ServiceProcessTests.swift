@@ -117,6 +117,10 @@ import Testing
         let badKey = try ChildProcess(ChildProcess.gpuledgerBinary, ["ingest", "--url", service.url, "--key", "gpl_wrong", dir + "/in.ndjson"])
         #expect(try await badKey.wait() == 2)
         #expect(badKey.output.contains("HTTP 401"))
+        // A --url that is not HTTP is a usage error at once, not a batch retried eight times.
+        let notHTTP = try ChildProcess(ChildProcess.gpuledgerBinary, ["ingest", "--url", "ftp://\(service.url.dropFirst(7))", "--key", "k", dir + "/in.ndjson"])
+        #expect(try await notHTTP.wait() == 64)
+        #expect(notHTTP.output.contains("is not an http:// or https:// URL") && !notHTTP.output.contains("retrying"), "\(notHTTP.output)")
     }
 
     /// `gpuledger budget check` from a finance script: exit 0 within budget, 1 in the failing
@@ -162,6 +166,7 @@ import Testing
         #expect(try await check(["--budget", "roomy", "--fail-on", "warning"]).0 == 2)
         let unreachable = try ChildProcess(ChildProcess.gpuledgerBinary, ["budget", "check", "--url", "http://127.0.0.1:\(freePort())", "--key", key])
         #expect(try await unreachable.wait() == 2)
+        #expect(unreachable.output.contains("cannot reach http://127.0.0.1:") && unreachable.output.contains("Connection refused"), "\(unreachable.output)")
     }
 
     @Test func logsAreJSONLinesWithTheRequestIDAndNoKey() async throws {
