@@ -78,6 +78,12 @@ public struct LeaderElectionService: Service {
         } catch {
             logger.debug("background lease not renewed", metadata: ["error": .string(String(describing: error))])
         }
+        let took = ContinuousClock.now - started
+        if took > leadership.ttl / 5 {
+            logger.warning("the background lease's renewal was slow", metadata: [
+                "seconds": .string(String(format: "%.2f", Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)),
+                "ttl_seconds": .stringConvertible(leadership.ttl.components.seconds), "holder": .string(leadership.holder)])
+        }
         if leadership.update(lease, started: started) {
             logger.notice("this replica runs the background jobs now", metadata: ["holder": .string(leadership.holder), "term": .stringConvertible(lease?.term ?? 0)])
         } else if wasLeader && !leadership.isLeader {
