@@ -6,6 +6,7 @@ Every figure it prints is counted, from the clients' answers and from the databa
 """
 
 import argparse
+import atexit
 import functools
 import glob
 import json
@@ -77,7 +78,13 @@ def psql_try(port: int, sql: str):
 def pg_ctl(data: str, action: str, *extra: str) -> None:
     run(as_pg([f"{pg_bin}/pg_ctl", "-D", data, "-l", f"{data}.log", "-w", "-t", "60", action, *extra]))
 
+cleaned = False
+
 def cleanup() -> None:
+    global cleaned
+    if cleaned:
+        return
+    cleaned = True
     for name, p in list(procs.items()):
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -93,6 +100,10 @@ def cleanup() -> None:
         print(f"kept {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
+
+# Also when the drill dies of an exception (nginx missing, a port taken): no replica, database
+# or nginx is left running behind it.
+atexit.register(cleanup)
 
 def fail(message: str) -> None:
     print(f"HA DRILL FAILED: {message}", flush=True)
