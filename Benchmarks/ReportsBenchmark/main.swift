@@ -14,15 +14,14 @@
 //    over HTTP (the whole service) and in process from the store; then the same reports from
 //    the raw records only (no rollup), and prints p50/p95 and the ratio.
 // 3. Freshness: a record just acknowledged is in the next report (checked, not timed).
+import AsyncHTTPClient
 import Foundation
 import GPULedgerCore
 import GPULedgerStore
 import GPULedgerTestSupport
 import Logging
+import NIOCore
 import PostgresNIO
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Prints a line at once (stdout to a pipe is block-buffered).
 func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
@@ -93,20 +92,16 @@ final class BackgroundIngest: @unchecked Sendable {
     }
 }
 
+/// One POST from a plain thread, waiting for the answer: the records accepted. (AsyncHTTPClient:
+/// URLSession on Linux keeps a CPU busy while it waits, beside the service it measures.)
 @Sendable func postSync(_ url: String, body: String) -> Int {
-    var request = URLRequest(url: URL(string: url)!)
-    request.httpMethod = "POST"
-    request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
-    request.setValue("application/x-ndjson", forHTTPHeaderField: "Content-Type")
-    request.httpBody = Data(body.utf8)
-    let done = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) var accepted = 0
-    URLSession.shared.dataTask(with: request) { data, _, _ in
-        if let data, let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any] { accepted = o["accepted"] as? Int ?? 0 }
-        done.signal()
-    }.resume()
-    done.wait()
-    return accepted
+    guard var request = try? HTTPClient.Request(url: url, method: .POST) else { return 0 }
+    request.headers.add(name: "Authorization", value: "Bearer \(key)")
+    request.headers.add(name: "Content-Type", value: "application/x-ndjson")
+    request.body = .string(body)
+    guard let response = try? HTTPClient.shared.execute(request: request, deadline: .now() + .seconds(600)).wait(),
+          let bytes = response.body, let o = try? JSONSerialization.jsonObject(with: Data(buffer: bytes)) as? [String: Any] else { return 0 }
+    return o["accepted"] as? Int ?? 0
 }
 
 func get(_ path: String) async throws -> (Int, Data) { try await service.get(path) }

@@ -1,10 +1,10 @@
+import AsyncHTTPClient
 import Foundation
 import GPULedgerStore
 import Logging
+import NIOCore
+import NIOHTTP1
 import PostgresNIO
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// The release `gpuledger serve` on its embedded PostgreSQL in a temporary folder, with a
 /// direct connection to that database for loading data: what the benchmark programs measure.
@@ -110,11 +110,13 @@ public final class BenchmarkService: @unchecked Sendable {
 
     /// A GET with the admin key (or, given a console session's `cookie`, with that): status and body.
     public func get(_ path: String, cookie: String? = nil) async throws -> (Int, Data) {
-        var request = URLRequest(url: URL(string: base + path)!)
-        if let cookie { request.setValue(cookie, forHTTPHeaderField: "Cookie") } else { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
-        request.timeoutInterval = 600
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+        // AsyncHTTPClient: Foundation's URLSession on Linux keeps a CPU busy while it waits, and
+        // here the client, the service and PostgreSQL share two cores.
+        var request = HTTPClientRequest(url: base + path)
+        if let cookie { request.headers.add(name: "Cookie", value: cookie) } else { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
+        let body = try await response.body.collect(upTo: 512 * 1024 * 1024)
+        return (Int(response.status.code), Data(buffer: body))
     }
 
     /// Stops the service and removes its folder unless `keep`.
