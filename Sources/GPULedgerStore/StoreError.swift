@@ -13,8 +13,7 @@ public enum StoreError: Error, CustomStringConvertible {
     /// A unique key refused a row (SQLSTATE 23505).
     case uniqueViolation(String)
     /// A text value the database cannot hold (a NUL character, U+0000: SQLSTATE 22021 in text,
-    /// 22P05 in jsonb): the
-    /// client's input, refused before anything was written.
+    /// 22P05 in jsonb): the client's input, refused before anything was written.
     case unstorableText(String)
     /// Anything else from the database: a bug on our side, not the client's.
     case database(String)
