@@ -49,6 +49,18 @@ extension StatsStore {
                                                                  minimumRequests: percentiles == .auto ? Self.sketchThreshold : 0)
     }
 
+    /// One latency's `q`-quantile and the requests per hour and model of `window`: what
+    /// `answer` gives grouped by model and hour, that one figure only (each hour and model is
+    /// one piece, so nothing is merged; a chart of one latency per hour needs no more).
+    public static func hourly(_ window: LatencySketchStore.Window, _ latency: (HourSketch) -> LatencySketch,
+                              quantile q: Double) -> [Int64: [String: (requests: Int64, value: Double?)]] {
+        var out: [Int64: [String: (requests: Int64, value: Double?)]] = [:]
+        for (key, piece) in window.pieces where piece.requests > 0 {
+            out[key.hour, default: [:]][key.model] = (piece.requests, latency(piece).quantile(q))
+        }
+        return out
+    }
+
     /// The rows of `query` (over the window's range, grouped by model and time) from `window`.
     public static func answer(_ window: LatencySketchStore.Window, _ query: CostQuery) -> StatsAnswer {
         var answer = rows(window, query)

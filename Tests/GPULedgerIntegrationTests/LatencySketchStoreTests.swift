@@ -72,6 +72,18 @@ import Testing
             // Every whole hour from its stored sketch; the two part hours at the ends from the records.
             #expect(sketched.storedHours > 180 && sketched.computedHours == 2, "\(sketched.storedHours) \(sketched.computedHours)")
         }
+        // One latency per hour and model (the Models page's chart), as grouping by model and hour gives it.
+        let window = try #require(try await t.database.withDatabase { db in
+            try await StatsStore(database: db).sketchWindow(CostQuery(from: f, to: e, groupBy: [.model]), .sketch)
+        })
+        let hourly = StatsStore.hourly(window, { $0.ttft }, quantile: 0.95)
+        let byHour = StatsStore.answer(window, CostQuery(from: f, to: e, groupBy: [.model, .hour])).rows
+        #expect(byHour.count > 180 && hourly.values.reduce(0) { $0 + $1.count } == byHour.count)
+        for row in byHour {
+            let point = hourly[Timestamp.parseRFC3339(row.group[1]!)!.microseconds]?[row.group[0]!]
+            #expect(point?.requests == row.requests && point?.value == row.ttftMS?.p95, "\(row.group)")
+        }
+
         var one = CostQuery(from: f, to: e, groupBy: [.day])
         one.model = "llama-3.1-8b"
         expectClose(try await answer(t, one, .sketch), try await answer(t, one, .exact), "one model")
