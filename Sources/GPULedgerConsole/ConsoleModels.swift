@@ -10,9 +10,15 @@ import Hummingbird
 extension ConsoleController {
     /// The table's windows: the last 60 minutes, or whole hours up to the current one's end.
     static let ranges: [(key: String, name: String, hours: Int64)] = [("1h", "last hour", 1), ("24h", "last 24 hours", 24), ("7d", "last 7 days", 168)]
-    static let latencyMetrics: [(key: String, name: String, value: @Sendable (StatsRow) -> StatsRow.Percentiles?)] = [
-        ("e2e", "end-to-end latency", { $0.e2eMS }), ("ttft", "time to first token", { $0.ttftMS }), ("tpot", "time per output token", { $0.tpotMS }),
+    /// A latency the chart can show: its figures in a stats row, and its sketch in an hour's.
+    static let latencyMetrics: [(key: String, name: String, value: @Sendable (StatsRow) -> StatsRow.Percentiles?,
+                                 sketch: @Sendable (HourSketch) -> LatencySketch)] = [
+        ("e2e", "end-to-end latency", { $0.e2eMS }, { $0.e2e }), ("ttft", "time to first token", { $0.ttftMS }, { $0.ttft }),
+        ("tpot", "time per output token", { $0.tpotMS }, { $0.tpot }),
     ]
+
+    /// One model's hour in the chart: its requests (to pick the busiest models) and the p95.
+    struct ChartPoint: Sendable { var requests: Int64; var p95: Double? }
 
     @Sendable func models(_ request: Request, context: AppRequestContext) async throws -> Response {
         try await page(request, context, title: "Models", path: "/models") { reader in
@@ -35,10 +41,12 @@ extension ConsoleController {
             let tableQuery = CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope)
             // A range over a day and large enough for the sketches: the table and the chart
             // (the same hours) from one read of them.
+            // (The costs are read meanwhile, on another connection.)
+            async let costAnswer = costs.costs(CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope))
             let window = range.hours > 24 ? try await stats.sketchWindow(tableQuery, .auto) : nil
             let table: StatsAnswer
             if let window { table = StatsStore.answer(window, tableQuery) } else { table = try await stats.stats(tableQuery, percentiles: .auto) }
-            let cost = try await costs.costs(CostQuery(from: from, to: to, groupBy: [.model], tenant: reader.scope))
+            let cost = try await costAnswer
             var costByModel: [String: CostRow] = [:]
             for r in cost.rows { if let m = r.group.first ?? nil { costByModel[m] = r } }
 
@@ -71,17 +79,17 @@ extension ConsoleController {
                                empty: "No requests in the \(range.name). The serving fleet posts one record per request to POST /v1/usage.")
 
             // p95 of the chosen latency per hour, for the chart's busiest models: exact (kept per
-            // hour: see LatencyHours), or from the sketches the table read.
-            let series: [Int64: [String: StatsRow]]
+            // hour: see LatencyHours), or from the sketches the table read (only the chosen
+            // latency's p95).
+            var series: [Int64: [String: ChartPoint]] = [:]
             if let window, chartFrom == from, hourEnd == to {
-                var byHour: [Int64: [String: StatsRow]] = [:]
-                for row in StatsStore.answer(window, CostQuery(from: from, to: to, groupBy: [.model, .hour])).rows {
-                    guard let model = row.group[0], let label = row.group[1], let t = Timestamp.parseRFC3339(label) else { continue }
-                    byHour[t.microseconds, default: [:]][model] = row
+                for (h, models) in StatsStore.hourly(window, metric.sketch, quantile: 0.95) {
+                    series[h] = models.mapValues { ChartPoint(requests: $0.requests, p95: $0.value) }
                 }
-                series = byHour
             } else {
-                series = try await caches.latencyHours.series(stats, from: chartFrom, to: hourEnd, tenant: reader.scope)
+                for (h, models) in try await caches.latencyHours.series(stats, from: chartFrom, to: hourEnd, tenant: reader.scope) {
+                    series[h] = models.mapValues { ChartPoint(requests: $0.requests, p95: metric.value($0)?.p95) }
+                }
             }
             var requests: [String: Int64] = [:]
             for (_, models) in series { for (m, r) in models { requests[m, default: 0] += r.requests } }
@@ -89,7 +97,7 @@ extension ConsoleController {
             if !top.isEmpty {
                 let hours = stride(from: chartFrom.microseconds, to: hourEnd.microseconds, by: Int(hour)).map { $0 }
                 let labels = hours.map { String(Timestamp(microseconds: $0).rfc3339.prefix(13)) + ":00Z" }
-                func value(_ model: String, _ h: Int64) -> Double? { series[h]?[model].flatMap { metric.value($0)?.p95 } }
+                func value(_ model: String, _ h: Int64) -> Double? { series[h]?[model]?.p95 }
                 let days = max(range.hours, 24) / 24
                 body += "<h2>p95 \(metric.name) per hour, last \(days == 1 ? "24 hours" : "\(days) days")\(window != nil ? " (±1%, from the hourly sketches)" : "")</h2>"
                 body += HTML.lines(top.map { m in HTML.Series(name: m, values: hours.map { value(m, $0) }) }, labels: labels,
