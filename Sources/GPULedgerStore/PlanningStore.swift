@@ -304,6 +304,15 @@ public struct PlanningStore: Sendable {
     }
 
     /// Nil when the pool is unknown.
+    /// The whole UTC days in `[from, to)`: from the first midnight at or after `from` to the last
+    /// at or before `to` (an empty range, both at `to`, when no whole day fits). The hours of
+    /// `[from, to)` outside it are `[from, first)` and `[last, to)`.
+    static func wholeDays(from: Timestamp, to: Timestamp) -> (Timestamp, Timestamp) {
+        let first = from.dayStart == from ? from : from.dayStart.adding(days: 1)
+        let last = to.dayStart
+        return first < last ? (first, last) : (to, to)
+    }
+
     public func capacity(_ q: CapacityQuery) async throws -> CapacityAnswer? {
         let logger = self.logger
         let end = q.asOf.hourStart
@@ -339,18 +348,23 @@ public struct PlanningStore: Sendable {
         } else {
             busyRows = """
                 SELECT 'h', (extract(epoch FROM hour) * 1000000)::bigint, (sum(gpu_seconds) / 3600)::float8, NULL::float8, NULL::text, NULL::text
-                FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY hour
+                FROM sel GROUP BY hour
                 """
         }
         // Rows: h (busy GPUs per hour), m (per model: output tokens per GPU-second, GPU-seconds),
         // g (provisioned GPUs), r (the rate), p (the pool and its accelerator); when comparing,
         // t (per model and accelerator, anywhere: output tokens per GPU-second) and x (each
         // accelerator's default rate).
+        // `sel`: the selection's summary rows of the history, read once (by the pool's or the
+        // accelerator's index range).
         sql.sql = """
+            WITH sel AS MATERIALIZED (
+                SELECT hour, model, gpu_seconds, output_tokens FROM usage_hourly_live
+                WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e))
             \(busyRows)
             UNION ALL
             SELECT 'm', NULL, (sum(output_tokens) / nullif(sum(gpu_seconds), 0))::float8, sum(gpu_seconds)::float8, model, NULL
-            FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e) GROUP BY model
+            FROM sel GROUP BY model
             UNION ALL
             SELECT 'g', NULL, coalesce(sum(gpus), 0)::float8, NULL, NULL, NULL FROM (
                 SELECT DISTINCT ON (c.pool) c.gpus FROM pool_capacity c JOIN pools p ON p.name = c.pool
@@ -372,12 +386,22 @@ public struct PlanningStore: Sendable {
             """
         if let compare = q.compare {
             let accelerators = compare.isEmpty ? "true" : "d.accelerator = ANY(\(sql.bind(compare)))"
+            // Every accelerator's throughput on the selection's models over the history: its whole
+            // UTC days from the fleet's daily summary (a few hundred rows a month, not every
+            // tenant's hours), the hours before the first and after the last whole day hourly.
+            let (ds, de) = Self.wholeDays(from: start, to: end)
+            let firstDay = sql.bind(ds), lastDay = sql.bind(de)
             sql.sql += """
 
                 UNION ALL
                 SELECT 't', NULL, (sum(u.output_tokens) / nullif(sum(u.gpu_seconds), 0))::float8, NULL, u.model, u.accelerator
-                FROM usage_hourly_live u WHERE u.hour >= \(s) AND u.hour < \(e) AND u.model IN (
-                    SELECT DISTINCT model FROM usage_hourly_live WHERE \(selection)\(modelFilter) AND hour >= \(s) AND hour < \(e))
+                FROM (
+                    SELECT model, accelerator, output_tokens, gpu_seconds FROM usage_daily_fleet_live WHERE day >= \(firstDay) AND day < \(lastDay)
+                    UNION ALL
+                    SELECT model, accelerator, output_tokens, gpu_seconds FROM usage_hourly_live WHERE hour >= \(s) AND hour < \(firstDay)
+                    UNION ALL
+                    SELECT model, accelerator, output_tokens, gpu_seconds FROM usage_hourly_live WHERE hour >= \(lastDay) AND hour < \(e)
+                ) u WHERE u.model IN (SELECT DISTINCT model FROM sel)
                 GROUP BY u.model, u.accelerator
                 UNION ALL
                 SELECT 'x', NULL, NULL, NULL, d.accelerator, r.usd_per_gpu_hour::text FROM default_rates d

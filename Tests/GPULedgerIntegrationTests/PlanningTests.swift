@@ -310,4 +310,44 @@ import Testing
             #expect((listed.json["accelerators"] as? [[String: Any]])?.compactMap { $0["accelerator"] as? String } == ["H100", "L4"])
         }
     }
+
+    /// The throughput each GPU type is compared on sums the history's whole days from the daily
+    /// summary and its first and last part-days hourly: a history from 06:00 to 06:00 counts each
+    /// record once, and none outside it.
+    @Test func theThroughputOfAHistoryThatStartsAndEndsMidDay() async throws {
+        let dir = try pricingFolder(["cloud.csv": "acme-cloud,r1,H100,on_demand,3.60,2024-01-01,list\nacme-cloud,r1,A100-80GB,on_demand,1.20,2024-01-01,list\n"],
+                                    defaults: "H100,acme-cloud,r1,on_demand\nA100-80GB,acme-cloud,r1,on_demand\n")
+        let t = try await TestApp.make { $0.pricingDirectory = dir }
+        // as_of 2026-11-20T06:30: the 28-day history is [2026-10-23T06:00, 2026-11-20T06:00).
+        let a100: [(at: String, outputTokens: Int)] = [
+            ("2026-10-23T05:59:00Z", 9_000_000), // before the history
+            ("2026-10-23T06:10:00Z", 100_000), // its first part-day
+            ("2026-11-02T12:00:00Z", 300_000), // a whole day
+            ("2026-11-20T05:00:00Z", 700_000), // its last part-day
+            ("2026-11-20T06:10:00Z", 9_000_000), // after it (before as_of)
+        ]
+        let h100 = ["2026-10-23T07:00:00Z": 50_000, "2026-11-05T01:00:00Z": 60_000, "2026-11-20T02:00:00Z": 90_000, "2026-11-20T06:20:00Z": 5_000_000]
+        var records = a100.enumerated().map { i, r in
+            record("a\(i)", ["started_at": "\"\(r.at)\"", "gpu_seconds": "1000", "accelerator": "\"A100-80GB\"", "output_tokens": "\(r.outputTokens)"])
+        }
+        records += h100.sorted { $0.key < $1.key }.enumerated().map { i, r in
+            record("h\(i)", ["started_at": "\"\(r.key)\"", "gpu_seconds": "100", "accelerator": "\"H100\"", "output_tokens": "\(r.value)"])
+        }
+        let batch = records
+        try await t.application().test(.router) { client in
+            try await client.ingest(batch, key: t.adminKey)
+            let a = try await client.get("/v1/forecast/capacity?accelerator=H100&horizon_days=1&target_utilization=0.8&as_of=2026-11-20T06:30:00Z&accelerators=all",
+                                         key: t.financeKey)
+            #expect(a.status == .ok, "\(a.body)")
+            let model = try #require((a.json["output_tokens_per_gpu_second"] as? [String: Double])?.keys.first)
+            // The H100 selection's own figure (its hours) and H100's in the comparison agree.
+            // (Figures rounded to 3 decimals: 200,000 / 300 and 1,100,000 / 3,000 tokens per GPU-second.)
+            #expect((a.json["output_tokens_per_gpu_second"] as? [String: Double])?[model] == 666.667)
+            let options = Dictionary(uniqueKeysWithValues: (a.json["accelerators"] as? [[String: Any]] ?? []).compactMap { o in
+                (o["accelerator"] as? String).map { ($0, (o["output_tokens_per_gpu_second"] as? [String: Any])?[model] as? Double) }
+            })
+            #expect(options["H100"] == .some(666.667))
+            #expect(options["A100-80GB"] == .some(366.667), "\(a.body)")
+        }
+    }
 }
