@@ -37,7 +37,8 @@ public func buildRouter(configuration: AppConfiguration, database: Database, rea
               metrics: metrics, ingestActivity: ingestActivity).add(to: router)
     ConsoleController(keys: KeyStore(database: database), sessions: SessionStore(database: database), costs: CostStore(database: reads),
                       periods: PeriodStore(database: database),
-                      budgets: BudgetStore(database: database), planning: readPlanning, stats: StatsStore(database: reads),
+                      budgets: BudgetStore(database: database), planning: readPlanning, pools: PoolStore(database: reads),
+                      stats: StatsStore(database: reads),
                       caches: caches, configuration: configuration).addRoutes(to: router)
     routeMethods.set(router.routes)
     return router

@@ -21,7 +21,18 @@ extension ConsoleController {
             let now = reader.now
             let to = now.hourStart.adding(hours: 1)
             let from = Timestamp(microseconds: to.microseconds - Self.capacityDays * 24 * hour)
-            let hours = try await stats.poolHours(from: from, to: to)
+            // The planner's pool is the one asked for, else the first by name (the table's first
+            // row): its plan is worked out while the pools' hours are read.
+            @Sendable func plan(_ pool: String?) async throws -> PlanningStore.CapacityAnswer? {
+                guard let pool else { return nil }
+                return try await planning.capacity(.init(pool: pool, accelerator: nil, model: nil, horizonDays: horizon, targetUtilization: target,
+                                                         coverage: coverage, budgetUSD: budget, asOf: now, compare: []))
+            }
+            async let poolHours = stats.poolHours(from: from, to: to)
+            let asked = params.get("pool")
+            let planned = asked != nil ? asked : try await pools.list().first
+            async let planAnswer = plan(planned)
+            let hours = try await poolHours
             var byPool: [(pool: String, hours: [StatsStore.PoolHour])] = []
             for h in hours {
                 if byPool.last?.pool == h.pool { byPool[byPool.count - 1].hours.append(h) } else { byPool.append((h.pool, [h])) }
@@ -79,8 +90,9 @@ extension ConsoleController {
             body += "<label for=\"coverage\">Coverage<input id=\"coverage\" name=\"coverage\" type=\"number\" step=\"0.01\" min=\"0.5\" max=\"0.99\" value=\"\(coverage)\"></label>"
             body += "<label for=\"budget_usd\">Budget (USD, optional)<input id=\"budget_usd\" name=\"budget_usd\" inputmode=\"decimal\" value=\"\(budget.map { "\($0)" } ?? "")\"></label>"
             body += "<button type=\"submit\">Plan</button></form>"
-            if let a = try await planning.capacity(.init(pool: selected.pool, accelerator: nil, model: nil, horizonDays: horizon, targetUtilization: target,
-                                                         coverage: coverage, budgetUSD: budget, asOf: now, compare: [])) {
+            // (A pool registered between the two reads: the plan again, for the pool shown.)
+            let answer = planned == selected.pool ? try await planAnswer : try await plan(selected.pool)
+            if let a = answer {
                 let p = a.plan
                 body += "<div class=\"cards\">"
                 body += "<section class=\"card\" id=\"required-gpus\"><h2>GPUs needed</h2><div class=\"big\">\(p.requiredGPUs)</div>"

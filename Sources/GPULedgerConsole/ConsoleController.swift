@@ -14,14 +14,15 @@ public struct ConsoleController: Sendable {
     let periods: PeriodStore
     let budgets: BudgetStore
     let planning: PlanningStore
+    let pools: PoolStore
     let stats: StatsStore
     let caches: ReportCaches
     let configuration: AppConfiguration
 
     public init(keys: KeyStore, sessions: SessionStore, costs: CostStore, periods: PeriodStore, budgets: BudgetStore, planning: PlanningStore,
-                stats: StatsStore, caches: ReportCaches, configuration: AppConfiguration) {
+                pools: PoolStore, stats: StatsStore, caches: ReportCaches, configuration: AppConfiguration) {
         self.keys = keys; self.sessions = sessions; self.costs = costs; self.periods = periods; self.budgets = budgets
-        self.planning = planning; self.stats = stats; self.caches = caches; self.configuration = configuration
+        self.planning = planning; self.pools = pools; self.stats = stats; self.caches = caches; self.configuration = configuration
     }
 
     static let sessionCookie = "gpl_session"
