@@ -79,7 +79,7 @@ extension ParseState {
                                 } else { fail(index, field.name, "must be an RFC 3339 timestamp such as 2026-11-28T10:00:00Z", &bad) }
                             } else { fail(index, field.name, v.isNull ? "is required" : "must be an RFC 3339 timestamp string", &bad) }
                         case .gpuSeconds:
-                            if case .number(let raw) = v, let d = Double(String(decoding: UnsafeBufferPointer(rebasing: raw), as: UTF8.self)),
+                            if case .number(let raw) = v, let d = JSONNumber.double(raw),
                                d.isFinite, d >= 0, d <= RecordParser.maxGPUSeconds {
                                 gpuSeconds = raw.first == UInt8(ascii: "-") ? "0" : String(decoding: UnsafeBufferPointer(rebasing: raw), as: UTF8.self)
                             } else if !v.isNull { fail(index, field.name, "must be a finite number >= 0", &bad); gpuSecondsBad = true }
@@ -204,7 +204,7 @@ extension ParseState {
 
     mutating func milliseconds(_ v: JSONValue, _ index: Int, _ field: RecordField, _ bad: inout Bool) -> Double? {
         if v.isNull { return nil }
-        guard case .number(let raw) = v, let d = Double(String(decoding: UnsafeBufferPointer(rebasing: raw), as: UTF8.self)), d.isFinite, d >= 0 else {
+        guard case .number(let raw) = v, let d = JSONNumber.double(raw), d.isFinite, d >= 0 else {
             fail(index, field.name, "must be a finite number >= 0", &bad)
             return nil
         }
