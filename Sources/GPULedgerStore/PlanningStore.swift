@@ -303,7 +303,6 @@ public struct PlanningStore: Sendable {
         public var options: [CapacityPlanner.Option]?
     }
 
-    /// Nil when the pool is unknown.
     /// The whole UTC days in `[from, to)`: from the first midnight at or after `from` to the last
     /// at or before `to` (an empty range, both at `to`, when no whole day fits). The hours of
     /// `[from, to)` outside it are `[from, first)` and `[last, to)`.
@@ -313,6 +312,7 @@ public struct PlanningStore: Sendable {
         return first < last ? (first, last) : (to, to)
     }
 
+    /// Nil when the pool is unknown.
     public func capacity(_ q: CapacityQuery) async throws -> CapacityAnswer? {
         let logger = self.logger
         let end = q.asOf.hourStart
