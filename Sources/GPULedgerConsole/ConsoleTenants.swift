@@ -144,12 +144,26 @@ extension ConsoleController {
             let period = try params.period(now: reader.now)
             let now = reader.now
             let to = min(period.end, max(now, period.start))
-            let bill = try await periods.chargeback(period: period, tenant: name, now: reader.now)
-            let daily = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: [.day], tenant: name))
-            let byModel = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: [.model], tenant: name))
+            let labelKey = params.get("label")
+            let labelGroups: [GroupKey]?
+            do { labelGroups = try labelKey.map { try GroupKey.parseList("label:" + $0) } } catch let error as ReportQueryError {
+                throw AppError.badRequest(error.message, code: "bad_query")
+            }
+            // The page's reads are independent: they run at once, each on its own connection (on
+            // two cores the label breakdown took the sum of the chargeback's and its own time).
+            let costs = self.costs
+            async let billRead = periods.chargeback(period: period, tenant: name, now: reader.now)
+            async let dailyRead = costs.costs(CostQuery(from: period.start, to: to, groupBy: [.day], tenant: name))
+            async let byModelRead = costs.costs(CostQuery(from: period.start, to: to, groupBy: [.model], tenant: name))
             // The label keys on its records of the window's last six hours: bounded work whatever
             // the tenant; any other key can be typed in.
-            let labelKeys = try await costs.labelKeys(tenant: name, from: max(period.start, to.adding(seconds: -6 * 3600)), to: to)
+            async let labelKeysRead = costs.labelKeys(tenant: name, from: max(period.start, to.adding(seconds: -6 * 3600)), to: to)
+            async let byLabelRead: CostReport? = {
+                guard let labelGroups else { return nil }
+                return try await costs.costs(CostQuery(from: period.start, to: to, groupBy: labelGroups, tenant: name))
+            }()
+            let bill = try await billRead, daily = try await dailyRead, byModel = try await byModelRead
+            let labelKeys = try await labelKeysRead, byLabelReport = try await byLabelRead
 
             var body = "<h1>Tenant \(HTML.escape(name))</h1>"
             body += Self.monthPicker(period, action: "/tenants/\(HTML.escape(name))")
@@ -191,10 +205,7 @@ extension ConsoleController {
                     "<a href=\"/tenants/\(HTML.escape(name))?period=\(period)&amp;label=\(HTML.escape(k.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? k))\"\(params.get("label") == k ? " aria-current=\"true\"" : "")>\(HTML.escape(k))</a>"
                 }.joined(separator: " · ") + "</p>"
             }
-            if let key = params.get("label") {
-                let groupBy: [GroupKey]
-                do { groupBy = try GroupKey.parseList("label:" + key) } catch let error as ReportQueryError { throw AppError.badRequest(error.message, code: "bad_query") }
-                let byLabel = try await costs.costs(CostQuery(from: period.start, to: to, groupBy: groupBy, tenant: name))
+            if let key = labelKey, let byLabel = byLabelReport {
                 body += HTML.table(id: "tenant-labels", caption: "Usage cost by label \(key)", headers: [(HTML.escape(key), false), ("Requests", true), ("Usage cost", true)],
                                    rows: byLabel.rows.sorted { Self.decimal($0.costUSD) > Self.decimal($1.costUSD) }.map { r in
                                        [(r.group.first ?? nil).map(HTML.escape) ?? "<span class=\"muted\">(no \(HTML.escape(key)))</span>", HTML.count(r.requests), HTML.money(r.costUSD)]
