@@ -1,6 +1,4 @@
 import GPULedgerAPI
-import GPULedgerApp
-import GPULedgerHTTP
 import GPULedgerConsole
 import GPULedgerCore
 import GPULedgerHTTP
