@@ -263,9 +263,11 @@ func ownCPUSeconds() -> Double {
     return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
 }
 // Round 0 is a warm-up, printed and not counted. On a new cluster the first load creates the
-// WAL segment files it writes (each 16 MB zero-filled before use; PostgreSQL's wait event
-// WALInitWrite showed in round 1 only), which a running cluster recycles: round 1 was the slowest
-// of five in most runs (0.51-0.59 of `\copy` against a median of 0.70-0.73), for that reason.
+// WAL segment files it writes (each 16 MB, zero-filled before use: 1 file before it, 13 after a
+// month-wide load; PostgreSQL's wait event WALInitWrite showed in that round only), which a
+// running cluster recycles. Round 1 was the slowest of five in most earlier runs (0.51-0.59 of
+// `\copy` against medians of 0.70-0.73); with the warm-up, the first counted round was not the
+// slowest in any of the three shapes' runs of 2026-12-03.
 let walFilesAtStart = try await psqlValue("SELECT count(*) FROM pg_ls_waldir()")
 for round in 0...rounds {
     try await psql("TRUNCATE usage_records, usage_delta, usage_hourly, usage_daily, usage_daily_fleet, pool_day_versions", "CHECKPOINT")
