@@ -151,7 +151,6 @@ extension ConsoleController {
             }
             // The page's reads are independent: they run at once, each on its own connection (on
             // two cores the label breakdown took the sum of the chargeback's and its own time).
-            let costs = self.costs
             async let billRead = periods.chargeback(period: period, tenant: name, now: reader.now)
             async let dailyRead = costs.costs(CostQuery(from: period.start, to: to, groupBy: [.day], tenant: name))
             async let byModelRead = costs.costs(CostQuery(from: period.start, to: to, groupBy: [.model], tenant: name))
