@@ -1,10 +1,12 @@
 import GPULedgerCore
 import GPULedgerHTTP
+import GPULedgerStore
 import Hummingbird
 import NIOCore
 
 /// What every usage-writing endpoint (`POST /v1/usage`, `POST /v1/traces`) checks first, in one
-/// place: the key may write usage, and the body is within the limit.
+/// place: the key may write usage, and the body is within the limit; and how it stores and counts
+/// the records that passed.
 enum IngestGate {
     /// The principal, when its key may write usage (admin, ingest); 403 otherwise.
     static func writer(_ context: AppRequestContext) throws -> Principal {
@@ -29,5 +31,20 @@ enum IngestGate {
         } catch is NIOTooManyBytesError {
             throw tooLarge("the body", limit: limit, unit: unit)
         }
+    }
+
+    /// Stores the records (all or nothing, idempotent) and counts what was stored in the metrics.
+    /// Their groups are found once, for the store's summary deltas and pool-days and for the
+    /// usage metrics.
+    static func store(_ records: [UsageRecord], in usage: UsageStore, metrics: AppMetrics) async throws -> IngestOutcome {
+        let groups = RecordGroups(records)
+        let outcome = try await usage.ingest(records, groups: groups)
+        metrics.ingested(accepted: outcome.accepted, duplicates: outcome.duplicates, conflicts: outcome.conflicts.count)
+        if let accepted = outcome.acceptedIndexes {
+            metrics.usage(accepted.map { records[$0] })
+        } else {
+            metrics.usage(records, groups: groups)
+        }
+        return outcome
     }
 }

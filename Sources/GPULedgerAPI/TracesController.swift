@@ -69,9 +69,7 @@ struct TracesController {
         if principal.role == .ingest, let bound = principal.tenant, let other = records.first(where: { $0.tenant != bound }) {
             throw AppError.forbidden("this key writes usage only for tenant \(bound); a span (request \(other.requestID)) is for tenant \(other.tenant); nothing was stored")
         }
-        let outcome = try await usage.ingest(records)
-        metrics.ingested(accepted: outcome.accepted, duplicates: outcome.duplicates, conflicts: outcome.conflicts.count)
-        metrics.usage(outcome.acceptedIndexes.map { $0.map { records[$0] } } ?? records)
+        let outcome = try await IngestGate.store(records, in: usage, metrics: metrics)
         if !rejected.isEmpty { metrics.rejected(reason: "invalid", records: rejected.count) }
         context.logFields["records"] = "\(records.count)"
         context.logger.info("ingested spans", metadata: [

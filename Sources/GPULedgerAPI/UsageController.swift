@@ -87,9 +87,7 @@ struct UsageController {
             e.records = batch.count
             throw e
         }
-        let outcome = try await usage.ingest(batch.records)
-        metrics.ingested(accepted: outcome.accepted, duplicates: outcome.duplicates, conflicts: outcome.conflicts.count)
-        metrics.usage(outcome.acceptedIndexes.map { $0.map { batch.records[$0] } } ?? batch.records)
+        let outcome = try await IngestGate.store(batch.records, in: usage, metrics: metrics)
         context.logger.info("ingested", metadata: [
             "records": .stringConvertible(batch.count), "accepted": .stringConvertible(outcome.accepted),
             "duplicates": .stringConvertible(outcome.duplicates), "conflicts": .stringConvertible(outcome.conflicts.count),

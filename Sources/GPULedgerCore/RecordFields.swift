@@ -65,9 +65,14 @@ extension ParseState {
                         case .model: model = string(v, index, field, min: 1, max: 128, &bad)
                         case .accelerator:
                             accelerator = string(v, index, field, min: 1, max: 64, &bad)
-                            if let a = accelerator, let known = parser.knownAccelerators, !known.contains(a) {
-                                fail(index, field.name, "unknown accelerator \(JSONText.quoted(a)); use a name from pricing/ (\(known.sorted().joined(separator: ", ")))", &bad)
-                                accelerator = nil
+                            // A batch names few accelerators: those found known already are compared, not hashed.
+                            if let a = accelerator, let known = parser.knownAccelerators, !knownAccelerators.contains(a) {
+                                if known.contains(a) {
+                                    if knownAccelerators.count < 16 { knownAccelerators.append(a) }
+                                } else {
+                                    fail(index, field.name, "unknown accelerator \(JSONText.quoted(a)); use a name from pricing/ (\(known.sorted().joined(separator: ", ")))", &bad)
+                                    accelerator = nil
+                                }
                             }
                         case .pool: if !v.isNull { pool = string(v, index, field, min: 1, max: 64, &bad) }
                         case .startedAt:

@@ -88,6 +88,8 @@ struct ParseState {
     var invalid = 0
     var count = 0
     var poolWithoutGPUSeconds = false
+    /// Accelerators of this batch found in `parser.knownAccelerators` (the first 16).
+    var knownAccelerators: [String] = []
 
     init(parser: RecordParser) { self.parser = parser }
 

@@ -24,7 +24,12 @@ public struct SummaryDelta: Sendable, Equatable {
 
     /// The batch's delta rows, in the order their keys first appear.
     public static func rows(_ records: [UsageRecord]) -> [SummaryDelta] {
-        struct Key: Hashable { var hour: Int64; var tenant: String; var model: String; var accelerator: String; var pool: String? }
+        rows(records, groups: RecordGroups(records))
+    }
+
+    /// The same, with the batch's groups found already (`groups` must be `RecordGroups(records)`).
+    public static func rows(_ records: [UsageRecord], groups: RecordGroups) -> [SummaryDelta] {
+        struct Key: Hashable { var hour: Int64; var group: Int32 }
         var index: [Key: Int] = [:]
         index.reserveCapacity(min(records.count, 4096))
         var rows: [SummaryDelta] = []
@@ -33,8 +38,8 @@ public struct SummaryDelta: Sendable, Equatable {
         // printing the sum (in a month-wide backfill nearly every row holds one record).
         var only: [String?] = []
         var own: [SummaryDelta] = []
-        for r in records {
-            let key = Key(hour: r.startedAt.hourStart.microseconds, tenant: r.tenant, model: r.model, accelerator: r.accelerator, pool: r.pool)
+        for (n, r) in records.enumerated() {
+            let key = Key(hour: r.startedAt.hourStart.microseconds, group: groups.member[n])
             let i: Int
             if let found = index[key] {
                 i = found

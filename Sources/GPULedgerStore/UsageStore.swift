@@ -51,25 +51,30 @@ public struct UsageStore: Sendable {
     ///    NOTHING` (first write wins), and one query for the duplicates whose content differs.
     ///    Measured (README, "Ingest speed"): about 161,000 records/s direct, 23,000 through
     ///    staging, so staging is kept for the batches that need it.
-    public func ingest(_ records: [UsageRecord]) async throws -> IngestOutcome {
+    ///
+    /// `groups`: the batch's `RecordGroups`, when the caller has found them already (the usage
+    /// metrics group by them too).
+    public func ingest(_ records: [UsageRecord], groups: RecordGroups? = nil) async throws -> IngestOutcome {
         guard !records.isEmpty else { return IngestOutcome(accepted: 0, duplicates: 0, conflicts: []) }
-        guard let activity else { return try await store(records) }
+        let groups = groups ?? RecordGroups(records)
+        guard let activity else { return try await store(records, groups) }
         activity.begin()
         var stored = 0
         defer { activity.end(records: stored) }
-        let outcome = try await store(records)
+        let outcome = try await store(records, groups)
         stored = outcome.accepted
         return outcome
     }
 
-    private func store(_ records: [UsageRecord]) async throws -> IngestOutcome {
+    private func store(_ records: [UsageRecord], _ groups: RecordGroups) async throws -> IngestOutcome {
         do {
-            let deltas = SummaryDelta.rows(records)
+            let deltas = SummaryDelta.rows(records, groups: groups)
+            let poolDays = groups.poolDays(records)
             try await db.withTransaction { conn in
                 try await conn.query(Self.deltasWritten, logger: logger)
                 try await copy(records, into: "usage_records", withOrdinal: false, on: conn)
                 try await copy(deltas, on: conn)
-                try await bumpPoolDays(records, on: conn)
+                try await bump(poolDays, on: conn)
             }
             return IngestOutcome(accepted: records.count, duplicates: 0, conflicts: [])
         } catch let error as StoreError where error.isUniqueViolation {
@@ -192,20 +197,15 @@ public struct UsageStore: Sendable {
 
     /// Bumps the version of each pool-day the batch touches (the idle cache's and the token share
     /// cache's staleness check), in key order so that concurrent batches lock rows in one order.
-    func bumpPoolDays(_ records: [UsageRecord], on conn: PostgresConnection) async throws {
-        var seen = Set<PoolDay>()
-        for r in records { if let pool = r.pool { seen.insert(PoolDay(pool: pool, day: r.startedAt.dayStart.microseconds)) } }
-        guard !seen.isEmpty else { return }
-        let sorted = seen.sorted { ($0.pool, $0.day) < ($1.pool, $1.day) }
-        let pools = sorted.map(\.pool), days = sorted.map { Timestamp(microseconds: $0.day).rfc3339 }
+    func bump(_ poolDays: [(pool: String, day: Timestamp)], on conn: PostgresConnection) async throws {
+        guard !poolDays.isEmpty else { return }
+        let pools = poolDays.map(\.pool), days = poolDays.map(\.day.rfc3339)
         try await conn.query("""
             INSERT INTO pool_day_versions AS v (pool, day, version)
             SELECT pool, day::timestamptz, 1 FROM unnest(\(pools)::text[], \(days)::text[]) AS u(pool, day)
             ON CONFLICT (pool, day) DO UPDATE SET version = v.version + 1
             """, logger: logger)
     }
-
-    private struct PoolDay: Hashable { var pool: String; var day: Int64 }
 
     /// The records in PostgreSQL's COPY text format, in `columns` order (for the benchmark's `\copy`).
     public static func copyText(_ records: [UsageRecord]) -> [UInt8] {
@@ -232,7 +232,7 @@ public struct UsageStore: Sendable {
         async let odd = foldPart(1)
         let n = try await even + odd
         if n > 0 {
-            try await db.withConnection { [logger] conn in try await conn.query("VACUUM (SKIP_LOCKED) usage_delta", logger: logger) }
+            _ = try await db.withConnection { [logger] conn in try await conn.query("VACUUM (SKIP_LOCKED) usage_delta", logger: logger) }
         }
         return n
     }
