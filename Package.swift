@@ -150,7 +150,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "gpuledger-bench-ingest",
-            dependencies: ["GPULedgerCore", "GPULedgerStore", "GPULedgerTestSupport"],
+            dependencies: ["GPULedgerCore", "GPULedgerStore", "GPULedgerAPI", "GPULedgerTestSupport"],
             path: "Benchmarks/IngestBenchmark",
             swiftSettings: strict
         ),
