@@ -26,8 +26,7 @@ struct CostsController {
         let params = try Query(request, allowed: ["from", "to", "group_by", "tenant", "model", "accelerator", "pool", "format"])
         let csv = try params.wantsCSV(request, allowed: ["json", "csv"])
         let (from, to) = try params.range(now: context.now)
-        let groupBy: [GroupKey]
-        do { groupBy = try params.get("group_by").map(GroupKey.parseList) ?? [] } catch { throw AppError.badRequest(error.message, code: "bad_query") }
+        let groupBy = try params.get("group_by").map(GroupKey.parseList) ?? []
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
         var query = CostQuery(from: from, to: to, groupBy: groupBy, tenant: tenant, model: params.get("model"),
                               accelerator: params.get("accelerator"), pool: params.get("pool"))

@@ -24,8 +24,7 @@ struct StatsController {
         let principal = try context.requirePrincipal()
         let params = try Query(request, allowed: ["from", "to", "group_by", "tenant", "model", "accelerator", "pool", "exact"])
         let (from, to) = try params.range(now: context.now)
-        let groupBy: [GroupKey]
-        do { groupBy = try params.get("group_by").map(GroupKey.parseList) ?? [] } catch { throw AppError.badRequest(error.message, code: "bad_query") }
+        let groupBy = try params.get("group_by").map(GroupKey.parseList) ?? []
         let tenant = try Scope.tenant(principal, asked: params.get("tenant"), log: context.logFields)
         let query = CostQuery(from: from, to: to, groupBy: groupBy, tenant: tenant, model: params.get("model"),
                               accelerator: params.get("accelerator"), pool: params.get("pool"))

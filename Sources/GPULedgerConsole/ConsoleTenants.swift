@@ -145,10 +145,7 @@ extension ConsoleController {
             let now = reader.now
             let to = min(period.end, max(now, period.start))
             let labelKey = params.get("label")
-            let labelGroups: [GroupKey]?
-            do { labelGroups = try labelKey.map { try GroupKey.parseList("label:" + $0) } } catch let error as ReportQueryError {
-                throw AppError.badRequest(error.message, code: "bad_query")
-            }
+            let labelGroups = try labelKey.map { try GroupKey.parseList("label:" + $0) }
             // The page's reads are independent: they run at once, each on its own connection (on
             // two cores the label breakdown took the sum of the chargeback's and its own time).
             async let billRead = periods.chargeback(period: period, tenant: name, now: reader.now)

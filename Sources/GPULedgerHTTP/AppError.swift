@@ -72,6 +72,7 @@ public struct AppError: Error, HTTPResponseError, Sendable {
         case let e as InvalidInput:
             return AppError(.unprocessableContent, code: e.code, message: e.message,
                             details: e.problems.map { Detail(field: $0.field, message: $0.message) })
+        case let e as ReportQueryError: return .badRequest(e.message, code: "bad_query")
         case let e as MalformedBody:
             return AppError(.badRequest, code: "malformed_json", message: e.description,
                             details: [Detail(line: e.line, offset: e.offset, message: e.reason)])

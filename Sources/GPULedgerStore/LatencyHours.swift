@@ -1,6 +1,5 @@
 import Foundation
 import GPULedgerCore
-import GPULedgerStore
 import Synchronization
 
 /// Exact latency percentiles per hour and model (as `/v1/stats?group_by=model,hour` gives them),

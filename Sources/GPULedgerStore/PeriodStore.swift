@@ -146,7 +146,7 @@ public struct PeriodStore: Sendable {
         let key = period.description, totalText = "\(total)", at = now.rfc3339
         let logger = self.logger
         do {
-            try await db.withConnection { conn in
+            _ = try await db.withConnection { conn in
                 try await conn.query("""
                     INSERT INTO closed_periods (period, invoice_id, closed_at, closed_by, total_cost, figures, corrections, invoice)
                     VALUES (\(key), \(id), \(at)::timestamptz, \(by), \(totalText)::numeric,

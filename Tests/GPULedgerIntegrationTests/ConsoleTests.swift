@@ -212,6 +212,9 @@ import Testing
 
             // A tenant's page: its total, its models, a label's breakdown.
             let acmePage = try await page("/tenants/acme?period=\(last)&label=team")
+            // A label key that is no key is refused, saying what a key is.
+            let badLabel = try await page("/tenants/acme?period=\(last)&label=\(String(repeating: "k", count: 65))")
+            #expect(badLabel.status == .badRequest && badLabel.body.contains("names no label key"), "\(badLabel.body.prefix(300))")
             let acmeRow = try #require(billRows.first { $0["tenant"] as? String == "acme" })
             #expect(c.shown(acmePage.body, id: "tenant-total").flatMap { Decimal(string: $0) } == decimal(acmeRow["total_cost_usd"]))
             let range = "from=\(last.start.rfc3339)&to=\(last.end.rfc3339)"

@@ -27,6 +27,16 @@ import Testing
         }
     }
 
+    @Test func aGroupByKeyThatIsNoKeyIsABadQueryThatNamesIt() async throws {
+        let t = try await TestApp.make()
+        try await t.application().test(.router) { client in
+            for path in ["/v1/costs", "/v1/stats"] {
+                let a = try await client.get("\(path)?group_by=tenant,color", key: t.adminKey)
+                #expect(a.status == .badRequest && a.errorCode == "bad_query" && a.body.contains("unknown key \\\"color\\\""), "\(path): \(a.body)")
+            }
+        }
+    }
+
     @Test func aFromAfterNowWithoutToIsAnEmptyRangeAndATypoTenantIsRefused() async throws {
         let t = try await TestApp.make()
         try await t.application().test(.router) { client in
