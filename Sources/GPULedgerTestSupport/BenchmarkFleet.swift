@@ -65,16 +65,17 @@ public enum BenchmarkFleet {
               (6, 'deepseek-v3', 'H200', 'h200-a', 0.00004, 0.0012),
               (7, 'gemma-2-27b', 'L40S', '', 0.00001, 0.0003)
             """)
-        // Rates: one bench key per accelerator, on demand and spot, each changed 14 days in.
-        var rateRows: [String] = []
-        for (acc, od) in [("L4", "0.80"), ("H100", "3.93"), ("H200", "4.98"), ("A10G", "1.01"), ("A100-80GB", "2.56"), ("L40S", "1.86")] {
-            rateRows.append("('bench', 'r1', '\(acc)', 'on_demand', '\(day(-30))', \(od), 'bench', 'bench.csv')")
-            rateRows.append("('bench', 'r1', '\(acc)', 'on_demand', '\(day(14))', round(\(od) * 1.08, 4), 'bench', 'bench.csv')")
-            rateRows.append("('bench', 'r1', '\(acc)', 'spot', '\(day(-30))', round(\(od) * 0.4, 4), 'bench', 'bench.csv')")
-            rateRows.append("('bench', 'r1', '\(acc)', 'spot', '\(day(14))', round(\(od) * 0.45, 4), 'bench', 'bench.csv')")
+        // Rates: one bench key per accelerator, on demand and spot, each changed 14 days in, as a
+        // rate card in the service's pricing folder.
+        var rates: [BenchmarkService.CardRate] = []
+        let onDemand: [(String, Decimal)] = [("L4", 0.80), ("H100", 3.93), ("H200", 4.98), ("A10G", 1.01), ("A100-80GB", 2.56), ("L40S", 1.86)]
+        for (acc, od) in onDemand {
+            for (tier, from, factor) in [("on_demand", day(-30), Decimal(1)), ("on_demand", day(14), Decimal(string: "1.08")!),
+                                         ("spot", day(-30), Decimal(string: "0.4")!), ("spot", day(14), Decimal(string: "0.45")!)] {
+                rates.append(("bench", "r1", acc, tier, CentRounding.rounded(od * factor, scale: 4, .plain), from))
+            }
         }
-        await service.sql("INSERT INTO rates (provider, region, accelerator, tier, effective_from, usd_per_gpu_hour, source, card) VALUES " + rateRows.joined(separator: ","))
-        await service.sql("INSERT INTO default_rates SELECT DISTINCT accelerator, 'bench', 'r1', 'on_demand' FROM bench_models")
+        await service.loadRateCard("bench", rates: rates, defaults: onDemand.map { ($0.0, "bench", "r1", "on_demand") })
         await service.sql("""
             INSERT INTO pools (name, accelerator, provider, region, tier) VALUES
               ('l4-pool', 'L4', 'bench', 'r1', 'on_demand'), ('h100-a', 'H100', 'bench', 'r1', 'on_demand'),

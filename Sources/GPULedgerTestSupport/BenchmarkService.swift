@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import GPULedgerCore
 import GPULedgerStore
 import Logging
 import NIOCore
@@ -96,6 +97,31 @@ public final class BenchmarkService: @unchecked Sendable {
     /// Folds every summary delta a load left (the service folds them every second) before measuring.
     public func foldSummaries() async {
         await sql("DO $$ BEGIN WHILE EXISTS (SELECT 1 FROM usage_delta) LOOP PERFORM usage_fold(); PERFORM pg_sleep(0.05); END LOOP; END $$")
+    }
+
+    /// A rate of a benchmark's rate card: provider, region, accelerator, tier, USD per GPU-hour,
+    /// effective from (a date).
+    public typealias CardRate = (provider: String, region: String, accelerator: String, tier: String, usd: Decimal, from: String)
+
+    /// Writes `rates` as the rate card `name`.csv and `defaults` (accelerator → provider, region,
+    /// tier) as defaults.csv into the service's pricing folder, and loads them the way an operator
+    /// does (`POST /v1/rates/reload`), or fails. Rates put into the table with SQL were dropped
+    /// by the next start's load of the folder, so a service kept with `--keep` lost them on restart.
+    public func loadRateCard(_ name: String, rates: [CardRate], defaults: [(accelerator: String, provider: String, region: String, tier: String)]) async {
+        var card = RateCards.columns.joined(separator: ",") + "\n"
+        for r in rates { card += "\(r.provider),\(r.region),\(r.accelerator),\(r.tier),\(r.usd),\(r.from),benchmark\n" }
+        var defaultsCSV = RateCards.defaultsColumns.joined(separator: ",") + "\n"
+        for d in defaults { defaultsCSV += "\(d.accelerator),\(d.provider),\(d.region),\(d.tier)\n" }
+        do {
+            try card.write(toFile: dir + "/pricing/\(name).csv", atomically: true, encoding: .utf8)
+            try defaultsCSV.write(toFile: dir + "/pricing/" + RateCards.defaultsFile, atomically: true, encoding: .utf8)
+        } catch {
+            await fail("cannot write the rate card: \(error)")
+        }
+        guard let (status, body) = await httpStatus(base + "/v1/rates/reload", method: "POST", key: key, body: ""), status == 200 else {
+            await fail("POST /v1/rates/reload failed")
+        }
+        _ = body
     }
 
     /// Runs one SQL statement, or fails.
