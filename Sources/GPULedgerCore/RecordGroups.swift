@@ -5,7 +5,7 @@
 /// grouping hashed the record's strings again; in a profile of `gpuledger serve` during a month
 /// backfill, hashing was a tenth of its CPU (README, "Ingest speed"). With the groups found once,
 /// the other groupings key on small integers.
-public struct RecordGroups: Sendable, Equatable {
+public struct RecordGroups: Sendable {
     /// Each group's first record: an index into the batch, in the order groups first appear.
     public private(set) var firsts: [Int] = []
     /// Each record's group: an index into `firsts`.

@@ -66,7 +66,7 @@ public struct LeaseStore: Sendable {
 
     /// Gives the lease up if `holder` has it (a replica stopping), so another takes over at once.
     public func release(_ name: String, holder: String) async throws {
-        try await db.withConnection { [logger] conn in
+        _ = try await db.withConnection { [logger] conn in
             try await conn.query("""
                 UPDATE background_leases SET expires_at = now() - interval '1 microsecond'
                 WHERE name = \(name) AND holder = \(holder)
