@@ -68,11 +68,12 @@ public enum BenchmarkFleet {
         // Rates: one bench key per accelerator, on demand and spot, each changed 14 days in, as a
         // rate card in the service's pricing folder.
         var rates: [BenchmarkService.CardRate] = []
-        let onDemand: [(String, Decimal)] = [("L4", 0.80), ("H100", 3.93), ("H200", 4.98), ("A10G", 1.01), ("A100-80GB", 2.56), ("L40S", 1.86)]
+        // (Decimal text, not float literals: a literal goes through a Double.)
+        let onDemand = [("L4", "0.80"), ("H100", "3.93"), ("H200", "4.98"), ("A10G", "1.01"), ("A100-80GB", "2.56"), ("L40S", "1.86")]
         for (acc, od) in onDemand {
-            for (tier, from, factor) in [("on_demand", day(-30), Decimal(1)), ("on_demand", day(14), Decimal(string: "1.08")!),
-                                         ("spot", day(-30), Decimal(string: "0.4")!), ("spot", day(14), Decimal(string: "0.45")!)] {
-                rates.append(("bench", "r1", acc, tier, CentRounding.rounded(od * factor, scale: 4, .plain), from))
+            for (tier, from, factor) in [("on_demand", day(-30), "1"), ("on_demand", day(14), "1.08"), ("spot", day(-30), "0.4"), ("spot", day(14), "0.45")] {
+                let usd = Decimal(string: od)! * Decimal(string: factor)!
+                rates.append(("bench", "r1", acc, tier, CentRounding.rounded(usd, scale: 4, .plain), from))
             }
         }
         await service.loadRateCard("bench", rates: rates, defaults: onDemand.map { ($0.0, "bench", "r1", "on_demand") })

@@ -118,10 +118,10 @@ public final class BenchmarkService: @unchecked Sendable {
         } catch {
             await fail("cannot write the rate card: \(error)")
         }
-        guard let (status, body) = await httpStatus(base + "/v1/rates/reload", method: "POST", key: key, body: ""), status == 200 else {
-            await fail("POST /v1/rates/reload failed")
+        let answer = await httpStatus(base + "/v1/rates/reload", method: "POST", key: key, body: "")
+        guard let answer, answer.0 == 200 else {
+            await fail("POST /v1/rates/reload failed: \(answer.map { "\($0.0) \($0.1)" } ?? "no answer")")
         }
-        _ = body
     }
 
     /// Runs one SQL statement, or fails.
