@@ -150,7 +150,7 @@ public struct MetricsRefreshService: Service {
             // The month's report caches (idle and token shares per pool-day) brought up to date on
             // the primary, so that reports read through a hot standby, which cannot write them,
             // find them current.
-            _ = try await costs.chargebackItems(period: Period.containing(now), now: now)
+            _ = try await costs.chargebackItems(period: Period.containing(now), now: now, detail: .tenantTotals)
             if let leadership { try await leases.countRun(Self.job, holder: leadership.holder) }
         }
         // The Models page's chart for the fleet: the hours that changed since the last refresh.

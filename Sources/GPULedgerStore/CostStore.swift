@@ -163,19 +163,41 @@ extension CostStore {
     /// Exact to 24 places before a division, so that ratios keep 20 places after it.
     static let exact = "::numeric(1000, 24)"
 
+    /// What of a bill's items the store returns: each tenant's rounding needs every tenant's
+    /// exact sums (largest remainder, `Chargeback.assemble`), but its lines only its own items.
+    public enum BillDetail: Sendable, Equatable {
+        /// Every item (the fleet's bill, an invoice).
+        case everyTenant
+        /// The tenant's items and the fleet's (no tenant); every other tenant's summed into one
+        /// item per kind, priced or not: the same cents for every tenant, the tenant's lines only.
+        case oneTenant(String)
+        /// The fleet's items, every tenant's summed (each tenant's cents, no tenant's lines).
+        case tenantTotals
+    }
+
     /// The month's bill as of `now`; only one tenant's rows and lines when `tenant` is set (the
-    /// fleet's totals stay the whole fleet's).
+    /// fleet's totals stay the whole fleet's), from its own items and the other tenants' sums.
     public func bill(period: Period, tenant: String?, now: Timestamp) async throws -> Chargeback {
-        let items = try await withSpan("report chargeback", ofKind: .internal) { span in
-            span.attributes["gpuledger.period"] = period.description
-            return try await chargebackItems(period: period, now: now)
-        }
-        var bill = Chargeback.assemble(period: period, items: items)
+        var bill = try await bill(period: period, detail: tenant.map(BillDetail.oneTenant) ?? .everyTenant, now: now)
         if let tenant {
             bill.tenants = bill.tenants.filter { $0.tenant == tenant }
             bill.lines = bill.lines.filter { $0.item.tenant == tenant }
         }
         return bill
+    }
+
+    /// Each tenant's cents for the month as of `now` (usage and idle, as `Chargeback.figures`
+    /// has them; nil: the unallocated idle), without the lines.
+    public func figures(period: Period, now: Timestamp) async throws -> [String?: Decimal] {
+        try await bill(period: period, detail: .tenantTotals, now: now).figures
+    }
+
+    func bill(period: Period, detail: BillDetail, now: Timestamp) async throws -> Chargeback {
+        let items = try await withSpan("report chargeback", ofKind: .internal) { span in
+            span.attributes["gpuledger.period"] = period.description
+            return try await chargebackItems(period: period, now: now, detail: detail)
+        }
+        return Chargeback.assemble(period: period, items: items)
     }
 
     /// The priced pieces of a month's bill (see `ChargeItem`). Usage comes from the summaries.
@@ -187,7 +209,7 @@ extension CostStore {
     /// without summaries or cache, for the benchmark's comparison). `usageUntil` leaves out the
     /// usage at or after it (a budget asked about a past moment); idle is shared by whole hours.
     public func chargebackItems(period: Period, now: Timestamp, usageUntil: Timestamp? = nil,
-                                rawOnly: Bool = false) async throws -> [ChargeItem] {
+                                rawOnly: Bool = false, detail: BillDetail = .everyTenant) async throws -> [ChargeItem] {
         let end = min(period.end, max(now, period.start))
         let logger = self.logger
         // (Through a hot standby nothing can be written: stale pool-days are computed below, and
@@ -263,20 +285,32 @@ extension CostStore {
             ),
             \(pricing),
             \(idle),
-            \(tokens)
-            SELECT 'usage', tenant, CASE WHEN in_pool THEN pool END, accelerator, kp, kr, kt, rate::text,
-                   (extract(epoch FROM seg_s) * 1000000)::bigint, (extract(epoch FROM seg_e) * 1000000)::bigint,
-                   sum(requests)::bigint, sum(errors)::bigint, trim_scale(sum(gpu_seconds))::text,
-                   sum(input_tokens)::bigint, sum(output_tokens)::bigint,
-                   round(sum(charge_gs * rate)\(x) / 3600, 20)::text, by_tokens, round(sum(charge_gs), 20)::text
-            FROM priced GROUP BY tenant, CASE WHEN in_pool THEN pool END, accelerator, kp, kr, kt, rate, seg_s, seg_e, by_tokens
-            UNION ALL
+            \(tokens),
+            bill_items AS (
+                SELECT 'usage' AS kind, tenant, CASE WHEN in_pool THEN pool END AS pool, accelerator, kp AS provider, kr AS region, kt AS tier,
+                       rate, seg_s, seg_e, sum(requests)::bigint AS requests, sum(errors)::bigint AS errors, trim_scale(sum(gpu_seconds)) AS gs,
+                       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+                       round(sum(charge_gs * rate)\(x) / 3600, 20) AS cost, by_tokens, round(sum(charge_gs), 20) AS charged
+                FROM priced GROUP BY tenant, CASE WHEN in_pool THEN pool END, accelerator, kp, kr, kt, rate, seg_s, seg_e, by_tokens
+                UNION ALL
+                SELECT kind, tenant, pool, accelerator, provider, region, tier, rate, seg_s, seg_e,
+                       sum(pool_hours)::bigint, 0, round(sum(gs), 20), 0, 0, round(sum(cost), 20), false, NULL
+                FROM (SELECT * FROM idle UNION ALL SELECT * FROM tokitems) i
+                GROUP BY kind, tenant, pool, accelerator, provider, region, tier, rate, seg_s, seg_e
+            )
             SELECT kind, tenant, pool, accelerator, provider, region, tier, rate::text,
                    (extract(epoch FROM seg_s) * 1000000)::bigint, (extract(epoch FROM seg_e) * 1000000)::bigint,
-                   sum(pool_hours)::bigint, 0, round(sum(gs), 20)::text, 0, 0, round(sum(cost), 20)::text, false, NULL
-            FROM (SELECT * FROM idle UNION ALL SELECT * FROM tokitems) i
-            GROUP BY kind, tenant, pool, accelerator, provider, region, tier, rate, seg_s, seg_e
+                   requests, errors, gs::text, input_tokens, output_tokens, cost::text, by_tokens, charged::text
+            FROM bill_items
             """
+        switch detail {
+        case .everyTenant:
+            break
+        case .oneTenant(let tenant):
+            q.sql += " WHERE tenant IS NULL OR tenant = \(q.bind(tenant))\n" + Self.tenantSums + " AND tenant <> \(q.bind(tenant))" + Self.tenantSumsGroup
+        case .tenantTotals:
+            q.sql += " WHERE tenant IS NULL\n" + Self.tenantSums + Self.tenantSumsGroup
+        }
         let sqlQuery = q.query
         return try await db.withConnection { conn in
             try await ReportSQL.noJIT(conn, logger)
@@ -306,6 +340,18 @@ extension CostStore {
             return items
         }
     }
+
+    /// Tenants' items summed, one item per tenant, kind and priced or not, with the columns of
+    /// `chargebackItems`' rows: what `Chargeback.assemble` needs of them for every tenant's cents
+    /// (it adds up exact item costs; these are the same sums). `tenantSums` + conditions +
+    /// `tenantSumsGroup`.
+    static let tenantSums = """
+        UNION ALL
+        SELECT kind, tenant, NULL, '', NULL, NULL, NULL, NULL, NULL::bigint, NULL::bigint, sum(requests)::bigint, sum(errors)::bigint,
+               sum(gs)::text, sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cost)::text, false, NULL
+        FROM bill_items WHERE tenant IS NOT NULL
+        """
+    static let tenantSumsGroup = " GROUP BY kind, tenant, cost IS NULL"
 
     /// `WITH cur AS (…)`: every registered pool and day of the period, with its usage version,
     /// whether it is finished (`cacheable`: the day ended by `end`) and whether the cache holds

@@ -87,7 +87,8 @@ public struct PeriodStore: Sendable {
         if let frozen = try await invoice(period) {
             bill = frozen
         } else {
-            bill = try await costs.bill(period: period, tenant: nil, now: now)
+            // One tenant's: its own items and the others' sums (the same cents, `CostStore.bill`).
+            bill = try await costs.bill(period: period, tenant: tenant, now: now)
                 .billing(try await corrections(billedIn: period, now: now, closed: try await stored()))
         }
         if let tenant {
@@ -105,7 +106,7 @@ public struct PeriodStore: Sendable {
         var out: [Chargeback.Correction] = []
         var c = m.previous
         while let entry = closed[c] {
-            let ledger = try await costs.bill(period: c, tenant: nil, now: now).figures
+            let ledger = try await costs.figures(period: c, now: now)
             var billed = entry.figures
             var p = c.next
             while p < m {

@@ -260,7 +260,8 @@ public struct PlanningStore: Sendable {
         var out: [String?: Decimal] = [:]
         var month = Period.containing(from)
         while month.start.microseconds < at.microseconds {
-            let items = try await costs.chargebackItems(period: month, now: at, usageUntil: at)
+            // Totals only: every tenant's cents need every tenant's sums, not its lines.
+            let items = try await costs.chargebackItems(period: month, now: at, usageUntil: at, detail: .tenantTotals)
             let cb = Chargeback.assemble(period: month, items: items)
             for t in cb.tenants { out[t.tenant, default: 0] += t.totalCost }
             out[nil, default: 0] += cb.fleet.totalCost

@@ -275,6 +275,24 @@ import Testing
                 let fleetAnswer = bill["fleet"] as? [String: Any] ?? [:]
                 for (field, value) in expected.fleet { #expect(fleetAnswer[field] as? String == value, "\(field), \(attempt)") }
             }
+
+            // One tenant's chargeback is computed from its own items and the other tenants' sums
+            // (CostStore.BillDetail): the same row, fleet and FOCUS lines as the whole bill's.
+            let whole = try await client.get("/v1/chargeback?period=2026-10", key: t.financeKey).json
+            let wholeRows = whole["rows"] as? [[String: Any]] ?? []
+            let wholeFOCUS = CSVRows.parse(try await client.get("/v1/chargeback?period=2026-10&format=focus", key: t.financeKey).body).map(\.fields)
+            let account = wholeFOCUS.first?.firstIndex(of: "SubAccountId") ?? -1
+            #expect(account >= 0 && wholeRows.count == expected.rows.count)
+            for row in wholeRows {
+                let tenant = row["tenant"] as? String ?? ""
+                let one = try await client.get("/v1/chargeback?period=2026-10&tenant=\(tenant)", key: t.financeKey).json
+                let oneRows = one["rows"] as? [[String: Any]] ?? []
+                #expect(oneRows.count == 1 && NSDictionary(dictionary: oneRows.first ?? [:]).isEqual(to: row), "\(tenant): \(oneRows) against \(row)")
+                #expect(NSDictionary(dictionary: one["fleet"] as? [String: Any] ?? [:]).isEqual(to: whole["fleet"] as? [String: Any] ?? [:]), "\(tenant)")
+                let oneFOCUS = CSVRows.parse(try await client.get("/v1/chargeback?period=2026-10&tenant=\(tenant)&format=focus", key: t.financeKey).body).map(\.fields)
+                let mine = wholeFOCUS.dropFirst().filter { account >= 0 && $0[account] == tenant }
+                #expect(!mine.isEmpty && oneFOCUS.dropFirst().elementsEqual(mine), "\(tenant): \(oneFOCUS.count - 1) FOCUS lines against \(mine.count)")
+            }
         }
     }
 }
