@@ -10,7 +10,7 @@
 //    (../shared/data/traces, CC-BY-4.0), GPU-seconds from tokens by model size, 1% errors, a team
 //    label on most. Pools have capacity that grows mid-month; rates change on 2026-10-15.
 // 2. While a background client keeps ingesting over HTTP, times `runs` requests of each report:
-//    a month's /v1/chargeback, /v1/costs by tenant and day, /v1/costs by model and accelerator,
+//    a month's /v1/chargeback (the fleet's and one tenant's), /v1/costs by tenant and day, /v1/costs by model and accelerator,
 //    over HTTP (the whole service) and in process from the store; then the same reports from
 //    the raw records only (no rollup), and prints p50/p95 and the ratio.
 // 3. Freshness: a record just acknowledged is in the next report (checked, not timed).
@@ -113,6 +113,11 @@ struct Report { var name: String; var path: String; var store: (Bool) async thro
 let reports = CommandLine.arguments.contains("--load-only") ? [] : [
     Report(name: "chargeback, month", path: "/v1/chargeback?period=2026-10") { raw in
         _ = Chargeback.assemble(period: october, items: try await store.chargebackItems(period: october, now: WallClock.system.now(), rawOnly: raw))
+    },
+    // One tenant's (tenant-00, the largest): its own items and the other tenants' sums.
+    Report(name: "chargeback, one tenant", path: "/v1/chargeback?period=2026-10&tenant=tenant-00") { raw in
+        _ = Chargeback.assemble(period: october, items: try await store.chargebackItems(period: october, now: WallClock.system.now(), rawOnly: raw,
+                                                                                        detail: .oneTenant("tenant-00")))
     },
     Report(name: "costs by tenant, day", path: "/v1/costs?from=2026-10-01&to=2026-11-01&group_by=tenant,day") { raw in
         var q = CostQuery(from: monthFrom, to: monthTo, groupBy: [.tenant, .day]); q.rawOnly = raw
