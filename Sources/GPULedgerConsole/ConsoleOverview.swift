@@ -42,20 +42,30 @@ extension ConsoleController {
         let today = now.dayStart
         let ninetyDays = Timestamp(microseconds: today.microseconds - 89 * day)
 
-        let byTenant = try await costs.costs(CostQuery(from: month, to: now, groupBy: [.tenant], tenant: scope))
-        let byModel = try await costs.costs(CostQuery(from: month, to: now, groupBy: [.model], tenant: scope))
-        let daily = try await costs.costs(CostQuery(from: ninetyDays, to: now, groupBy: [.day], tenant: scope))
-        let beforeToday = today > month ? try await costs.costs(CostQuery(from: month, to: today, groupBy: [], tenant: scope)).total.costUSD : "0"
         let monthDays = Int((period.end.microseconds - today.microseconds) / day)
+        let logger = context.logger
+        // The page's reads are independent: they run at once, each on its own connection, as on
+        // the tenant, Models and Capacity pages.
+        async let byTenantRead = costs.costs(CostQuery(from: month, to: now, groupBy: [.tenant], tenant: scope))
+        async let byModelRead = costs.costs(CostQuery(from: month, to: now, groupBy: [.model], tenant: scope))
+        async let dailyRead = costs.costs(CostQuery(from: ninetyDays, to: now, groupBy: [.day], tenant: scope))
+        async let beforeTodayRead: String = {
+            guard today > month else { return "0" }
+            return try await costs.costs(CostQuery(from: month, to: today, groupBy: [], tenant: scope)).total.costUSD
+        }()
         // The page stands without its forecast card; a failure is logged, not hidden.
-        var forecast: PlanningStore.SpendForecast?
-        do {
-            forecast = try await planning.forecastSpend(tenant: scope, model: nil, horizon: max(monthDays, 1), level: 0.8, asOf: now)
-        } catch {
-            context.logger.warning("overview: no month forecast", metadata: ["error": .string(String(describing: error))])
-        }
-        let budgetList = try await budgets.list(tenant: scope)
-        let (statuses, statusesAt) = try await self.statuses(budgetList, now: now)
+        async let forecastRead: PlanningStore.SpendForecast? = {
+            do {
+                return try await planning.forecastSpend(tenant: scope, model: nil, horizon: max(monthDays, 1), level: 0.8, asOf: now)
+            } catch {
+                logger.warning("overview: no month forecast", metadata: ["error": .string(String(describing: error))])
+                return nil
+            }
+        }()
+        async let statusesRead = self.statuses(try await budgets.list(tenant: scope), now: now)
+        let byTenant = try await byTenantRead, byModel = try await byModelRead, daily = try await dailyRead
+        let beforeToday = try await beforeTodayRead, forecast = await forecastRead
+        let (statuses, statusesAt) = try await statusesRead
         let atRisk = statuses.filter { $0.state == .at_risk || $0.state == .exceeded }
 
         var body = "<h1>Overview</h1><p class=\"muted\">\(scope.map { "Tenant \(HTML.escape($0)), " } ?? "")month to date: \(month.rfc3339.prefix(10)) to now (UTC)</p>"
