@@ -307,9 +307,11 @@ extension CostStore {
         case .everyTenant:
             break
         case .oneTenant(let tenant):
-            q.sql += " WHERE tenant IS NULL OR tenant = \(q.bind(tenant))\n" + Self.tenantSums + " AND tenant <> \(q.bind(tenant))" + Self.tenantSumsGroup
+            let own = " WHERE tenant IS NULL OR tenant = \(q.bind(tenant))\n", others = Self.tenantSums(&q, except: tenant)
+            q.sql += own + others
         case .tenantTotals:
-            q.sql += " WHERE tenant IS NULL\n" + Self.tenantSums + Self.tenantSumsGroup
+            let others = Self.tenantSums(&q, except: nil)
+            q.sql += " WHERE tenant IS NULL\n" + others
         }
         let sqlQuery = q.query
         return try await db.withConnection { conn in
@@ -341,17 +343,18 @@ extension CostStore {
         }
     }
 
-    /// Tenants' items summed, one item per tenant, kind and priced or not, with the columns of
-    /// `chargebackItems`' rows: what `Chargeback.assemble` needs of them for every tenant's cents
-    /// (it adds up exact item costs; these are the same sums). `tenantSums` + conditions +
-    /// `tenantSumsGroup`.
-    static let tenantSums = """
+    /// `UNION ALL` the tenants' items summed (but `except`'s), one item per tenant, kind and
+    /// priced or not, with the columns of `chargebackItems`' rows: what `Chargeback.assemble`
+    /// needs of them for every tenant's cents (it adds up exact item costs; these are the same sums).
+    static func tenantSums(_ q: inout SQLText, except tenant: String?) -> String {
+        """
         UNION ALL
         SELECT kind, tenant, NULL, '', NULL, NULL, NULL, NULL, NULL::bigint, NULL::bigint, sum(requests)::bigint, sum(errors)::bigint,
                sum(gs)::text, sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cost)::text, false, NULL
-        FROM bill_items WHERE tenant IS NOT NULL
+        FROM bill_items WHERE tenant IS NOT NULL\(tenant.map { " AND tenant <> \(q.bind($0))" } ?? "")
+        GROUP BY kind, tenant, cost IS NULL
         """
-    static let tenantSumsGroup = " GROUP BY kind, tenant, cost IS NULL"
+    }
 
     /// `WITH cur AS (…)`: every registered pool and day of the period, with its usage version,
     /// whether it is finished (`cacheable`: the day ended by `end`) and whether the cache holds
