@@ -20,6 +20,9 @@ import GPULedgerCore
 import GPULedgerStore
 import GPULedgerTestSupport
 
+checkArguments(program: "gpuledger-bench-console", source: "Benchmarks/ConsoleBenchmark/main.swift",
+               values: ["--records", "--runs", "--budgets", "--binary", "--traces"], flags: ["--keep"])
+
 /// Prints a line at once (stdout to a pipe is block-buffered).
 func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 

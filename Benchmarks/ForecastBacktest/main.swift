@@ -13,6 +13,9 @@ import Foundation
 import GPULedgerCore
 import GPULedgerTestSupport
 
+checkArguments(program: "gpuledger-backtest", source: "Benchmarks/ForecastBacktest/main.swift",
+               values: ["--series", "--seed", "--coverage", "--dump-series", "--servegen"], flags: ["--additive-only", "--capacity-only"])
+
 /// Prints a line at once (stdout is block-buffered when piped).
 func say(_ line: String) { print(line); fflush(nil) }
 

@@ -18,6 +18,9 @@ import GPULedgerStore
 import GPULedgerTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+
+checkArguments(program: "gpuledger-bench-ingest", source: "Benchmarks/IngestBenchmark/main.swift",
+               values: ["--records", "--batch", "--connections", "--rounds", "--shape", "--usage-metrics", "--binary"])
 #endif
 
 

@@ -15,6 +15,9 @@ import GPULedgerHTTP
 import GPULedgerCore
 import GPULedgerTestSupport
 
+checkArguments(program: "gpuledger-bench-metrics", source: "Benchmarks/MetricsBenchmark/main.swift",
+               values: ["--tenants", "--records", "--runs", "--binary"])
+
 func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
 let tenants = option("--tenants", 1000)

@@ -16,6 +16,9 @@ import GPULedgerTestSupport
 import OTLPProto
 import SwiftProtobuf
 
+checkArguments(program: "gpuledger-bench-otlp", source: "Benchmarks/OTLPBenchmark/main.swift",
+               values: ["--records", "--spans", "--rounds", "--binary"])
+
 func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 

@@ -8,6 +8,9 @@
 import Foundation
 import GPULedgerTestSupport
 
+checkArguments(program: "gpuledger-fuzz-otlp", source: "Benchmarks/OTLPFuzz/main.swift",
+               values: ["--seconds", "--seed", "--corpus"])
+
 let seconds = option("--seconds", 180)
 let seed = UInt64(option("--seed", Int(UInt32(truncatingIfNeeded: UInt64(Date().timeIntervalSince1970 * 1000)))))
 let corpus = try OTLPFuzz.corpus(directory: stringOption("--corpus", "Tests/Fuzz/otlp-corpus"))

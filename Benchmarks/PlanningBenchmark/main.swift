@@ -14,6 +14,9 @@ import GPULedgerCore
 import GPULedgerTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+
+checkArguments(program: "gpuledger-bench-planning", source: "Benchmarks/PlanningBenchmark/main.swift",
+               values: ["--tenants", "--days", "--runs", "--binary"], flags: ["--keep"])
 #endif
 
 func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }

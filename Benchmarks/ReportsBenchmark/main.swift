@@ -23,6 +23,9 @@ import Logging
 import NIOCore
 import PostgresNIO
 
+checkArguments(program: "gpuledger-bench-reports", source: "Benchmarks/ReportsBenchmark/main.swift",
+               values: ["--records", "--runs", "--ingest-rate", "--binary", "--traces"], flags: ["--keep", "--load-only", "--no-raw", "--token-pools"])
+
 /// Prints a line at once (stdout to a pipe is block-buffered).
 func print(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
