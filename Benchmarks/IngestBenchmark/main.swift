@@ -18,10 +18,10 @@ import GPULedgerStore
 import GPULedgerTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+#endif
 
 checkArguments(program: "gpuledger-bench-ingest", source: "Benchmarks/IngestBenchmark/main.swift",
                values: ["--records", "--batch", "--connections", "--rounds", "--shape", "--usage-metrics", "--binary"])
-#endif
 
 
 /// Prints a line at once (stdout to a pipe is block-buffered, and a benchmark's progress matters).

@@ -14,10 +14,10 @@ import GPULedgerCore
 import GPULedgerTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+#endif
 
 checkArguments(program: "gpuledger-bench-planning", source: "Benchmarks/PlanningBenchmark/main.swift",
                values: ["--tenants", "--days", "--runs", "--binary"], flags: ["--keep"])
-#endif
 
 func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 
