@@ -14,7 +14,7 @@ import Synchronization
 /// With `ingestActivity`, a fold due while this process's ingest is busy waits (polling every
 /// 50 ms) until ingest pauses, at most `maxWait` or until `IngestActivity.maxRecords` records
 /// came in: on two cores the fold and ingest share the CPU, and a backfill goes faster with the
-/// fold after it (README, "Ingest speed").
+/// fold after it (README, "The fold").
 /// With `leadership`, only the replica holding the background lease folds (each run counted in
 /// `background_runs`); without, this process always does (a single instance, tests).
 public struct SummaryFoldService: Service {

@@ -3,7 +3,7 @@
 /// Ingest groups a batch by these four names three times: for its summary deltas (per hour too),
 /// for the pool-days whose versions it bumps (pool and day), and for the usage metrics. Each
 /// grouping hashed the record's strings again; in a profile of `gpuledger serve` during a month
-/// backfill, hashing was a tenth of its CPU (README, "Ingest speed"). With the groups found once,
+/// backfill, hashing was a tenth of its CPU (docs/performance-log.md, "Ingest"). With the groups found once,
 /// the other groupings key on small integers.
 public struct RecordGroups: Sendable {
     /// Each group's first record: an index into the batch, in the order groups first appear.

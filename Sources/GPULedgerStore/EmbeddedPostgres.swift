@@ -103,7 +103,7 @@ public struct EmbeddedPostgres: Sendable {
             checkpoint_timeout = 15min
             # WAL for bulk writes (a backfill's fold writes ~370 bytes of WAL per summary row):
             # larger buffers, so that backends wait less on WAL writes, and segments kept for
-            # reuse, so that a fold does not zero-fill new ones (README, "Ingest speed").
+            # reuse, so that a fold does not zero-fill new ones (docs/performance-log.md, "Ingest").
             wal_buffers = 64MB
             min_wal_size = 512MB
 

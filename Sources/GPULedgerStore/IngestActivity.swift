@@ -4,7 +4,7 @@ import Synchronization
 ///
 /// The fold and ingest compete for the same CPUs: on two cores, a fold every second during a
 /// month-wide backfill of 200,000 records held ingest at 0.36-0.50 of `\copy`; with no fold
-/// during the load, 0.57-0.64 (README, "Ingest speed"). Reports are exact whether the deltas are
+/// during the load, 0.57-0.64 (docs/performance-log.md, "Ingest"). Reports are exact whether the deltas are
 /// folded or not (they read them too), so the fold may wait while batches come in, and runs as
 /// soon as ingest pauses. The wait is bounded: by the records stored since the last fold
 /// (`maxRecords`: the deltas every report scans), and by the fold service's longest wait.

@@ -42,14 +42,14 @@ public struct UsageStore: Sendable {
 
     /// Stores a batch, all or nothing, idempotent on (tenant, request_id); returns after commit.
     ///
-    /// The write path, chosen by measurement (README, "Ingest speed"):
+    /// The write path, chosen by measurement (README, "The write path"):
     /// 1. Fast path: COPY the batch straight into `usage_records` in one transaction. With no
     ///    duplicates, the normal case, this is PostgreSQL's fastest way in (as fast as `\copy`).
     /// 2. If the unique key refuses a row (a resend, or a request id twice in the batch), that
     ///    transaction is rolled back whole and the batch goes through a staging table instead:
     ///    COPY into a temporary table, then one `INSERT … SELECT DISTINCT ON … ON CONFLICT DO
     ///    NOTHING` (first write wins), and one query for the duplicates whose content differs.
-    ///    Measured (README, "Ingest speed"): the direct path takes a month-wide backfill at
+    ///    Measured (docs/performance-log.md, "Ingest"): the direct path takes a month-wide backfill at
     ///    120,000–200,000 records/s here, the staging path a resent one at 60,000–100,000, so
     ///    staging is kept for the batches that need it.
     ///
