@@ -256,7 +256,7 @@ extension CostStore {
             let rawHourly = ReportSQL.base(&q, from: period.start, to: period.end, rawOnly: true)
             idle = """
                 cur AS (SELECT p.name AS pool, d.day FROM (SELECT name FROM pools WHERE allocation = 'gpu_seconds') p,
-                        generate_series(\(q.bind(period.start)), \(q.bind(period.end)) - interval '1 day', interval '1 day') AS d(day)),
+                        \(q.days(from: period.start, to: period.end)) AS d),
                 todo AS (SELECT pool, day FROM cur),
                 rawhourly AS (\(rawHourly)),
                 \(Self.idleItems(&q, end: end, usage: "rawhourly", period: period)),
@@ -366,7 +366,7 @@ extension CostStore {
                    EXISTS (SELECT 1 FROM idle_cache m WHERE m.pool = p.name AND m.day = d.day AND m.kind = 'computed'
                            AND m.usage_version = coalesce(v.version, 0) AND m.epoch = (SELECT epoch FROM report_epoch)) AS valid
             FROM pools p
-            CROSS JOIN generate_series(\(q.bind(period.start)), \(q.bind(period.end)) - interval '1 day', interval '1 day') AS d(day)
+            CROSS JOIN \(q.days(from: period.start, to: period.end)) AS d
             LEFT JOIN pool_day_versions v ON v.pool = p.name AND v.day = d.day
             WHERE p.allocation = 'gpu_seconds'
         )

@@ -18,6 +18,20 @@ struct SQLText {
 
     mutating func bind(_ t: Timestamp) -> String { bind(t.rfc3339) + "::timestamptz" }
 
+    /// The days `from`, `from` + 24 h, … that end by `to` (those of
+    /// `generate_series(from, to - interval '1 day', interval '1 day')` in UTC) as a set of one
+    /// column `day`, for `CROSS JOIN \(q.days(from:to:)) AS d`: one bound `bigint[]` of their
+    /// starts. PostgreSQL counts the elements of an array constant, where it guesses 1,000 rows
+    /// for a `generate_series` of timestamps: with that guess a month's chargeback was planned
+    /// for 45,000 usage rows instead of 9,600, and sorted them where hashing is faster (README,
+    /// "Report speed").
+    mutating func days(from: Timestamp, to: Timestamp) -> String {
+        let starts = Array(stride(from: from.microseconds, through: to.microseconds - Timestamp.day, by: Int(Timestamp.day)))
+        binds.append(starts)
+        count += 1
+        return "(SELECT 'epoch'::timestamptz + x * interval '1 microsecond' AS day FROM unnest($\(count)::bigint[]) AS x)"
+    }
+
     /// Binds a list of texts as one `text[]`.
     mutating func bind(_ values: [String]) -> String {
         binds.append(values)
@@ -130,7 +144,7 @@ enum ReportSQL {
             parts.append("""
                 SELECT h.hour, \(summed.split(separator: ",").map { "h." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")), NULL::numeric AS tok_gs
                 FROM tokpools tpn
-                CROSS JOIN generate_series(\(bd0), \(bd1) - interval '1 day', interval '1 day') AS d(day)
+                CROSS JOIN \(q.days(from: d0, to: d1)) AS d
                 CROSS JOIN LATERAL (SELECT * FROM usage_hourly_live
                                     WHERE pool = tpn.name AND hour >= d.day AND hour < d.day + interval '1 day'\(filters) OFFSET 0) h
                 WHERE d.day NOT IN (SELECT day FROM split)\(cached.map { " AND (tpn.name, d.day) NOT IN \($0)" } ?? "")

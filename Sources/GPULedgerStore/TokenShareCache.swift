@@ -26,7 +26,7 @@ enum TokenShareCache {
         todo AS MATERIALIZED (
             SELECT tp.name AS pool, d.day, coalesce(v.version, 0) AS version
             FROM pools tp
-            CROSS JOIN generate_series(\(q.bind(d0)), \(q.bind(d1)) - interval '1 day', interval '1 day') AS d(day)
+            CROSS JOIN \(q.days(from: d0, to: d1)) AS d
             LEFT JOIN pool_day_versions v ON v.pool = tp.name AND v.day = d.day
             WHERE tp.allocation = 'tokens'
               AND NOT EXISTS (SELECT 1 FROM token_share_days t WHERE t.pool = tp.name AND t.day = d.day
