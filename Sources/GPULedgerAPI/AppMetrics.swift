@@ -65,6 +65,7 @@ public final class AppMetrics: Sendable {
         "gpuledger_pool_utilization_ratio": "Busy / provisioned GPUs of the pool in the last whole hour (pools with capacity)",
         "gpuledger_summary_folded_rows_total": "Summary delta rows (a batch's sums per hour, tenant, model, accelerator and pool) folded into the report summaries",
         "gpuledger_summary_fold_duration_seconds": "Time one fold of the summary deltas took",
+        "gpuledger_summary_folded_timestamp_seconds": "When this replica last folded the summary deltas, or began to run the fold (Unix time)",
         "gpuledger_metrics_refreshed_timestamp_seconds": "When the price book and pool gauges were last reloaded (Unix time)",
         "gpuledger_http_request_duration_seconds": "HTTP request duration by route, method and status class",
         "gpuledger_database_unavailable_total": "Requests answered 503 because the database was unreachable",
@@ -262,6 +263,12 @@ public final class AppMetrics: Sendable {
         counter("gpuledger_summary_folded_rows_total", []).increment(by: rows)
         registry.makeDurationHistogram(descriptor: Self.descriptor("gpuledger_summary_fold_duration_seconds"), labels: [],
                                        buckets: Self.durationBuckets).record(duration)
+        foldWatched()
+    }
+
+    /// A fold succeeded, or this replica began to run the fold: what a stalled fold is measured from.
+    func foldWatched() {
+        gauge("gpuledger_summary_folded_timestamp_seconds", []).set(Date().timeIntervalSince1970)
     }
 
     // MARK: - Database and pools

@@ -27,6 +27,8 @@ public struct SummaryFoldService: Service {
     let ingestActivity: IngestActivity?
     let maxWait: Duration
     let logger: Logger
+    /// Whether the previous turn was this process's to fold.
+    private let running = Flag()
 
     public init(database: Database, leadership: Leadership? = nil, metrics: AppMetrics, interval: Duration,
                 ingestActivity: IngestActivity? = nil, maxWait: Duration = .seconds(10), logger: Logger) {
@@ -42,18 +44,28 @@ public struct SummaryFoldService: Service {
 
     public func run() async throws {
         await runPeriodically(every: interval, logger: logger, failure: "summary deltas not folded") {
-            if let leadership, !leadership.isLeader { return }
-            if let ingestActivity {
-                let due = ContinuousClock.now
-                while ingestActivity.busy(), ContinuousClock.now - due < maxWait { try await Task.sleep(for: .milliseconds(50)) }
-                if let leadership, !leadership.isLeader { return }
-                ingestActivity.folding()
-            }
-            let start = ContinuousClock.now
-            let folded = try await usage.foldSummaries()
-            metrics.folded(rows: folded, duration: ContinuousClock.now - start)
-            if let leadership { try await leases.countRun(Self.job, holder: leadership.holder) }
+            try await foldOnce()
         }
+    }
+
+    /// One turn of `run`: folds if this process is to (no `leadership`, or it holds the lease),
+    /// after ingest pauses. At the first turn it is to (at start, or on taking the lease),
+    /// `gpuledger_summary_folded_timestamp_seconds` is set to now, so that a fold that keeps
+    /// failing on a new runner is seen as stale from there (`GPULedgerSummaryFoldStalled`).
+    public func foldOnce() async throws {
+        let runs = leadership?.isLeader ?? true
+        if !running.exchange(runs), runs { metrics.foldWatched() }
+        guard runs else { return }
+        if let ingestActivity {
+            let due = ContinuousClock.now
+            while ingestActivity.busy(), ContinuousClock.now - due < maxWait { try await Task.sleep(for: .milliseconds(50)) }
+            if let leadership, !leadership.isLeader { return }
+            ingestActivity.folding()
+        }
+        let start = ContinuousClock.now
+        let folded = try await usage.foldSummaries()
+        metrics.folded(rows: folded, duration: ContinuousClock.now - start)
+        if let leadership { try await leases.countRun(Self.job, holder: leadership.holder) }
     }
 }
 

@@ -221,12 +221,16 @@ extension Database {
     }
 }
 
-final class Flag: Sendable {
+/// A Boolean shared across tasks.
+public final class Flag: Sendable {
     private let value = Mutex(false)
+    public init() {}
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
     /// Clears the flag; true when it was set (exactly one caller gets true).
-    func take() -> Bool { value.withLock { was in defer { was = false }; return was } }
+    func take() -> Bool { exchange(false) }
+    /// Sets the flag to `new`; what it was.
+    public func exchange(_ new: Bool) -> Bool { value.withLock { was in defer { was = new }; return was } }
 }
 
 /// The pool's figures as this process sees them: connections lent out, callers waiting for

@@ -89,6 +89,14 @@ public struct TestApp: Sendable {
         }
     }
 
+    /// Runs one turn of the summary fold job, as the service's background runner does (with
+    /// this application's metrics).
+    public func foldJob() async throws {
+        try await database.withDatabase { db in
+            try await SummaryFoldService(database: db, metrics: metrics, interval: .seconds(1), logger: TestDatabase.logger).foldOnce()
+        }
+    }
+
     /// The application, as `gpuledger serve` builds it, on this test database.
     public func application(readClient: PostgresClient? = nil) -> some ApplicationProtocol {
         // (The background jobs on a client of their own, as `serve` runs them.)

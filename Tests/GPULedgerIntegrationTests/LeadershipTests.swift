@@ -3,6 +3,7 @@ import GPULedgerAPI
 import GPULedgerStore
 import GPULedgerTestSupport
 import Logging
+import HummingbirdTesting
 import Testing
 
 /// Several replicas on one database: the background lease (sql/0015) has one holder at a time,
@@ -71,6 +72,56 @@ import Testing
             let runs = try await leases.runs()
             #expect(runs.map { "\($0.job) \($0.holder) \($0.runs)" } == ["fleet_gauges replica-a 1", "summary_fold replica-a 3", "summary_fold replica-b 1"])
             #expect(runs.allSatisfy { $0.secondsSinceLast >= 0 && $0.secondsSinceLast < 60 })
+        }
+    }
+
+    /// `gpuledger_summary_folded_timestamp_seconds`, which `GPULedgerSummaryFoldStalled` reads:
+    /// a replica that does not run the fold neither folds nor has the gauge; once it holds the
+    /// lease it folds, counts what it folded and says when.
+    @Test func theFoldRunnerSaysWhenItLastFolded() async throws {
+        let t = try await TestApp.make { $0.instanceName = "the-app" }
+        let posted = try await t.application().test(.router) { client in
+            try await client.post("/v1/usage", key: t.ingestKey, contentType: "application/x-ndjson", body: SampleRecords.ndjson(0..<20)).status
+        }
+        #expect(posted == .ok)
+        try await t.database.withDatabase { db in
+            let metrics = AppMetrics()
+            let leadership = Leadership(holder: "replica-a", ttl: .seconds(60))
+            let election = LeaderElectionService(database: db, leadership: leadership, metrics: metrics, logger: TestDatabase.logger)
+            let fold = SummaryFoldService(database: db, leadership: leadership, metrics: metrics, interval: .seconds(1), logger: TestDatabase.logger)
+            func sample(_ name: String) -> Double? {
+                String(decoding: metrics.render(), as: UTF8.self).split(separator: "\n")
+                    .first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+            }
+            func deltas() async throws -> Int {
+                try await db.withConnection { conn in
+                    var n = 0
+                    for try await c in try await conn.query("SELECT count(*)::int FROM usage_delta", logger: TestDatabase.logger).decode(Int.self) { n = c }
+                    return n
+                }
+            }
+            let waiting = try await deltas()
+            #expect(waiting > 0)
+            // The application ran its own replica, which may still hold the lease (until its 5 s
+            // ttl lapses) when the test framework cancels it before it gives the lease up.
+            try await LeaseStore(database: db).release(Leadership.leaseName, holder: "the-app")
+
+            try await fold.foldOnce()
+            #expect(try await deltas() == waiting)
+            #expect(sample("gpuledger_summary_folded_timestamp_seconds") == nil && sample("gpuledger_summary_folded_rows_total") == nil)
+
+            #expect(await election.attempt())
+            let before = Date().timeIntervalSince1970
+            try await fold.foldOnce()
+            let after = Date().timeIntervalSince1970
+            #expect(try await deltas() == 0)
+            #expect(sample("gpuledger_summary_folded_rows_total") == Double(waiting))
+            let at = try #require(sample("gpuledger_summary_folded_timestamp_seconds"))
+            #expect(at >= before.rounded(.down) && at <= after.rounded(.up), "\(before) <= \(at) <= \(after)")
+            // A later fold, with nothing to fold, says so again: the gauge moves on.
+            try await fold.foldOnce()
+            #expect(try #require(sample("gpuledger_summary_folded_timestamp_seconds")) > at)
+            #expect(sample("gpuledger_summary_folded_rows_total") == Double(waiting))
         }
     }
 }

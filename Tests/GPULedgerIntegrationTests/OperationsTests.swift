@@ -226,6 +226,7 @@ import Testing
             try await client.ingest((0..<20).map { record("s\($0)", ["pool": "\"p\"", "ttft_ms": "200", "tpot_ms": "20", "e2e_ms": "5000"]) }, key: t.ingestKey)
             #expect(try await client.post("/v1/usage", key: t.ingestKey, body: "[" + record("bad", ["gpu_seconds": "-1"]) + "]").status == .unprocessableContent)
             try await t.refreshGauges()
+            try await t.foldJob()
             let scrape = try await client.get("/metrics", key: nil).body
             let exported = Set(scrape.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
                 String(line.prefix { $0 != "{" && $0 != " " })
