@@ -102,8 +102,9 @@ import Testing
             }
             let waiting = try await deltas()
             #expect(waiting > 0)
-            // The application ran its own replica, which may still hold the lease (until its 5 s
-            // ttl lapses) when the test framework cancels it before it gives the lease up.
+            // The application ran its own replica, whose first attempt can be cut off by the test
+            // framework's shutdown after the database gave it the lease: it then does not know it
+            // holds the lease and leaves it to lapse (5 s), so this replica could not take it.
             try await LeaseStore(database: db).release(Leadership.leaseName, holder: "the-app")
 
             try await fold.foldOnce()
