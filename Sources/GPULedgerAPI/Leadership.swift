@@ -95,9 +95,22 @@ public struct LeaderElectionService: Service {
 
     public func run() async throws {
         await runPeriodically(every: interval, logger: logger, failure: "background lease not renewed") { await attempt() }
-        if leadership.isLeader {
-            try? await leases.release(Leadership.leaseName, holder: leadership.holder)
-            _ = leadership.update(nil, started: .now)
+        await stop()
+    }
+
+    /// Gives the lease up, whether or not this replica thinks it holds it: an attempt cut off by
+    /// the shutdown may have taken it in the database without this replica learning so. The
+    /// release matches only this holder, so it never takes the lease from another replica. (An
+    /// attempt whose statement the database runs only after the release can still take it; that
+    /// lease lapses after its ttl, as a dead replica's does.)
+    public func stop() async {
+        do {
+            try await leases.release(Leadership.leaseName, holder: leadership.holder)
+        } catch {
+            logger.warning("the background lease was not given up; it lapses after its ttl", metadata: [
+                "holder": .string(leadership.holder), "error": .string(String(describing: error))])
         }
+        _ = leadership.update(nil, started: .now)
+        metrics.leader(false)
     }
 }

@@ -62,6 +62,32 @@ import Testing
         }
     }
 
+    /// A replica that stops gives the lease up even when it does not know it holds it: an
+    /// attempt cut off by the shutdown can have taken the lease in the database after all.
+    @Test func aStoppingReplicaGivesUpALeaseItDidNotKnowItHeld() async throws {
+        let t = try await TestApp.make()
+        try await t.database.withDatabase { db in
+            let leases = LeaseStore(database: db)
+            let r = replicas(db, ttl: .seconds(60))
+            let (a, electionA) = r[0], (b, electionB) = r[1], (c, electionC) = r[2]
+            #expect(await electionB.attempt())
+            #expect(!(await electionA.attempt()) && !a.isLeader)
+            // The lease passes to replica-a in the database without replica-a learning so.
+            try await leases.release(Leadership.leaseName, holder: b.holder)
+            #expect(try await leases.acquireOrRenew(Leadership.leaseName, holder: a.holder, ttl: .seconds(60)).holder == a.holder)
+            #expect(!a.isLeader)
+
+            await electionA.stop()
+            let lease = try #require(try await leases.lease(Leadership.leaseName))
+            #expect(lease.holder == a.holder && lease.expiresIn <= 0, "\(lease)")
+            // Another replica takes it at once, and a stop elsewhere leaves it alone.
+            #expect(await electionC.attempt() && c.isLeader)
+            await electionB.stop()
+            #expect(try await leases.lease(Leadership.leaseName)?.holder == c.holder)
+            #expect(await electionC.attempt())
+        }
+    }
+
     @Test func eachJobsRunsAreCountedPerReplica() async throws {
         let t = try await TestApp.make()
         try await t.database.withDatabase { db in
@@ -103,8 +129,9 @@ import Testing
             let waiting = try await deltas()
             #expect(waiting > 0)
             // The application ran its own replica, whose first attempt can be cut off by the test
-            // framework's shutdown after the database gave it the lease: it then does not know it
-            // holds the lease and leaves it to lapse (5 s), so this replica could not take it.
+            // framework's shutdown. It gives the lease up on stopping, but a cut-off attempt's
+            // statement can still take the lease after that release (it then lapses in 5 s), and
+            // this replica could not take it meanwhile: released here, after the app has stopped.
             try await LeaseStore(database: db).release(Leadership.leaseName, holder: "the-app")
 
             try await fold.foldOnce()
