@@ -47,8 +47,11 @@ public struct UsageStore: Sendable {
     ///    duplicates, the normal case, this is PostgreSQL's fastest way in (as fast as `\copy`).
     /// 2. If the unique key refuses a row (a resend, or a request id twice in the batch), that
     ///    transaction is rolled back whole and the batch goes through a staging table instead:
-    ///    COPY into a temporary table, then one `INSERT … SELECT DISTINCT ON … ON CONFLICT DO
-    ///    NOTHING` (first write wins), and one query for the duplicates whose content differs.
+    ///    COPY into a temporary table, then one statement that reads each row's stored record,
+    ///    inserts the others with `INSERT … SELECT DISTINCT ON … ON CONFLICT DO NOTHING` (first
+    ///    write wins) and returns the duplicates whose content differs (a second query compares
+    ///    the rows that statement could not: a request id's later rows in the batch, and records
+    ///    another transaction committed meanwhile).
     ///    Measured (docs/performance-log.md, "Ingest"): the direct path takes a month-wide backfill at
     ///    120,000–200,000 records/s here, the staging path a resent one at 60,000–100,000, so
     ///    staging is kept for the batches that need it.
@@ -91,36 +94,63 @@ public struct UsageStore: Sendable {
                     """, logger: logger)
                 try await copy(records, into: "usage_staging", withOrdinal: true, on: conn)
                 // Without statistics the planner guesses the staging table's size and may hash
-                // the whole of usage_records for the joins below instead of probing its key.
-                try await conn.query("ANALYZE usage_staging", logger: logger)
+                // the whole of usage_records for the joins below instead of probing its key. Only
+                // the key's columns are analyzed: the plans below use no other column's statistics
+                // (the same plans with every column analyzed), and analyzing all 18 took 46-76 ms of
+                // a resent batch of 10,000, the key's two 12-17 ms (docs/performance-log.md, "Ingest").
+                try await conn.query("ANALYZE usage_staging (tenant, request_id)", logger: logger)
                 let cols = Self.columns.joined(separator: ", ")
-                var acceptedIndexes: [Int] = []
-                // The rows inserted, their summary deltas (as `SummaryDelta.rows` sums them) and
-                // their pool-days' versions, in one statement.
-                let inserted = try await conn.query("""
-                    WITH ins AS (
+                let compared = Self.columns.dropFirst(2)
+                let differs = "(\(compared.map { "s.\($0)" }.joined(separator: ", "))) IS DISTINCT FROM "
+                    + "(\(compared.map { "u.\($0)" }.joined(separator: ", ")))"
+                // One statement reads each staged row's stored record once (`j`, in the snapshot
+                // from before this statement's insert), inserts the rows not stored (first write
+                // wins), writes their summary deltas and pool-days' versions, and returns:
+                // a: the batch index of each row inserted; c: each stored record's row whose
+                // content differs; u: the rows neither stored nor inserted, to compare once the
+                // insert is seen. Those are a request id's later rows in the batch, and rows
+                // whose record another transaction committed meanwhile (the insert waited for it
+                // and skipped them). Before, the insert probed the key for every row and a second
+                // query probed it again to compare: a resent batch of 10,000 spent 117-143 ms in
+                // the two, 85-94 ms in this one (docs/performance-log.md, "Ingest").
+                let rows = try await conn.query("""
+                    WITH j AS MATERIALIZED (
+                        SELECT s.*, u.tenant IS NOT NULL AS stored, \(unescaped: differs) AS differs
+                        FROM usage_staging s LEFT JOIN usage_records u ON u.tenant = s.tenant AND u.request_id = s.request_id
+                    ), ins AS (
                         INSERT INTO usage_records (\(unescaped: cols))
-                        SELECT DISTINCT ON (tenant, request_id) \(unescaped: cols) FROM usage_staging
+                        SELECT DISTINCT ON (tenant, request_id) \(unescaped: cols) FROM j WHERE NOT stored
                         ORDER BY tenant, request_id, ord
                         ON CONFLICT (tenant, request_id) DO NOTHING
                         RETURNING \(unescaped: Self.summedColumns)
-                    )\(unescaped: Self.deltaCTEs(of: "ins"))
-                    SELECT min(s.ord) FROM ins JOIN usage_staging s USING (tenant, request_id) GROUP BY s.tenant, s.request_id
+                    )\(unescaped: Self.deltaCTEs(of: "ins")),
+                    accepted AS (SELECT min(j.ord) AS ord FROM ins JOIN j USING (tenant, request_id) GROUP BY j.tenant, j.request_id)
+                    SELECT 'a', ord, NULL::text FROM accepted
+                    UNION ALL SELECT 'c', ord, request_id FROM j WHERE stored AND differs
+                    UNION ALL SELECT 'u', ord, NULL FROM j WHERE NOT stored AND ord NOT IN (SELECT ord FROM accepted)
                     """, logger: logger)
-                for try await i in inserted.decode(Int32.self) { acceptedIndexes.append(Int(i)) }
+                var acceptedIndexes: [Int] = []
+                var differing: [(ord: Int32, id: String)] = []
+                var unsettled: [Int32] = []
+                for try await (kind, ord, id) in rows.decode((String, Int32, String?).self) {
+                    switch kind {
+                    case "a": acceptedIndexes.append(Int(ord))
+                    case "c": if let id { differing.append((ord, id)) }
+                    default: unsettled.append(ord)
+                    }
+                }
+                if !unsettled.isEmpty {
+                    let later = try await conn.query("""
+                        SELECT s.ord, s.request_id FROM usage_staging s
+                        JOIN usage_records u ON u.tenant = s.tenant AND u.request_id = s.request_id
+                        WHERE s.ord = ANY(\(unsettled)) AND \(unescaped: differs)
+                        """, logger: logger)
+                    for try await (ord, id) in later.decode((Int32, String).self) { differing.append((ord, id)) }
+                }
                 let accepted = acceptedIndexes.count
-                let compared = Self.columns.dropFirst(2).map { $0 }
-                let left = compared.map { "s.\($0)" }.joined(separator: ", ")
-                let right = compared.map { "u.\($0)" }.joined(separator: ", ")
                 var conflicts: [String] = []
                 var seen = Set<String>()
-                let rows = try await conn.query("""
-                    SELECT s.request_id FROM usage_staging s
-                    JOIN usage_records u ON u.tenant = s.tenant AND u.request_id = s.request_id
-                    WHERE (\(unescaped: left)) IS DISTINCT FROM (\(unescaped: right))
-                    ORDER BY s.ord
-                    """, logger: logger)
-                for try await id in rows.decode(String.self) where seen.insert(id).inserted { conflicts.append(id) }
+                for row in differing.sorted(by: { $0.ord < $1.ord }) where seen.insert(row.id).inserted { conflicts.append(row.id) }
                 return IngestOutcome(accepted: accepted, duplicates: records.count - accepted, conflicts: conflicts,
                                      acceptedIndexes: acceptedIndexes.sorted())
         }

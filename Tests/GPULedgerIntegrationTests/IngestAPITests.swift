@@ -159,6 +159,67 @@ import Testing
         }
     }
 
+    @Test func aStoredRecordSentTwiceInABatchIsComparedEachTime() async throws {
+        let t = try await TestApp.make()
+        try await t.application().test(.router) { client in
+            _ = try await client.post("/v1/usage", key: t.ingestKey, body: record("r1"))
+            let answer = try await client.post("/v1/usage", key: t.ingestKey,
+                                               body: "[\(record("r1")),\(record("r1", ["output_tokens": "9"])),\(record("r2"))]")
+            #expect(answer.json["accepted"] as? Int == 1)
+            #expect(answer.json["duplicates"] as? Int == 2)
+            #expect((answer.json["conflicts"] as? [String]) == ["r1"])
+            #expect(try await client.get("/v1/usage/acme/r1", key: t.adminKey).json["output_tokens"] as? Int == 300)
+        }
+    }
+
+    /// Another transaction commits a record while a batch that holds it goes through the staging
+    /// path: the batch's insert waits for that transaction and skips the row, and the row is still
+    /// compared with what was committed.
+    @Test func aRecordCommittedWhileItsBatchIsStagedIsComparedWithIt() async throws {
+        let t = try await TestApp.make()
+        try await t.application().test(.router) { client in
+            _ = try await client.post("/v1/usage", key: t.ingestKey, body: record("r1"))
+            let (inserted, signal) = AsyncStream.makeStream(of: Void.self)
+            let holder = Task {
+                try await t.database.withDatabase { db in
+                    try await db.withConnection { conn in
+                        try await conn.query("BEGIN", logger: db.logger)
+                        try await conn.query(UsageStore.deltasWritten, logger: db.logger)
+                        try await conn.query("""
+                            WITH rows AS (
+                                INSERT INTO usage_records (tenant, request_id, model, accelerator, started_at, gpu_seconds, input_tokens, output_tokens)
+                                VALUES ('acme', 'r2', 'llama-3.1-70b', 'H100', '2026-11-01T10:00:00Z', 2.5, 1200, 300)
+                                RETURNING \(unescaped: UsageStore.summedColumns)
+                            )\(unescaped: UsageStore.deltaCTEs(of: "rows"))
+                            SELECT 1
+                            """, logger: db.logger)
+                        signal.finish()
+                        try await waitUntil("the batch to wait for this transaction's record") {
+                            let waiting = try await db.withConnection { other in
+                                try await other.query("""
+                                    SELECT count(*)::int FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                                    """, logger: db.logger).collect().first?.decode(Int.self) ?? 0
+                            }
+                            return waiting > 0
+                        }
+                        try await conn.query("COMMIT", logger: db.logger)
+                    }
+                }
+            }
+            for await _ in inserted {}
+            // r1 is stored, so the batch's COPY fails at once and the batch is staged; r2 is not
+            // visible to the staging statement until the holder commits.
+            let answer = try await client.post("/v1/usage", key: t.ingestKey,
+                                               body: "[\(record("r1")),\(record("r2", ["output_tokens": "7"])),\(record("r3"))]")
+            try await holder.value
+            #expect(answer.json["accepted"] as? Int == 1)
+            #expect(answer.json["duplicates"] as? Int == 2)
+            #expect((answer.json["conflicts"] as? [String]) == ["r2"])
+            #expect(try await client.get("/v1/usage/acme/r2", key: t.adminKey).json["output_tokens"] as? Int == 300)
+            #expect(try await client.get("/v1/usage/acme/r3", key: t.adminKey).status == .ok)
+        }
+    }
+
     @Test func sameRequestIDUnderTwoTenantsIsTwoRecords() async throws {
         let t = try await TestApp.make()
         try await t.application().test(.router) { client in
