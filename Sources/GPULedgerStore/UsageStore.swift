@@ -53,8 +53,8 @@ public struct UsageStore: Sendable {
     ///    the rows that statement could not: a request id's later rows in the batch, and records
     ///    another transaction committed meanwhile).
     ///    Measured (docs/performance-log.md, "Ingest"): the direct path takes a month-wide backfill at
-    ///    120,000–200,000 records/s here, the staging path a resent one at 60,000–100,000, so
-    ///    staging is kept for the batches that need it.
+    ///    120,000–200,000 records/s here, the staging path a resent one at about 110,000
+    ///    (2026-12-04), so staging is kept for the batches that need it.
     ///
     /// `groups`: the batch's `RecordGroups`, when the caller has found them already (the usage
     /// metrics group by them too).
